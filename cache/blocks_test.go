@@ -1,0 +1,288 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bucketfs/bucketfs/store"
+	"github.com/bucketfs/bucketfs/store/faultstore"
+)
+
+const testBlock = 64 << 10
+
+func randomBytes(n int, seed int64) []byte {
+	b := make([]byte, n)
+	rand.New(rand.NewSource(seed)).Read(b)
+	return b
+}
+
+func newDataFixture(t *testing.T, cfg Config, size int) (*fixture, []byte, store.Object) {
+	t.Helper()
+	data := randomBytes(size, int64(size))
+	if cfg.BlockSize == 0 {
+		cfg.BlockSize = testBlock
+	}
+	f := newFixture(t, cfg, map[string]string{"obj": string(data)})
+	o, err := f.c.StatFile(context.Background(), "b", "obj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, data, o
+}
+
+func TestReadAtRanges(t *testing.T) {
+	size := 10*testBlock + 123
+	f, data, o := newDataFixture(t, Config{}, size)
+	r := f.c.Open("b", o)
+	tests := []struct {
+		name    string
+		off, n  int
+		wantN   int
+		wantEOF bool
+	}{
+		{"first byte", 0, 1, 1, false},
+		{"inside a block", 100, 1000, 1000, false},
+		{"across blocks", testBlock - 10, 3 * testBlock, 3 * testBlock, false},
+		{"exact block", 2 * testBlock, testBlock, testBlock, false},
+		{"tail", size - 50, 50, 50, true},
+		{"past the end is short", size - 50, 500, 50, true},
+		{"at the end", size, 10, 0, true},
+		{"beyond the end", size + 10, 10, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := make([]byte, tt.n)
+			n, err := r.ReadAt(context.Background(), p, int64(tt.off))
+			if n != tt.wantN || (err == io.EOF) != tt.wantEOF || (err != nil && err != io.EOF) {
+				t.Fatalf("ReadAt = %d, %v; want %d, eof %v", n, err, tt.wantN, tt.wantEOF)
+			}
+			if n > 0 && !bytes.Equal(p[:n], data[tt.off:tt.off+n]) {
+				t.Fatal("bytes differ from the object")
+			}
+		})
+	}
+}
+
+// Many random reads, concurrently, always return the object's bytes.
+func TestReadAtRandomConcurrent(t *testing.T) {
+	size := 40*testBlock + 7
+	f, data, o := newDataFixture(t, Config{DataBytes: 8 * testBlock}, size)
+	r := f.c.Open("b", o)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(seed int64) {
+			defer wg.Done()
+			rnd := rand.New(rand.NewSource(seed))
+			for i := 0; i < 50; i++ {
+				off := rnd.Intn(size)
+				p := make([]byte, rnd.Intn(3*testBlock)+1)
+				n, err := r.ReadAt(context.Background(), p, int64(off))
+				if err != nil && err != io.EOF {
+					t.Error(err)
+					return
+				}
+				if !bytes.Equal(p[:n], data[off:off+n]) {
+					t.Errorf("read at %d: bytes differ", off)
+					return
+				}
+			}
+		}(int64(g))
+	}
+	wg.Wait()
+	if l := f.c.data.lru.Len(); l > 8 {
+		t.Errorf("cache holds %d blocks, bound is 8", l)
+	}
+}
+
+// Readers of the same block at the same time cause one GET.
+func TestConcurrentReadersShareOneGET(t *testing.T) {
+	f, data, o := newDataFixture(t, Config{}, 4*testBlock)
+	gate := make(chan struct{})
+	f.fault.SetHook(func(ctx context.Context, op, bucket, key string) error {
+		if op == faultstore.OpReadAt {
+			<-gate
+		}
+		return nil
+	})
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := f.c.Open("b", o) // separate handles, same version
+			p := make([]byte, 100)
+			if _, err := r.ReadAt(context.Background(), p, 2*testBlock+5); err != nil || !bytes.Equal(p, data[2*testBlock+5:2*testBlock+105]) {
+				t.Errorf("read: %v", err)
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(gate)
+	wg.Wait()
+	if n := f.fault.Count(faultstore.OpReadAt); n != 1 {
+		t.Errorf("GETs = %d, want 1", n)
+	}
+}
+
+// A sequential reader gets read-ahead: most blocks are already cached or
+// in flight when asked for, and GETs cover several blocks each.
+func TestSequentialReadAhead(t *testing.T) {
+	size := 64 * testBlock
+	f, data, o := newDataFixture(t, Config{MaxReadAhead: 16 * testBlock, MaxRunBlocks: 4}, size)
+	r := f.c.Open("b", o)
+	got := make([]byte, 0, size)
+	p := make([]byte, 32<<10) // smaller than a block, as the kernel sends
+	for off := 0; off < size; {
+		n, err := r.ReadAt(context.Background(), p, int64(off))
+		got = append(got, p[:n]...)
+		off += n
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("sequential read differs from the object")
+	}
+	st := f.c.Stats()
+	if st.BlockMisses > 3 {
+		t.Errorf("reader waited on %d block misses; read-ahead should have fetched nearly all blocks first", st.BlockMisses)
+	}
+	if gets := f.fault.Count(faultstore.OpReadAt); gets > 64/4+3 {
+		t.Errorf("%d GETs for 64 blocks with runs of 4", gets)
+	}
+}
+
+// A read at the end of a file (a Parquet footer) fetches what it needs and
+// no read-ahead of the rest.
+func TestRandomReadNoReadAhead(t *testing.T) {
+	size := 64 * testBlock
+	f, _, o := newDataFixture(t, Config{}, size)
+	r := f.c.Open("b", o)
+	p := make([]byte, 8)
+	if _, err := r.ReadAt(context.Background(), p, int64(size-8)); err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadAt(context.Background(), make([]byte, 1000), int64(size/2)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if st := f.c.Stats(); st.BytesRead > 2*testBlock {
+		t.Errorf("footer and one middle read fetched %d bytes, want at most two blocks", st.BytesRead)
+	}
+}
+
+// A read pinned to an ETag fails with ErrChanged once the object is
+// replaced, and the cached metadata is forgotten so a new open sees it.
+func TestETagPinning(t *testing.T) {
+	f, data, o := newDataFixture(t, Config{}, 4*testBlock)
+	ctx := context.Background()
+	r := f.c.Open("b", o)
+	p := make([]byte, 10)
+	if _, err := r.ReadAt(ctx, p, 0); err != nil || !bytes.Equal(p, data[:10]) {
+		t.Fatalf("first read: %v", err)
+	}
+	time.Sleep(20 * time.Millisecond) // let read-ahead settle
+	newData := bytes.Repeat([]byte("n"), 5*testBlock)
+	if _, err := f.mem.Put(ctx, "b", "obj", bytes.NewReader(newData), int64(len(newData))); err != nil {
+		t.Fatal(err)
+	}
+	// Block 0 is cached for the old ETag: still the old bytes, never a mix.
+	if _, err := r.ReadAt(ctx, p, 0); err != nil || !bytes.Equal(p, data[:10]) {
+		t.Fatalf("cached read after overwrite = %q, %v; want the old bytes", p, err)
+	}
+	// An uncached block of the old version cannot be fetched any more.
+	f.c.data.lru.Purge()
+	if _, err := r.ReadAt(ctx, p, 3*testBlock); !errors.Is(err, store.ErrChanged) {
+		t.Fatalf("uncached read after overwrite err = %v, want ErrChanged", err)
+	}
+	o2, err := f.c.StatFile(ctx, "b", "obj")
+	if err != nil || o2.ETag == o.ETag || o2.Size != int64(len(newData)) {
+		t.Fatalf("StatFile after change = %+v, %v; want the new version", o2, err)
+	}
+	r2 := f.c.Open("b", o2)
+	if _, err := r2.ReadAt(ctx, p, 0); err != nil || !bytes.Equal(p, newData[:10]) {
+		t.Fatalf("read of the new version = %q, %v", p, err)
+	}
+}
+
+// A transient failure is retried; an answer such as access denied is not.
+func TestFetchRetries(t *testing.T) {
+	tests := []struct {
+		name     string
+		inject   error
+		failures int32
+		wantErr  error
+		wantGETs int64
+	}{
+		{"transient error retried", errors.New("connection reset by peer"), 2, nil, 3},
+		{"access denied not retried", store.ErrAccessDenied, 1, store.ErrAccessDenied, 1},
+		{"persistent error gives up", errors.New("boom"), 100, errors.New("boom"), 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, data, o := newDataFixture(t, Config{}, testBlock)
+			var left atomic.Int32
+			left.Store(tt.failures)
+			f.fault.SetHook(func(ctx context.Context, op, bucket, key string) error {
+				if op == faultstore.OpReadAt && left.Add(-1) >= 0 {
+					return tt.inject
+				}
+				return nil
+			})
+			p := make([]byte, 10)
+			_, err := f.c.Open("b", o).ReadAt(context.Background(), p, 0)
+			if (err == nil) != (tt.wantErr == nil) || (errors.Is(tt.wantErr, store.ErrAccessDenied) && !errors.Is(err, store.ErrAccessDenied)) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if err == nil && !bytes.Equal(p, data[:10]) {
+				t.Fatal("bytes differ")
+			}
+			if n := f.fault.Count(faultstore.OpReadAt); n != tt.wantGETs {
+				t.Errorf("GETs = %d, want %d", n, tt.wantGETs)
+			}
+		})
+	}
+}
+
+// A reader whose context is cancelled stops waiting; the fetch goes on
+// and serves the next reader.
+func TestCancelledReaderDoesNotPoisonBlock(t *testing.T) {
+	f, data, o := newDataFixture(t, Config{}, testBlock)
+	gate := make(chan struct{})
+	f.fault.SetHook(func(ctx context.Context, op, bucket, key string) error {
+		if op == faultstore.OpReadAt {
+			<-gate
+		}
+		return nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		_, err := f.c.Open("b", o).ReadAt(ctx, make([]byte, 10), 0)
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled read err = %v", err)
+	}
+	close(gate)
+	p := make([]byte, 10)
+	if _, err := f.c.Open("b", o).ReadAt(context.Background(), p, 0); err != nil || !bytes.Equal(p, data[:10]) {
+		t.Fatalf("next read = %v", err)
+	}
+	if n := f.fault.Count(faultstore.OpReadAt); n != 1 {
+		t.Errorf("GETs = %d, want 1", n)
+	}
+}

@@ -1,0 +1,131 @@
+// Package cache sits between the FUSE adapter and the object store. It keeps
+// three kinds of state, each bounded:
+//
+//   - metadata: what a key is (file, directory, both, nothing), filled by
+//     directory listings first and by HeadObject/one-key LIST only on a miss;
+//   - listings: complete directory listings, so a second readdir, ls -l or
+//     find costs no request;
+//   - data: fixed-size blocks of object content keyed by bucket, key, ETag
+//     and block number, in a byte-bounded LRU, with de-duplicated fetches and
+//     sequential read-ahead.
+//
+// Time comes from Config.Now so TTL behaviour is testable with a fake clock.
+package cache
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/bucketfs/bucketfs/store"
+)
+
+// Config holds the knobs of the cache. Zero values take the defaults below.
+type Config struct {
+	// DataBytes bounds the block cache in bytes (--cache-size).
+	DataBytes int64
+	// BlockSize is the unit of caching and of the smallest ranged GET.
+	BlockSize int64
+	// MetadataTTL is how long metadata and listings are trusted (--metadata-ttl).
+	MetadataTTL time.Duration
+	// NegativeTTL is how long "no such key" is trusted.
+	NegativeTTL time.Duration
+	// MaxMetadataEntries bounds the metadata cache in entries.
+	MaxMetadataEntries int
+	// MaxListings bounds how many complete directory listings are kept.
+	MaxListings int
+	// MaxRequests bounds GET requests in flight across the whole mount.
+	MaxRequests int
+	// MaxReadAhead bounds how far ahead of a sequential reader blocks are fetched.
+	MaxReadAhead int64
+	// MaxRunBlocks is the most blocks one ranged GET fetches.
+	MaxRunBlocks int
+	// RequestTimeout bounds one store call made on behalf of possibly many
+	// callers (a de-duplicated HEAD, LIST or GET).
+	RequestTimeout time.Duration
+	// ListPageSize is MaxKeys for directory listings; 0 means the server's
+	// default (1,000 on S3).
+	ListPageSize int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives debug lines about cache decisions.
+	Logger *slog.Logger
+}
+
+// Defaults used for zero fields of Config.
+const (
+	DefaultDataBytes          = 512 << 20
+	DefaultBlockSize          = 1 << 20
+	DefaultMetadataTTL        = 60 * time.Second
+	DefaultNegativeTTL        = 5 * time.Second
+	DefaultMaxMetadataEntries = 1 << 20
+	DefaultMaxListings        = 4096
+	DefaultMaxRequests        = 64
+	DefaultMaxReadAhead       = 64 << 20
+	DefaultMaxRunBlocks       = 8
+	DefaultRequestTimeout     = 2 * time.Minute
+)
+
+func (c Config) withDefaults() Config {
+	if c.DataBytes <= 0 {
+		c.DataBytes = DefaultDataBytes
+	}
+	if c.BlockSize <= 0 {
+		c.BlockSize = DefaultBlockSize
+	}
+	if c.MetadataTTL <= 0 {
+		c.MetadataTTL = DefaultMetadataTTL
+	}
+	if c.NegativeTTL <= 0 {
+		c.NegativeTTL = DefaultNegativeTTL
+	}
+	if c.NegativeTTL > c.MetadataTTL {
+		c.NegativeTTL = c.MetadataTTL
+	}
+	if c.MaxMetadataEntries <= 0 {
+		c.MaxMetadataEntries = DefaultMaxMetadataEntries
+	}
+	if c.MaxListings <= 0 {
+		c.MaxListings = DefaultMaxListings
+	}
+	if c.MaxRequests <= 0 {
+		c.MaxRequests = DefaultMaxRequests
+	}
+	if c.MaxReadAhead <= 0 {
+		c.MaxReadAhead = DefaultMaxReadAhead
+	}
+	if c.MaxRunBlocks <= 0 {
+		c.MaxRunBlocks = DefaultMaxRunBlocks
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Cache is the caching layer over one ObjectStore. It is safe for concurrent use.
+type Cache struct {
+	cfg   Config
+	store store.ObjectStore
+	meta  *metaCache
+	data  *blockCache
+}
+
+// New builds a cache over s.
+func New(s store.ObjectStore, cfg Config) *Cache {
+	cfg = cfg.withDefaults()
+	return &Cache{
+		cfg:   cfg,
+		store: s,
+		meta:  newMetaCache(s, cfg),
+		data:  newBlockCache(s, cfg),
+	}
+}
+
+// Config returns the effective configuration (defaults filled in).
+func (c *Cache) Config() Config { return c.cfg }

@@ -1,0 +1,58 @@
+package cache
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// flight de-duplicates concurrent calls with the same key: the first caller
+// runs fn, the others wait for its result. The work runs on a context that
+// is detached from any single caller's cancellation (a FUSE interrupt of one
+// reader must not fail the others), bounded by timeout instead.
+type flight[T any] struct {
+	timeout time.Duration // bounds each detached call; 0 means none
+	mu      sync.Mutex
+	calls map[string]*call[T]
+}
+
+type call[T any] struct {
+	done chan struct{}
+	val  T
+	err  error
+}
+
+// Do runs fn once per key at a time. A caller whose ctx ends stops waiting
+// and gets ctx.Err(); the call itself goes on for the others.
+func (f *flight[T]) Do(ctx context.Context, key string, fn func(ctx context.Context) (T, error)) (T, error) {
+	f.mu.Lock()
+	if f.calls == nil {
+		f.calls = make(map[string]*call[T])
+	}
+	c, ok := f.calls[key]
+	if !ok {
+		c = &call[T]{done: make(chan struct{})}
+		f.calls[key] = c
+		go func() {
+			wctx := context.WithoutCancel(ctx)
+			if f.timeout > 0 {
+				var cancel context.CancelFunc
+				wctx, cancel = context.WithTimeout(wctx, f.timeout)
+				defer cancel()
+			}
+			c.val, c.err = fn(wctx)
+			f.mu.Lock()
+			delete(f.calls, key)
+			f.mu.Unlock()
+			close(c.done)
+		}()
+	}
+	f.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.val, c.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}

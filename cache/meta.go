@@ -1,0 +1,292 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"github.com/bucketfs/bucketfs/store"
+)
+
+// Kind says what a name is: a file (an object with that key), a directory
+// (a common prefix "key/" or a "key/" marker) or both at once.
+type Kind uint8
+
+// Kinds, combinable.
+const (
+	KindFile Kind = 1 << iota
+	KindDir
+)
+
+// Has reports whether k includes all bits of o.
+func (k Kind) Has(o Kind) bool { return k&o == o }
+
+// Node is the result of resolving one name.
+type Node struct {
+	Kind   Kind
+	Object store.Object // valid when Kind has KindFile
+}
+
+// objEntry records what HeadObject (or a listing) said of one key.
+type objEntry struct {
+	obj    store.Object
+	exists bool
+	at     time.Time
+	// sure marks an absence learnt from a complete listing, which is as
+	// trustworthy as a presence and so lives for the full metadata TTL.
+	sure bool
+}
+
+// dirEntry records whether "key/" has anything under it.
+type dirEntry struct {
+	exists bool
+	at     time.Time
+	sure   bool
+}
+
+type metaCache struct {
+	s   store.ObjectStore
+	cfg Config
+
+	objs  *expirable.LRU[string, objEntry]
+	dirs  *expirable.LRU[string, dirEntry]
+	lists *expirable.LRU[string, *listing]
+
+	heads flight[objEntry]
+	probe flight[dirEntry]
+	bkts  flight[[]store.Bucket]
+
+	mu        sync.Mutex
+	buckets   []store.Bucket
+	bucketsAt time.Time
+}
+
+func newMetaCache(s store.ObjectStore, cfg Config) *metaCache {
+	m := &metaCache{
+		s:     s,
+		cfg:   cfg,
+		objs:  expirable.NewLRU[string, objEntry](cfg.MaxMetadataEntries, nil, cfg.MetadataTTL),
+		dirs:  expirable.NewLRU[string, dirEntry](cfg.MaxMetadataEntries, nil, cfg.MetadataTTL),
+		lists: expirable.NewLRU[string, *listing](cfg.MaxListings, nil, cfg.MetadataTTL),
+	}
+	m.heads.timeout = cfg.RequestTimeout
+	m.probe.timeout = cfg.RequestTimeout
+	m.bkts.timeout = cfg.RequestTimeout
+	return m
+}
+
+func mkey(bucket, key string) string { return bucket + "\x00" + key }
+
+func (m *metaCache) fresh(at time.Time, negative, sure bool) bool {
+	ttl := m.cfg.MetadataTTL
+	if negative && !sure {
+		ttl = m.cfg.NegativeTTL
+	}
+	return m.cfg.Now().Sub(at) < ttl
+}
+
+func (m *metaCache) getObj(bucket, key string) (objEntry, bool) {
+	e, ok := m.objs.Get(mkey(bucket, key))
+	if !ok || !m.fresh(e.at, !e.exists, e.sure) {
+		return objEntry{}, false
+	}
+	return e, true
+}
+
+func (m *metaCache) getDir(bucket, key string) (dirEntry, bool) {
+	e, ok := m.dirs.Get(mkey(bucket, key))
+	if !ok || !m.fresh(e.at, !e.exists, e.sure) {
+		return dirEntry{}, false
+	}
+	return e, true
+}
+
+// Buckets lists the buckets, cached for the metadata TTL.
+func (c *Cache) Buckets(ctx context.Context) ([]store.Bucket, error) {
+	m := c.meta
+	m.mu.Lock()
+	if m.buckets != nil && m.fresh(m.bucketsAt, false, true) {
+		b := m.buckets
+		m.mu.Unlock()
+		return b, nil
+	}
+	m.mu.Unlock()
+	return m.bkts.Do(ctx, "", func(ctx context.Context) ([]store.Bucket, error) {
+		b, err := m.s.ListBuckets(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if b == nil {
+			b = []store.Bucket{}
+		}
+		m.mu.Lock()
+		m.buckets, m.bucketsAt = b, m.cfg.Now()
+		m.mu.Unlock()
+		return b, nil
+	})
+}
+
+// CheckBucket reports whether bucket exists and may be listed: nil, or an
+// error wrapping store.ErrNotFound or store.ErrAccessDenied. It costs one
+// one-key LIST per metadata TTL.
+func (c *Cache) CheckBucket(ctx context.Context, bucket string) error {
+	m := c.meta
+	if d, ok := m.getDir(bucket, ""); ok {
+		if d.exists {
+			return nil
+		}
+		return fmt.Errorf("bucket %s: %w", bucket, store.ErrNotFound)
+	}
+	d, err := m.probe.Do(ctx, mkey(bucket, ""), func(ctx context.Context) (dirEntry, error) {
+		_, err := m.s.List(ctx, store.ListInput{Bucket: bucket, MaxKeys: 1})
+		switch {
+		case err == nil:
+			return m.putDir(bucket, "", true, false), nil
+		case errors.Is(err, store.ErrNotFound):
+			return m.putDir(bucket, "", false, false), nil
+		default:
+			return dirEntry{}, err
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if !d.exists {
+		return fmt.Errorf("bucket %s: %w", bucket, store.ErrNotFound)
+	}
+	return nil
+}
+
+func (m *metaCache) putObj(bucket, key string, obj store.Object, exists, sure bool) objEntry {
+	e := objEntry{obj: obj, exists: exists, at: m.cfg.Now(), sure: sure}
+	m.objs.Add(mkey(bucket, key), e)
+	return e
+}
+
+func (m *metaCache) putDir(bucket, key string, exists, sure bool) dirEntry {
+	e := dirEntry{exists: exists, at: m.cfg.Now(), sure: sure}
+	m.dirs.Add(mkey(bucket, key), e)
+	return e
+}
+
+// head runs one de-duplicated HeadObject and caches its answer.
+func (m *metaCache) head(ctx context.Context, bucket, key string) (objEntry, error) {
+	return m.heads.Do(ctx, mkey(bucket, key), func(ctx context.Context) (objEntry, error) {
+		obj, err := m.s.Stat(ctx, bucket, key)
+		switch {
+		case err == nil:
+			return m.putObj(bucket, key, obj, true, false), nil
+		case errors.Is(err, store.ErrNotFound):
+			return m.putObj(bucket, key, store.Object{}, false, false), nil
+		default:
+			return objEntry{}, err
+		}
+	})
+}
+
+// isDir runs one de-duplicated one-key LIST of "key/" and caches its answer.
+func (m *metaCache) isDir(ctx context.Context, bucket, key string) (dirEntry, error) {
+	return m.probe.Do(ctx, mkey(bucket, key), func(ctx context.Context) (dirEntry, error) {
+		p, err := m.s.List(ctx, store.ListInput{Bucket: bucket, Prefix: key + "/", Delimiter: "/", MaxKeys: 1})
+		if err != nil {
+			return dirEntry{}, err
+		}
+		return m.putDir(bucket, key, len(p.Objects)+len(p.Prefixes) > 0, false), nil
+	})
+}
+
+// parentPrefix returns the listing prefix that holds key: "" for a top-level
+// key, else everything up to and including the last "/".
+func parentPrefix(key string) string {
+	if i := strings.LastIndexByte(key, '/'); i >= 0 {
+		return key[:i+1]
+	}
+	return ""
+}
+
+// Lookup resolves key (no trailing "/") in bucket. It answers from cached
+// listings and metadata when they are fresh; otherwise it sends HeadObject
+// for the key and a one-key LIST of "key/" in parallel. A name that is
+// neither gives an error wrapping store.ErrNotFound.
+func (c *Cache) Lookup(ctx context.Context, bucket, key string) (Node, error) {
+	m := c.meta
+	o, oOK := m.getObj(bucket, key)
+	d, dOK := m.getDir(bucket, key)
+	if !oOK || !dOK {
+		if l := m.freshListing(bucket, parentPrefix(key)); l != nil {
+			kind, obj := l.find(key[len(parentPrefix(key)):])
+			return nodeOrNotFound(bucket, key, kind, obj)
+		}
+	}
+	var wg sync.WaitGroup
+	var oErr, dErr error
+	if !oOK {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o, oErr = m.head(ctx, bucket, key)
+		}()
+	}
+	if !dOK {
+		d, dErr = m.isDir(ctx, bucket, key)
+	}
+	wg.Wait()
+	// The directory wins: an error on HEAD does not hide a directory.
+	if dErr == nil && d.exists {
+		n := Node{Kind: KindDir}
+		if oErr == nil && o.exists {
+			n.Kind |= KindFile
+			n.Object = o.obj
+		}
+		return n, nil
+	}
+	if dErr != nil {
+		return Node{}, dErr
+	}
+	if oErr != nil {
+		return Node{}, oErr
+	}
+	var kind Kind
+	if o.exists {
+		kind = KindFile
+	}
+	return nodeOrNotFound(bucket, key, kind, o.obj)
+}
+
+func nodeOrNotFound(bucket, key string, kind Kind, obj store.Object) (Node, error) {
+	if kind == 0 {
+		return Node{}, fmt.Errorf("%s/%s: %w", bucket, key, store.ErrNotFound)
+	}
+	return Node{Kind: kind, Object: obj}, nil
+}
+
+// StatFile returns the metadata of the object key, from the cache when
+// fresh, else from one HeadObject.
+func (c *Cache) StatFile(ctx context.Context, bucket, key string) (store.Object, error) {
+	m := c.meta
+	e, ok := m.getObj(bucket, key)
+	if !ok {
+		var err error
+		if e, err = m.head(ctx, bucket, key); err != nil {
+			return store.Object{}, err
+		}
+	}
+	if !e.exists {
+		return store.Object{}, fmt.Errorf("%s/%s: %w", bucket, key, store.ErrNotFound)
+	}
+	return e.obj, nil
+}
+
+// Forget drops what the cache knows about key and its parent listing, so
+// the next lookup or open asks the server. Called when a read finds the
+// object changed.
+func (c *Cache) Forget(bucket, key string) {
+	m := c.meta
+	m.objs.Remove(mkey(bucket, key))
+	m.lists.Remove(mkey(bucket, parentPrefix(key)))
+}

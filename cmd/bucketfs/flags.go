@@ -1,0 +1,164 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// parseInterleaved parses flags that may come before, between or after the
+// positional arguments ("bucketfs mount /mnt/s3 --read-only" works), and
+// returns the positionals. "--" ends flag parsing.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > 0 && len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// sizeValue is a byte count given as 512MiB, 2GiB, 1G, 100M, 4096.
+type sizeValue struct{ n *int64 }
+
+func (s sizeValue) String() string {
+	if s.n == nil {
+		return ""
+	}
+	return formatSize(*s.n)
+}
+
+func (s sizeValue) Set(v string) error {
+	n, err := parseSize(v)
+	if err != nil {
+		return err
+	}
+	*s.n = n
+	return nil
+}
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+	{"kb", 1000}, {"mb", 1000 * 1000}, {"gb", 1000 * 1000 * 1000}, {"tb", 1000 * 1000 * 1000 * 1000},
+	{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"t", 1 << 40}, {"b", 1},
+}
+
+func parseSize(v string) (int64, error) {
+	s := strings.ToLower(strings.TrimSpace(v))
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("%q is not a size: use a number of bytes or units like 512MiB, 2GiB", v)
+	}
+	return int64(f * float64(mult)), nil
+}
+
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		s string
+		m int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.m && n%u.m == 0 {
+			return fmt.Sprintf("%d%s", n/u.m, u.s)
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// modeValue is a permission mode in octal (0444).
+type modeValue struct{ m *uint32 }
+
+func (m modeValue) String() string {
+	if m.m == nil {
+		return ""
+	}
+	return fmt.Sprintf("%04o", *m.m)
+}
+
+func (m modeValue) Set(v string) error {
+	n, err := strconv.ParseUint(v, 8, 32)
+	if err != nil || n > 0o7777 {
+		return fmt.Errorf("%q is not an octal permission mode like 0444", v)
+	}
+	*m.m = uint32(n)
+	return nil
+}
+
+// durationValue accepts Go durations (90s, 5m) and plain seconds (60).
+type durationValue struct{ d *time.Duration }
+
+func (d durationValue) String() string {
+	if d.d == nil {
+		return ""
+	}
+	return d.d.String()
+}
+
+func (d durationValue) Set(v string) error {
+	if n, err := strconv.ParseFloat(v, 64); err == nil {
+		*d.d = time.Duration(n * float64(time.Second))
+		return nil
+	}
+	t, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration: use 60s, 5m or a number of seconds", v)
+	}
+	*d.d = t
+	return nil
+}
+
+// usageError is a command-line mistake: printed with a hint to --help.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+func isHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }
+
+// newFlagSet makes a FlagSet that reports errors to the caller instead of
+// printing and exiting; the commands print their own help.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// printFlags writes the flags of fs, one per line with their defaults.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		fmt.Fprintf(w, "%-30s %s", line, usage)
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+}

@@ -1,0 +1,360 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/bucketfs/bucketfs/auth"
+	"github.com/bucketfs/bucketfs/cache"
+	bfs "github.com/bucketfs/bucketfs/fs"
+	"github.com/bucketfs/bucketfs/store"
+	s3store "github.com/bucketfs/bucketfs/store/s3"
+)
+
+const mountUsage = `Usage:
+  bucketfs mount [flags] MOUNTPOINT
+  bucketfs mount [flags] s3://BUCKET[/PREFIX] MOUNTPOINT
+
+Mounts every bucket the credentials can list (one directory per bucket), or
+one bucket or prefix. Returns once the mount is ready; the mount keeps serving
+in the background until "bucketfs unmount MOUNTPOINT". With --foreground it
+stays attached and unmounts on Ctrl-C or SIGTERM.
+
+The mount is read-only: writes are refused with "Read-only file system".
+Read-only is the right mode for shared hosts such as Posit Connect.
+
+Credentials come from the standard AWS sources, in order: AWS_ACCESS_KEY_ID /
+AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), the shared config and
+credentials files (--profile or AWS_PROFILE), web identity (AWS_ROLE_ARN with
+AWS_WEB_IDENTITY_TOKEN_FILE), the container endpoint, and the EC2 instance
+role through instance metadata. The region comes from --region, AWS_REGION,
+AWS_DEFAULT_REGION, the profile, instance metadata, else us-east-1.
+
+Examples:
+  bucketfs mount /mnt/s3
+  bucketfs mount s3://my-bucket /mnt/my-bucket
+  bucketfs mount s3://my-bucket/data/2024 /mnt/data --metadata-ttl 5m
+  bucketfs mount --endpoint-url http://127.0.0.1:7070 --path-style /mnt/s3
+  AWS_PROFILE=analytics bucketfs mount --cache-size 2GiB /mnt/s3
+
+Flags:
+`
+
+// mountConfig is everything the mount command was told.
+type mountConfig struct {
+	Bucket, Prefix string // empty Bucket: all buckets
+	MountPoint     string
+
+	Endpoint, Region, Profile string
+	PathStyle                 bool
+	ReadOnly                  bool
+	AllowOther                bool
+	Foreground                bool
+
+	UID, GID          int
+	FileMode, DirMode uint32
+	CacheSize         int64
+	MetadataTTL       time.Duration
+	LogLevel, LogFile string
+}
+
+// source is how the mount names what it shows, e.g. in /proc/mounts.
+func (c mountConfig) source() string {
+	if c.Bucket == "" {
+		return "bucketfs"
+	}
+	return "s3://" + c.Bucket + "/" + c.Prefix
+}
+
+func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
+	c := mountConfig{
+		ReadOnly:    true,
+		UID:         os.Getuid(),
+		GID:         os.Getgid(),
+		FileMode:    0o444,
+		DirMode:     0o555,
+		CacheSize:   cache.DefaultDataBytes,
+		MetadataTTL: cache.DefaultMetadataTTL,
+		LogLevel:    "info",
+	}
+	fs := newFlagSet("mount")
+	fs.StringVar(&c.Endpoint, "endpoint-url", "", "S3 endpoint `URL` for S3-compatible servers (also AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)")
+	fs.StringVar(&c.Region, "region", "", "AWS `region`; default AWS_REGION, AWS_DEFAULT_REGION, the profile, instance metadata, us-east-1")
+	fs.StringVar(&c.Profile, "profile", "", "`name` of a profile in ~/.aws/config and ~/.aws/credentials (also AWS_PROFILE)")
+	fs.BoolVar(&c.PathStyle, "path-style", false, "address buckets as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT (most S3-compatible servers)")
+	fs.BoolVar(&c.ReadOnly, "read-only", true, "refuse every change with EROFS; the only mode until writes land")
+	fs.BoolVar(&c.AllowOther, "allow-other", false, "let other users use the mount (needs user_allow_other in /etc/fuse.conf for non-root); every request is signed with the mounter's credentials")
+	fs.BoolVar(&c.Foreground, "foreground", false, "stay attached; unmount on SIGINT/SIGTERM")
+	fs.IntVar(&c.UID, "uid", c.UID, "owner `uid` of every file and directory")
+	fs.IntVar(&c.GID, "gid", c.GID, "group `gid` of every file and directory")
+	fs.Var(modeValue{&c.FileMode}, "file-mode", "permission `mode` of files, octal")
+	fs.Var(modeValue{&c.DirMode}, "dir-mode", "permission `mode` of directories, octal")
+	fs.Var(sizeValue{&c.CacheSize}, "cache-size", "memory for cached file data, e.g. 512MiB, 2GiB")
+	fs.Var(durationValue{&c.MetadataTTL}, "metadata-ttl", "how long listings and file attributes are trusted before asking S3 again, e.g. 60s, 5m")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "`level`: debug, info, warn or error")
+	fs.StringVar(&c.LogFile, "log-file", "", "write logs to `path` (default: stderr with --foreground, else the user's cache dir bucketfs/bucketfs.log)")
+
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		if isHelp(err) {
+			fmt.Fprint(stdout, mountUsage)
+			printFlags(stdout, fs)
+			return c, err
+		}
+		return c, usageError{err.Error()}
+	}
+	switch len(pos) {
+	case 1:
+		c.MountPoint = pos[0]
+	case 2:
+		if c.Bucket, c.Prefix, err = parseS3URL(pos[0]); err != nil {
+			return c, err
+		}
+		c.MountPoint = pos[1]
+	case 0:
+		return c, usagef("missing MOUNTPOINT")
+	default:
+		return c, usagef("too many arguments %q: want [s3://BUCKET[/PREFIX]] MOUNTPOINT", pos)
+	}
+	if !c.ReadOnly {
+		return c, usagef("--read-only=false: writing is not supported yet; bucketfs mounts are read-only")
+	}
+	if c.MetadataTTL <= 0 {
+		return c, usagef("--metadata-ttl must be positive")
+	}
+	if c.CacheSize < cache.DefaultBlockSize {
+		return c, usagef("--cache-size %s is too small: give at least 1MiB", formatSize(c.CacheSize))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// parseS3URL splits s3://bucket/prefix into bucket and a prefix that is ""
+// or ends in "/".
+func parseS3URL(s string) (bucket, prefix string, err error) {
+	rest, ok := strings.CutPrefix(s, "s3://")
+	if !ok {
+		return "", "", usagef("%q is not an s3:// URL: want s3://BUCKET[/PREFIX] MOUNTPOINT", s)
+	}
+	bucket, prefix, _ = strings.Cut(rest, "/")
+	if bucket == "" {
+		return "", "", usagef("%q names no bucket: want s3://BUCKET[/PREFIX]", s)
+	}
+	prefix = strings.Trim(prefix, "/")
+	for _, seg := range strings.Split(prefix, "/") {
+		if prefix != "" && (seg == "" || seg == "." || seg == "..") {
+			return "", "", usagef("prefix %q has an empty, \".\" or \"..\" segment", prefix)
+		}
+	}
+	if prefix != "" {
+		prefix += "/"
+	}
+	return bucket, prefix, nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, usagef("--log-level %q: use debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func mountCommand(args []string, stdout, stderr io.Writer) error {
+	c, err := parseMountArgs(args, stdout)
+	if err != nil {
+		return err
+	}
+	mp, err := checkMountPoint(c.MountPoint)
+	if err != nil {
+		return err
+	}
+	c.MountPoint = mp
+	if !c.Foreground && os.Getenv(notifyEnv) == "" {
+		return startDaemon(c)
+	}
+	return serve(c, stderr)
+}
+
+// checkMountPoint makes the path absolute and checks that it is an empty
+// directory we may mount on. A dead bucketfs mount left by a killed daemon
+// ("Transport endpoint is not connected") is cleared first.
+func checkMountPoint(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	st, err := os.Stat(abs)
+	if errors.Is(err, syscall.ENOTCONN) {
+		if uerr := unmount(abs, true); uerr != nil {
+			return "", fmt.Errorf("%s is a dead mount (Transport endpoint is not connected) and clearing it failed: %v; run: fusermount3 -u %s", abs, uerr, abs)
+		}
+		st, err = os.Stat(abs)
+	}
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("mount point %s does not exist: create it with mkdir -p %s", abs, abs)
+	case err != nil:
+		return "", fmt.Errorf("mount point %s: %v", abs, err)
+	case !st.IsDir():
+		return "", fmt.Errorf("mount point %s is not a directory", abs)
+	}
+	if m, _ := findMount(abs); m != "" {
+		return "", fmt.Errorf("%s is already a mount point (%s): unmount it first with bucketfs unmount %s", abs, m, abs)
+	}
+	return abs, nil
+}
+
+// openLog returns the logger for a mount and what to close afterwards.
+func openLog(c mountConfig, stderr io.Writer) (*slog.Logger, io.Closer, error) {
+	level, _ := parseLevel(c.LogLevel)
+	var w io.Writer = stderr
+	var closer io.Closer = io.NopCloser(nil)
+	path := c.LogFile
+	if path == "" && os.Getenv(notifyEnv) != "" {
+		if dir, err := os.UserCacheDir(); err == nil {
+			path = filepath.Join(dir, "bucketfs", "bucketfs.log")
+			_ = os.MkdirAll(filepath.Dir(path), 0o700)
+		}
+	}
+	if path != "" {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("cannot open --log-file %s: %v", path, err)
+		}
+		w, closer = f, f
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closer, nil
+}
+
+// serve mounts and serves until unmounted or signalled. When started by
+// startDaemon it reports readiness (or the one-line failure) through the
+// notify pipe instead of stderr.
+func serve(c mountConfig, stderr io.Writer) (err error) {
+	notify := openNotify()
+	defer func() {
+		if notify != nil {
+			notify.fail(err)
+		}
+	}()
+	log, closer, err := openLog(c, stderr)
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	// Keep no directory busy: a daemon whose cwd is under a mount blocks
+	// unmounting it.
+	_ = os.Chdir("/")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	a, err := auth.Load(ctx, auth.Options{Profile: c.Profile, Region: c.Region, EndpointURL: c.Endpoint, Logger: log})
+	if err != nil {
+		return errors.New(auth.Explain(err))
+	}
+	st := s3store.New(a.Config, s3store.Options{Endpoint: a.Endpoint, PathStyle: c.PathStyle, Logger: log})
+	if err := preflight(ctx, st, c, log); err != nil {
+		return err
+	}
+	log.Info("credentials ready", "source", a.Source, "region", a.Region, "region_from", a.RegionSource, "endpoint", a.Endpoint)
+
+	ch := cache.New(st, cache.Config{DataBytes: c.CacheSize, MetadataTTL: c.MetadataTTL, Logger: log})
+	root := bfs.New(ch, bfs.Config{
+		Bucket: c.Bucket, Prefix: c.Prefix,
+		UID: uint32(c.UID), GID: uint32(c.GID),
+		FileMode: c.FileMode, DirMode: c.DirMode,
+		Logger: log,
+	})
+	opts := bfs.Options(ch)
+	opts.MountOptions = fuse.MountOptions{
+		FsName:        c.source(),
+		Name:          "bucketfs",
+		AllowOther:    c.AllowOther,
+		Options:       []string{"ro", "default_permissions"},
+		MaxWrite:      1 << 20,
+		MaxReadAhead:  1 << 20,
+		MaxBackground: 64,
+		DisableXAttrs: true,
+		DirectMount:   os.Geteuid() == 0,
+	}
+	server, err := gofs.Mount(c.MountPoint, root, opts)
+	if err != nil {
+		return mountError(c, err)
+	}
+	log.Info("mounted", "source", c.source(), "mountpoint", c.MountPoint)
+	if notify != nil {
+		notify.ready()
+		notify = nil
+	}
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		for s := range sig {
+			log.Info("unmounting on signal", "signal", s.String())
+			if err := server.Unmount(); err != nil {
+				log.Warn("unmount failed; files may still be open", "err", err)
+				continue
+			}
+			return
+		}
+	}()
+	server.Wait()
+	log.Info("unmounted", "mountpoint", c.MountPoint)
+	return nil
+}
+
+// preflight checks, before anything is mounted, that the credentials work
+// and the bucket is there, so a bad key gives a clear error and no mount.
+func preflight(ctx context.Context, st store.ObjectStore, c mountConfig, log *slog.Logger) error {
+	if c.Bucket == "" {
+		_, err := st.ListBuckets(ctx)
+		if errors.Is(err, store.ErrAccessDenied) {
+			// Valid credentials without s3:ListAllMyBuckets: buckets are
+			// still reachable by name, the root just cannot be listed.
+			log.Warn("credentials may not list buckets (s3:ListAllMyBuckets); ls of the mount root will fail, but /MOUNTPOINT/BUCKET works for buckets you can read")
+			return nil
+		}
+		if err != nil {
+			return errors.New(auth.Explain(err))
+		}
+		return nil
+	}
+	_, err := st.List(ctx, store.ListInput{Bucket: c.Bucket, Prefix: c.Prefix, Delimiter: "/", MaxKeys: 1})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("bucket %q does not exist (or is in another account): check the name in s3://%s", c.Bucket, c.Bucket)
+	default:
+		return errors.New(auth.Explain(err))
+	}
+}
+
+func mountError(c mountConfig, err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "fusermount") && strings.Contains(msg, "not found"),
+		strings.Contains(msg, "no FUSE mount utility"):
+		return fmt.Errorf("cannot mount %s: fusermount3 is missing: install the fuse3 package", c.MountPoint)
+	case strings.Contains(msg, "permission denied") || strings.Contains(msg, "Operation not permitted"):
+		return fmt.Errorf("cannot mount %s: %v: check that /dev/fuse is readable and writable by you and that you own the mount point", c.MountPoint, err)
+	case strings.Contains(msg, "allow_other"):
+		return fmt.Errorf("cannot mount %s with --allow-other: add user_allow_other to /etc/fuse.conf, or mount as root", c.MountPoint)
+	}
+	return fmt.Errorf("cannot mount %s: %v", c.MountPoint, err)
+}

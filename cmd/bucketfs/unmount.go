@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+const unmountUsage = `Usage:
+  bucketfs unmount MOUNTPOINT
+
+Unmounts a bucketfs mount. Works for the user who mounted it (through
+fusermount3) and for root. A mount whose daemon died ("Transport endpoint is
+not connected") is cleared too.
+
+Examples:
+  bucketfs unmount /mnt/s3
+`
+
+func unmountCommand(args []string, stdout io.Writer) error {
+	fs := newFlagSet("unmount")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		if isHelp(err) {
+			fmt.Fprint(stdout, unmountUsage)
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if len(pos) != 1 {
+		return usagef("want exactly one MOUNTPOINT")
+	}
+	mp, err := filepath.Abs(pos[0])
+	if err != nil {
+		return err
+	}
+	fstype, err := findMount(mp)
+	if err != nil {
+		return err
+	}
+	if fstype == "" {
+		return fmt.Errorf("%s is not mounted", mp)
+	}
+	if fstype != "fuse.bucketfs" {
+		return fmt.Errorf("%s is a %s mount, not bucketfs: use umount", mp, fstype)
+	}
+	_, statErr := os.Stat(mp)
+	dead := errors.Is(statErr, syscall.ENOTCONN)
+	return unmount(mp, dead)
+}
+
+// unmount detaches the FUSE mount at mp: directly as root, else through
+// fusermount3. lazy detaches a dead mount even if something still holds it.
+func unmount(mp string, lazy bool) error {
+	if os.Geteuid() == 0 {
+		flags := 0
+		if lazy {
+			flags = syscall.MNT_DETACH
+		}
+		err := syscall.Unmount(mp, flags)
+		if errors.Is(err, syscall.EBUSY) {
+			return fmt.Errorf("%s is busy: close the files open under it (lsof +f -- %s) and cd out of it, then try again", mp, mp)
+		}
+		if err != nil {
+			return fmt.Errorf("unmount %s: %v", mp, err)
+		}
+		return nil
+	}
+	prog, err := exec.LookPath("fusermount3")
+	if err != nil {
+		if prog, err = exec.LookPath("fusermount"); err != nil {
+			return fmt.Errorf("cannot unmount %s: fusermount3 is missing: install the fuse3 package", mp)
+		}
+	}
+	argv := []string{"-u"}
+	if lazy {
+		argv = append(argv, "-z")
+	}
+	out, err := exec.Command(prog, append(argv, mp)...).CombinedOutput()
+	if err != nil {
+		msg := strings.TrimSpace(string(out))
+		if strings.Contains(msg, "busy") {
+			return fmt.Errorf("%s is busy: close the files open under it and cd out of it, then try again", mp)
+		}
+		return fmt.Errorf("unmount %s: %s", mp, msg)
+	}
+	return nil
+}
+
+// findMount returns the file system type mounted at mp ("" if none), from
+// /proc/self/mountinfo.
+func findMount(mp string) (string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	found := ""
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options... - fstype source superopts
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 || unescapeMountinfo(fields[4]) != mp {
+			continue
+		}
+		for i, fld := range fields {
+			if fld == "-" && i+1 < len(fields) {
+				found = fields[i+1] // the last mount at mp is the visible one
+			}
+		}
+	}
+	return found, sc.Err()
+}
+
+// unescapeMountinfo decodes the octal escapes (\040 for space) of mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v byte
+			ok := true
+			for _, c := range s[i+1 : i+4] {
+				if c < '0' || c > '7' {
+					ok = false
+					break
+				}
+				v = v*8 + byte(c-'0')
+			}
+			if ok {
+				b.WriteByte(v)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

@@ -1,0 +1,243 @@
+package fs
+
+import (
+	"context"
+	"strings"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/bucketfs/bucketfs/cache"
+)
+
+// dirNode is a directory: a bucket's root (prefix "") or a common prefix.
+type dirNode struct {
+	gofs.Inode
+	fs     *FS
+	bucket string
+	prefix string // "" or ending in "/"
+}
+
+var (
+	_ gofs.NodeLookuper       = (*dirNode)(nil)
+	_ gofs.NodeGetattrer      = (*dirNode)(nil)
+	_ gofs.NodeOpendirHandler = (*dirNode)(nil)
+	_ gofs.NodeStatfser       = (*dirNode)(nil)
+	_ gofs.FileReaddirenter   = (*dirHandle)(nil)
+	_ gofs.FileLookuper       = (*dirHandle)(nil)
+	_ gofs.FileSeekdirer      = (*dirHandle)(nil)
+)
+
+func (d *dirNode) key() string { return strings.TrimSuffix(d.prefix, "/") }
+
+func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	d.fs.dirAttr(&out.Attr, d.bucket, d.key())
+	return 0
+}
+
+func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	statfs(out)
+	return 0
+}
+
+// Lookup resolves one name. A name ending in ShadowSuffix that is not a key
+// itself names the object hidden by a directory of the same name.
+func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if !usable(name) {
+		return nil, syscall.ENOENT
+	}
+	key := d.prefix + name
+	n, err := d.fs.cache.Lookup(ctx, d.bucket, key)
+	if toErrno(err) == syscall.ENOENT && strings.HasSuffix(name, ShadowSuffix) {
+		base := strings.TrimSuffix(key, ShadowSuffix)
+		if bn, berr := d.fs.cache.Lookup(ctx, d.bucket, base); berr == nil && bn.Kind.Has(cache.KindFile|cache.KindDir) {
+			d.fs.fileAttr(&out.Attr, d.bucket, bn.Object)
+			return d.fs.newFile(ctx, d.EmbeddedInode(), d.bucket, base), 0
+		}
+	}
+	if err != nil {
+		return nil, d.fs.fail("lookup", d.bucket, key, err)
+	}
+	if n.Kind.Has(cache.KindDir) {
+		d.fs.dirAttr(&out.Attr, d.bucket, key)
+		return d.fs.newDir(ctx, d.EmbeddedInode(), d.bucket, key+"/"), 0
+	}
+	d.fs.fileAttr(&out.Attr, d.bucket, n.Object)
+	return d.fs.newFile(ctx, d.EmbeddedInode(), d.bucket, key), 0
+}
+
+func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	return &dirHandle{d: d, r: d.fs.cache.ReadDir(d.bucket, d.prefix)}, 0, 0
+}
+
+// dirHandle streams one directory as the kernel reads it; pages of the
+// listing are fetched only when the kernel asks for more.
+type dirHandle struct {
+	d      *dirNode
+	r      *cache.DirReader
+	queue  []cache.DirEntry // the file half of a name that is both, waiting its turn
+	last   cache.DirEntry   // the entry Readdirent produced last, for Lookup
+	shadow bool             // last is the file hidden by a directory
+}
+
+func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	for {
+		var e cache.DirEntry
+		shadow := false
+		if len(h.queue) > 0 {
+			e, h.queue, shadow = h.queue[0], h.queue[1:], true
+		} else {
+			var ok bool
+			var err error
+			e, ok, err = h.r.Next(ctx)
+			if err != nil {
+				return nil, h.d.fs.fail("readdir", h.d.bucket, h.d.prefix, err)
+			}
+			if !ok {
+				return nil, 0
+			}
+		}
+		if !usable(e.Name) {
+			h.d.fs.hide(h.d.bucket, h.d.prefix+e.Name, whyUnusable(e.Name))
+			continue
+		}
+		h.last, h.shadow = e, shadow
+		key := h.d.prefix + e.Name
+		switch {
+		case shadow:
+			name := e.Name + ShadowSuffix
+			if len(name) > maxName {
+				h.d.fs.hide(h.d.bucket, key, "shadowed by a directory and name too long for the suffix")
+				continue
+			}
+			return &fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: ino(h.d.bucket, key, false)}, 0
+		case e.Kind.Has(cache.KindDir):
+			if e.Kind.Has(cache.KindFile) {
+				h.queue = append(h.queue, e)
+			}
+			return &fuse.DirEntry{Name: e.Name, Mode: syscall.S_IFDIR, Ino: ino(h.d.bucket, key, true)}, 0
+		default:
+			return &fuse.DirEntry{Name: e.Name, Mode: syscall.S_IFREG, Ino: ino(h.d.bucket, key, false)}, 0
+		}
+	}
+}
+
+// Lookup serves READDIRPLUS from the entry just produced: the listing
+// already told us everything, so no request is sent.
+func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	e := h.last
+	key := h.d.prefix + e.Name
+	parent := h.d.EmbeddedInode()
+	if !h.shadow && e.Kind.Has(cache.KindDir) {
+		h.d.fs.dirAttr(&out.Attr, h.d.bucket, key)
+		return h.d.fs.newDir(ctx, parent, h.d.bucket, key+"/"), 0
+	}
+	h.d.fs.fileAttr(&out.Attr, h.d.bucket, e.Object)
+	return h.d.fs.newFile(ctx, parent, h.d.bucket, key), 0
+}
+
+// Seekdir supports rewinddir; go-fuse itself replays an interrupted read.
+func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if off != 0 {
+		return syscall.ENOTSUP
+	}
+	h.r = h.d.fs.cache.ReadDir(h.d.bucket, h.d.prefix)
+	h.queue = nil
+	return 0
+}
+
+// bucketsNode is the root of an all-buckets mount: one directory per bucket.
+type bucketsNode struct {
+	gofs.Inode
+	fs *FS
+}
+
+var (
+	_ gofs.NodeLookuper       = (*bucketsNode)(nil)
+	_ gofs.NodeGetattrer      = (*bucketsNode)(nil)
+	_ gofs.NodeOpendirHandler = (*bucketsNode)(nil)
+	_ gofs.NodeStatfser       = (*bucketsNode)(nil)
+	_ gofs.FileReaddirenter   = (*bucketsHandle)(nil)
+	_ gofs.FileLookuper       = (*bucketsHandle)(nil)
+	_ gofs.FileSeekdirer      = (*bucketsHandle)(nil)
+)
+
+func (b *bucketsNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	b.fs.dirAttr(&out.Attr, "", "")
+	out.Ino = 1
+	return 0
+}
+
+func (b *bucketsNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	statfs(out)
+	return 0
+}
+
+// Lookup finds a bucket by name. Buckets that ListBuckets does not return
+// (no s3:ListAllMyBuckets) are still reachable: a one-key LIST says whether
+// the bucket exists and may be read.
+func (b *bucketsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if !validBucketName(name) {
+		return nil, syscall.ENOENT
+	}
+	listed := false
+	if bs, err := b.fs.cache.Buckets(ctx); err == nil {
+		for _, bk := range bs {
+			if bk.Name == name {
+				listed = true
+				break
+			}
+		}
+	}
+	if !listed {
+		if err := b.fs.cache.CheckBucket(ctx, name); err != nil {
+			return nil, b.fs.fail("lookup", name, "", err)
+		}
+	}
+	b.fs.dirAttr(&out.Attr, name, "")
+	return b.fs.newDir(ctx, b.EmbeddedInode(), name, ""), 0
+}
+
+func (b *bucketsNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	bs, err := b.fs.cache.Buckets(ctx)
+	if err != nil {
+		return nil, 0, b.fs.fail("listbuckets", "", "", err)
+	}
+	names := make([]string, 0, len(bs))
+	for _, bk := range bs {
+		if usable(bk.Name) {
+			names = append(names, bk.Name)
+		}
+	}
+	return &bucketsHandle{b: b, names: names}, 0, 0
+}
+
+// bucketsHandle lists the buckets fetched when the root was opened.
+type bucketsHandle struct {
+	b     *bucketsNode
+	names []string
+	pos   int
+}
+
+func (h *bucketsHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if h.pos >= len(h.names) {
+		return nil, 0
+	}
+	name := h.names[h.pos]
+	h.pos++
+	return &fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: ino(name, "", true)}, 0
+}
+
+func (h *bucketsHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	h.b.fs.dirAttr(&out.Attr, name, "")
+	return h.b.fs.newDir(ctx, h.b.EmbeddedInode(), name, ""), 0
+}
+
+func (h *bucketsHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if off > uint64(len(h.names)) {
+		return syscall.EINVAL
+	}
+	h.pos = int(off)
+	return 0
+}

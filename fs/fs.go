@@ -1,0 +1,164 @@
+// Package fs is the FUSE adapter of bucketfs: go-fuse nodes that translate
+// kernel requests into calls on the cache and back into attributes, entries
+// and errno values. It holds no caching or S3 logic of its own.
+package fs
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/bucketfs/bucketfs/cache"
+	"github.com/bucketfs/bucketfs/store"
+)
+
+// Config says what to show and how.
+type Config struct {
+	// Bucket is the one bucket to show at the root; "" shows every bucket
+	// as a directory of the root.
+	Bucket string
+	// Prefix is the key prefix shown at the root of a one-bucket mount;
+	// "" or ending in "/".
+	Prefix string
+	// UID, GID, FileMode and DirMode are the owner and permission bits
+	// every file and directory gets.
+	UID, GID          uint32
+	FileMode, DirMode uint32
+	// MountTime is the mtime of directories (S3 has none for prefixes).
+	MountTime time.Time
+	Logger    *slog.Logger
+}
+
+// FS holds what every node shares.
+type FS struct {
+	cfg    Config
+	cache  *cache.Cache
+	log    *slog.Logger
+	hidden sync.Map // bucket/key of names already logged as hidden
+}
+
+// New returns the root node for cfg over c.
+func New(c *cache.Cache, cfg Config) gofs.InodeEmbedder {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MountTime.IsZero() {
+		cfg.MountTime = time.Now()
+	}
+	f := &FS{cfg: cfg, cache: c, log: cfg.Logger}
+	if cfg.Bucket == "" {
+		return &bucketsNode{fs: f}
+	}
+	return &dirNode{fs: f, bucket: cfg.Bucket, prefix: cfg.Prefix}
+}
+
+// Options returns the go-fuse options that match the cache's TTLs: the
+// kernel keeps entries and attributes as long as the cache trusts them.
+func Options(c *cache.Cache) *gofs.Options {
+	cc := c.Config()
+	entry, neg := cc.MetadataTTL, cc.NegativeTTL
+	return &gofs.Options{
+		EntryTimeout:    &entry,
+		AttrTimeout:     &entry,
+		NegativeTimeout: &neg,
+	}
+}
+
+// ino gives a stable inode number to a name of a given kind, so a file keeps
+// its inode (and the kernel its page cache) across lookups.
+func ino(bucket, key string, dir bool) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(bucket))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	if dir {
+		h.Write([]byte{1})
+	}
+	// Stay below go-fuse's automatic range (2^63 and up) and above the root.
+	return h.Sum64()>>1 | 2
+}
+
+// toErrno maps store sentinels to errno, the one place this happens.
+func toErrno(err error) syscall.Errno {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, store.ErrNotFound):
+		return syscall.ENOENT
+	case errors.Is(err, store.ErrAccessDenied), errors.Is(err, store.ErrAuth):
+		return syscall.EACCES
+	case errors.Is(err, store.ErrChanged):
+		return syscall.ESTALE
+	case errors.Is(err, store.ErrUnsupported):
+		return syscall.ENOTSUP
+	case errors.Is(err, context.Canceled):
+		return syscall.EINTR
+	default:
+		return syscall.EIO
+	}
+}
+
+// fail logs err (unless it is an ordinary "no such file") and maps it.
+func (f *FS) fail(op, bucket, key string, err error) syscall.Errno {
+	e := toErrno(err)
+	if e != syscall.ENOENT && e != syscall.EINTR {
+		f.log.Warn("request failed", "op", op, "bucket", bucket, "key", key, "errno", e.Error(), "err", err)
+	}
+	return e
+}
+
+func (f *FS) dirAttr(out *fuse.Attr, bucket, key string) {
+	out.Mode = syscall.S_IFDIR | f.cfg.DirMode
+	out.Ino = ino(bucket, key, true)
+	out.Nlink = 2
+	out.Size = 4096
+	out.Blksize = 4096
+	out.Owner = fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
+	t := f.cfg.MountTime
+	out.SetTimes(&t, &t, &t)
+}
+
+func (f *FS) fileAttr(out *fuse.Attr, bucket string, o store.Object) {
+	out.Mode = syscall.S_IFREG | f.cfg.FileMode
+	out.Ino = ino(bucket, o.Key, false)
+	out.Nlink = 1
+	out.Size = uint64(o.Size)
+	out.Blocks = (uint64(o.Size) + 511) / 512
+	out.Blksize = 1 << 20
+	out.Owner = fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
+	t := o.ModTime
+	out.SetTimes(&t, &t, &t)
+}
+
+// newDir and newFile make (or find, by inode number) child inodes.
+func (f *FS) newDir(ctx context.Context, parent *gofs.Inode, bucket, prefix string) *gofs.Inode {
+	key := prefix[:max(len(prefix)-1, 0)]
+	return parent.NewInode(ctx, &dirNode{fs: f, bucket: bucket, prefix: prefix},
+		gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(bucket, key, true)})
+}
+
+func (f *FS) newFile(ctx context.Context, parent *gofs.Inode, bucket, key string) *gofs.Inode {
+	return parent.NewInode(ctx, &fileNode{fs: f, bucket: bucket, key: key},
+		gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino(bucket, key, false)})
+}
+
+// Statfs reports a large, read-only file system so df and free-space
+// checks in tools do not refuse to work.
+func statfs(out *fuse.StatfsOut) {
+	const blocks = 1 << 40
+	out.Bsize = 4096
+	out.Frsize = 4096
+	out.Blocks = blocks
+	out.Bfree = blocks
+	out.Bavail = blocks
+	out.Files = 1 << 40
+	out.Ffree = 1 << 40
+	out.NameLen = 255
+}

@@ -1,0 +1,90 @@
+// Package store defines the seam between bucketfs and an object service.
+//
+// Everything above this package (cache, fs) sees only the ObjectStore
+// interface, plain result structs and the sentinel errors below. The S3
+// implementation in store/s3 is the only code that imports the AWS S3 SDK;
+// store/memstore is an in-memory implementation for tests and for keys a
+// POSIX-backed server refuses.
+package store
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Sentinel errors. Implementations wrap them with context (operation, bucket,
+// key, server code) so errors.Is works and messages stay informative. The fs
+// layer maps them to errno values exactly once.
+var (
+	// ErrNotFound: no such key, prefix or bucket.
+	ErrNotFound = errors.New("not found")
+	// ErrAccessDenied: the credentials are valid but not allowed to do this.
+	ErrAccessDenied = errors.New("access denied")
+	// ErrAuth: the server rejected the credentials themselves (unknown key id,
+	// bad signature, expired token) or none could be found.
+	ErrAuth = errors.New("credentials rejected")
+	// ErrChanged: the object no longer has the ETag a read was pinned to.
+	ErrChanged = errors.New("object changed since it was opened")
+	// ErrThrottled: the server asked us to slow down and retries ran out.
+	ErrThrottled = errors.New("throttled")
+	// ErrUnsupported: the operation is not supported by this store.
+	ErrUnsupported = errors.New("unsupported")
+)
+
+// Bucket is one entry of ListBuckets.
+type Bucket struct {
+	Name    string
+	Created time.Time
+}
+
+// Object describes one key.
+type Object struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+	ETag    string // as the server sends it, quotes removed
+}
+
+// ListInput asks for one page of a listing.
+type ListInput struct {
+	Bucket    string
+	Prefix    string
+	Delimiter string // "/" for one directory level, "" for a recursive listing
+	Token     string // continuation token from the previous page, "" for the first
+	MaxKeys   int    // 0 means the server's default (1000 on S3)
+}
+
+// ListPage is one page of a listing. Prefixes are full common prefixes
+// (including the Prefix asked for and the trailing delimiter).
+type ListPage struct {
+	Objects   []Object
+	Prefixes  []string
+	NextToken string // "" when this is the last page
+}
+
+// ObjectStore is the read side of an object service. Every method takes a
+// context first and may block on the network.
+type ObjectStore interface {
+	// ListBuckets lists the buckets the credentials may list.
+	ListBuckets(ctx context.Context) ([]Bucket, error)
+	// List returns one page of keys and common prefixes.
+	List(ctx context.Context, in ListInput) (ListPage, error)
+	// Stat returns the metadata of one key (HeadObject).
+	Stat(ctx context.Context, bucket, key string) (Object, error)
+	// ReadAt fills p with the bytes of key starting at off. If etag is not
+	// empty the read is pinned to it and fails with ErrChanged when the
+	// object has another ETag. It returns the number of bytes read, which is
+	// less than len(p) only at the end of the object (with io.EOF or nil).
+	ReadAt(ctx context.Context, bucket, key, etag string, p []byte, off int64) (int, error)
+}
+
+// Writer is implemented by stores that can create buckets and objects. The
+// mount does not use it yet; tests and tools use it to seed data.
+type Writer interface {
+	CreateBucket(ctx context.Context, bucket string) error
+	// Put stores size bytes read from body under key (multipart when large).
+	Put(ctx context.Context, bucket, key string, body io.ReaderAt, size int64) (Object, error)
+	Delete(ctx context.Context, bucket, key string) error
+}
