@@ -1,0 +1,242 @@
+// Package s3store implements store.ObjectStore and store.Writer on the AWS
+// S3 API. It is the only bucketfs package that imports the S3 SDK; errors
+// leave it converted to the sentinels of package store.
+package s3store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/bucketfs/bucketfs/store"
+)
+
+// Options configures a Store beyond what the aws.Config carries.
+type Options struct {
+	// Endpoint overrides the S3 endpoint URL (e.g. a local S3-compatible
+	// server); "" uses the SDK's endpoint resolution for the region.
+	Endpoint string
+	// PathStyle addresses buckets as http://host/bucket instead of
+	// http://bucket.host, which most S3-compatible servers need.
+	PathStyle bool
+	// Logger receives debug messages; nil discards them.
+	Logger *slog.Logger
+}
+
+// Store talks to an S3 service. It is safe for concurrent use.
+type Store struct {
+	client *s3.Client
+	log    *slog.Logger
+}
+
+var (
+	_ store.ObjectStore = (*Store)(nil)
+	_ store.Writer      = (*Store)(nil)
+)
+
+// New returns a Store using cfg, whose HTTP client, credentials and region
+// the caller has set up.
+func New(cfg aws.Config, opts Options) *Store {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Credentials != nil {
+		// Tag credential-retrieval failures so they become store.ErrAuth.
+		cfg.Credentials = taggingProvider{cfg.Credentials}
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		// Non-AWS servers send no checksums on GET; without this every
+		// read logs a warning.
+		o.DisableLogOutputChecksumValidationSkipped = true
+		o.UsePathStyle = opts.PathStyle
+		if opts.Endpoint != "" {
+			o.BaseEndpoint = aws.String(opts.Endpoint)
+		}
+	})
+	return &Store{client: client, log: log}
+}
+
+// ListBuckets lists the buckets the credentials may list, following
+// continuation tokens when the server paginates.
+func (s *Store) ListBuckets(ctx context.Context) ([]store.Bucket, error) {
+	var out []store.Bucket
+	in := &s3.ListBucketsInput{}
+	for {
+		resp, err := s.client.ListBuckets(ctx, in)
+		if err != nil {
+			return nil, convert("ListBuckets", "", "", err)
+		}
+		for _, b := range resp.Buckets {
+			out = append(out, store.Bucket{Name: aws.ToString(b.Name), Created: aws.ToTime(b.CreationDate)})
+		}
+		next := aws.ToString(resp.ContinuationToken)
+		// A server repeating the token would loop forever; stop instead.
+		if next == "" || next == aws.ToString(in.ContinuationToken) {
+			return out, nil
+		}
+		in.ContinuationToken = aws.String(next)
+	}
+}
+
+// List returns one page of ListObjectsV2.
+func (s *Store) List(ctx context.Context, in store.ListInput) (store.ListPage, error) {
+	req := &s3.ListObjectsV2Input{Bucket: aws.String(in.Bucket)}
+	if in.Prefix != "" {
+		req.Prefix = aws.String(in.Prefix)
+	}
+	if in.Delimiter != "" {
+		req.Delimiter = aws.String(in.Delimiter)
+	}
+	if in.Token != "" {
+		req.ContinuationToken = aws.String(in.Token)
+	}
+	if in.MaxKeys > 0 {
+		req.MaxKeys = aws.Int32(int32(min(in.MaxKeys, 1<<30)))
+	}
+	resp, err := s.client.ListObjectsV2(ctx, req)
+	if err != nil {
+		return store.ListPage{}, convert("List", in.Bucket, in.Prefix, err)
+	}
+	page := store.ListPage{}
+	for _, o := range resp.Contents {
+		page.Objects = append(page.Objects, store.Object{
+			Key:     aws.ToString(o.Key),
+			Size:    aws.ToInt64(o.Size),
+			ModTime: aws.ToTime(o.LastModified),
+			ETag:    unquote(aws.ToString(o.ETag)),
+		})
+	}
+	for _, p := range resp.CommonPrefixes {
+		page.Prefixes = append(page.Prefixes, aws.ToString(p.Prefix))
+	}
+	if aws.ToBool(resp.IsTruncated) {
+		page.NextToken = aws.ToString(resp.NextContinuationToken)
+	}
+	return page, nil
+}
+
+// Stat returns the metadata of key via HeadObject.
+func (s *Store) Stat(ctx context.Context, bucket, key string) (store.Object, error) {
+	resp, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return store.Object{}, s.headError(ctx, bucket, key, err)
+	}
+	return store.Object{
+		Key:     key,
+		Size:    aws.ToInt64(resp.ContentLength),
+		ModTime: aws.ToTime(resp.LastModified),
+		ETag:    unquote(aws.ToString(resp.ETag)),
+	}, nil
+}
+
+// headError converts a HeadObject error. A HEAD response has no body, so a
+// rejected signature and a denied read both arrive as a bare 403 (and an
+// expired token as a bare 400). Only then, to tell ErrAuth from
+// ErrAccessDenied, it asks for one byte with GET, whose error has a body.
+func (s *Store) headError(ctx context.Context, bucket, key string, err error) error {
+	if !isCode(err, "Forbidden", "BadRequest") {
+		return convert("Stat", bucket, key, err)
+	}
+	resp, gerr := s.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String(key), Range: aws.String("bytes=0-0"),
+	})
+	if gerr == nil {
+		resp.Body.Close()
+		return convert("Stat", bucket, key, err)
+	}
+	if code, _ := errCode(gerr); code == "" || code == "InvalidRange" {
+		return convert("Stat", bucket, key, err)
+	}
+	return convert("Stat", bucket, key, gerr)
+}
+
+// ReadAt reads len(p) bytes at off with a ranged GET, pinned to etag with
+// If-Match when etag is not empty. A range starting at or after the end of
+// the object yields 0, io.EOF; a range running past it yields the bytes up
+// to the end and io.EOF. An empty p returns 0, nil without a request.
+func (s *Store) ReadAt(ctx context.Context, bucket, key, etag string, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("s3 ReadAt %s/%s: negative offset %d", bucket, key, off)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	in := &s3.GetObjectInput{
+		Bucket: aws.String(bucket),
+		Key:    aws.String(key),
+		Range:  aws.String(fmt.Sprintf("bytes=%d-%d", off, off+int64(len(p))-1)),
+	}
+	if etag != "" {
+		in.IfMatch = aws.String(`"` + etag + `"`)
+	}
+	resp, err := s.client.GetObject(ctx, in)
+	if err != nil {
+		if isCode(err, "InvalidRange") {
+			return 0, io.EOF
+		}
+		return 0, convert("ReadAt", bucket, key, err)
+	}
+	defer resp.Body.Close()
+	// A server that ignores Range sends the whole object from byte 0;
+	// reading that into p would silently return the wrong bytes.
+	if start, ok := rangeStart(aws.ToString(resp.ContentRange)); (ok && start != off) || (!ok && off != 0) {
+		return 0, fmt.Errorf("s3 ReadAt %s/%s: asked for offset %d, server answered Content-Range %q",
+			bucket, key, off, aws.ToString(resp.ContentRange))
+	}
+	n, err := io.ReadFull(resp.Body, p)
+	switch {
+	case err == nil:
+		return n, nil
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		// Short is fine at the end of the object, but a body cut off
+		// before its announced length is a broken transfer.
+		if resp.ContentLength != nil && int64(n) < *resp.ContentLength {
+			return n, fmt.Errorf("s3 ReadAt %s/%s: body ended after %d of %d bytes: %w",
+				bucket, key, n, *resp.ContentLength, io.ErrUnexpectedEOF)
+		}
+		return n, io.EOF
+	default:
+		return n, convert("ReadAt", bucket, key, err)
+	}
+}
+
+// rangeStart parses the first byte position of "bytes START-END/SIZE".
+func rangeStart(cr string) (int64, bool) {
+	rest, ok := strings.CutPrefix(cr, "bytes ")
+	if !ok {
+		return 0, false
+	}
+	start, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(start, 10, 64)
+	return v, err == nil
+}
+
+// CreateBucket creates bucket; a bucket the caller already owns is success.
+func (s *Store) CreateBucket(ctx context.Context, bucket string) error {
+	_, err := s.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	if err != nil && !isCode(err, "BucketAlreadyOwnedByYou") {
+		return convert("CreateBucket", bucket, "", err)
+	}
+	return nil
+}
+
+// Delete removes key; deleting a missing key succeeds as on S3.
+func (s *Store) Delete(ctx context.Context, bucket, key string) error {
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	return convert("Delete", bucket, key, err)
+}
+
+func unquote(etag string) string {
+	return strings.Trim(etag, `"`)
+}
