@@ -1,0 +1,436 @@
+// Package auth builds the aws.Config that every S3 client of bucketfs uses and
+// turns credential failures into one clear line (see Explain).
+//
+// Region is chosen in this order, first non-empty wins:
+//
+//  1. Options.Region (--region)
+//  2. AWS_REGION
+//  3. AWS_DEFAULT_REGION (what the AWS CLI and R packages such as aws.s3 and
+//     paws read; we read it ourselves so the order does not depend on the SDK
+//     version)
+//  4. the region of the selected profile in the shared config file
+//  5. the EC2 instance metadata service, only when nothing above gave one and
+//     bounded by a short timeout so a host without IMDS does not hang
+//  6. "us-east-1"
+//
+// Credentials come from the SDK's default chain (config.LoadDefaultConfig):
+// environment keys (with optional AWS_SESSION_TOKEN), the shared config and
+// credentials files for the profile (static keys, assume-role, SSO,
+// credential_process), web identity (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE),
+// the container endpoint, and EC2 instance metadata (IMDSv2 with IMDSv1
+// fallback, honouring AWS_EC2_METADATA_SERVICE_ENDPOINT). An explicit --profile
+// takes precedence over environment keys, as in the AWS CLI. Load retrieves the
+// credentials once, under a timeout, so a mount without usable credentials
+// fails at once with a readable message instead of on the first ls.
+//
+// The S3 endpoint is Options.EndpointURL, else AWS_ENDPOINT_URL_S3, else
+// AWS_ENDPOINT_URL, else the profile's services/s3 endpoint_url, else the
+// profile's endpoint_url (the last two skipped when
+// AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is true), else AWS itself. The S3 client
+// should set s3.Options.BaseEndpoint from Result.Endpoint; Load does not put an
+// --endpoint-url into aws.Config.BaseEndpoint because that would also redirect
+// STS and every other client built from the config.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
+	"github.com/aws/aws-sdk-go-v2/credentials/logincreds"
+	"github.com/aws/aws-sdk-go-v2/credentials/processcreds"
+	"github.com/aws/aws-sdk-go-v2/credentials/ssocreds"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/smithy-go/logging"
+)
+
+// Options selects profile, region and endpoint; empty fields mean "discover".
+type Options struct {
+	Profile     string // --profile; "" means AWS_PROFILE or "default"
+	Region      string // --region; "" means discover (see package comment)
+	EndpointURL string // --endpoint-url; "" means AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else AWS
+	Logger      *slog.Logger
+	MaxConns    int // HTTP connections per host, 0 = DefaultMaxConns
+}
+
+// Result is what Load resolved. Config.Credentials is one shared
+// aws.CredentialsCache, so every client built from Config refreshes the same
+// credentials once.
+type Result struct {
+	Config       aws.Config
+	Endpoint     string // resolved S3 endpoint URL or "" for AWS
+	Region       string
+	RegionSource string // "--region", "AWS_REGION", "AWS_DEFAULT_REGION", "profile NAME", "instance metadata", "default us-east-1"
+	Source       string // where the credentials came from, never a secret
+}
+
+// Tunables.
+const (
+	DefaultMaxConns = 64
+	defaultRegion   = "us-east-1"
+
+	// maxAttempts bounds retries of one S3 call. Five attempts with backoff
+	// capped at maxBackoff ride out a short outage or throttling burst
+	// without leaving a reader blocked for minutes.
+	maxAttempts = 5
+	maxBackoff  = 10 * time.Second
+
+	dialTimeout           = 10 * time.Second
+	keepAlive             = 30 * time.Second
+	tlsHandshakeTimeout   = 10 * time.Second
+	responseHeaderTimeout = 30 * time.Second
+	idleConnTimeout       = 90 * time.Second
+)
+
+// Variables rather than constants so tests can shorten them.
+var (
+	// credentialsTimeout bounds the one credential retrieval in Load.
+	credentialsTimeout = 10 * time.Second
+	// imdsRegionTimeout bounds the instance-metadata region lookup.
+	imdsRegionTimeout = 2 * time.Second
+)
+
+// Load resolves region, endpoint and credentials and retrieves the
+// credentials once. Errors wrap store.ErrAuth when no usable credentials could
+// be found; pass any error to Explain for a one-line message.
+func Load(ctx context.Context, o Options) (Result, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+
+	region, regionSource := regionFromFlagOrEnv(o)
+	httpClient := newHTTPClient(o.MaxConns)
+	load := func(region string) (aws.Config, error) {
+		opts := []func(*config.LoadOptions) error{
+			config.WithHTTPClient(httpClient),
+			config.WithRetryer(newRetryer),
+			config.WithLogger(sdkLogger{log}),
+			// The container provider otherwise builds a client without
+			// any response timeout of its own.
+			config.WithEndpointCredentialOptions(func(eo *endpointcreds.Options) {
+				eo.HTTPClient = httpClient
+			}),
+		}
+		if o.Profile != "" {
+			opts = append(opts, config.WithSharedConfigProfile(o.Profile))
+		}
+		if region != "" {
+			opts = append(opts, config.WithRegion(region))
+		}
+		return config.LoadDefaultConfig(ctx, opts...)
+	}
+
+	cfg, err := load(region)
+	if err != nil {
+		return Result{}, configError(err, profileName(o, nil))
+	}
+	env, shared := configSources(cfg)
+	profile := profileName(o, shared)
+
+	if region == "" {
+		if cfg.Region != "" {
+			// Neither flag nor environment set a region, so the SDK took
+			// it from the profile.
+			region, regionSource = cfg.Region, "profile "+profile
+		} else {
+			region, regionSource = imdsRegion(ctx, cfg, log), "instance metadata"
+			if region == "" {
+				region, regionSource = defaultRegion, "default "+defaultRegion
+			}
+			// Load again: the STS clients behind assume-role and web
+			// identity were built during the first load and copied its
+			// empty region.
+			if cfg, err = load(region); err != nil {
+				return Result{}, configError(err, profile)
+			}
+			env, shared = configSources(cfg)
+		}
+	}
+	log.Debug("aws region", "region", region, "from", regionSource)
+
+	endpoint, err := resolveEndpoint(o, env, shared)
+	if err != nil {
+		return Result{}, err
+	}
+	if endpoint != "" {
+		log.Debug("s3 endpoint", "url", endpoint)
+	}
+
+	if cfg.Credentials == nil {
+		return Result{}, &loadError{line: noCredentialsLine(profile)}
+	}
+	if _, ok := cfg.Credentials.(*aws.CredentialsCache); !ok {
+		cfg.Credentials = aws.NewCredentialsCache(cfg.Credentials)
+	}
+	cctx, cancel := context.WithTimeout(ctx, credentialsTimeout)
+	creds, err := cfg.Credentials.Retrieve(cctx)
+	cancel()
+	if err == nil && !creds.HasKeys() {
+		err = errors.New("provider returned empty credentials")
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			// The caller gave up (Ctrl-C); that is not a credential problem.
+			return Result{}, ctx.Err()
+		}
+		return Result{}, retrieveError(err, cfg, env, shared, profile)
+	}
+
+	source := describeSource(creds, shared, env, profile)
+	if creds.CanExpire {
+		log.Debug("credentials from "+source, "expires", creds.Expires.Format(time.RFC3339))
+	} else {
+		log.Debug("credentials from " + source)
+	}
+
+	return Result{
+		Config:       cfg,
+		Endpoint:     endpoint,
+		Region:       region,
+		RegionSource: regionSource,
+		Source:       source,
+	}, nil
+}
+
+// regionFromFlagOrEnv covers steps 1-3 of the region order.
+func regionFromFlagOrEnv(o Options) (region, source string) {
+	if r := strings.TrimSpace(o.Region); r != "" {
+		return r, "--region"
+	}
+	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION"} {
+		if r := strings.TrimSpace(os.Getenv(k)); r != "" {
+			return r, k
+		}
+	}
+	return "", ""
+}
+
+// imdsRegion asks the instance metadata service for the region, or returns ""
+// when there is none within imdsRegionTimeout. The client comes from cfg so it
+// honours AWS_EC2_METADATA_DISABLED and AWS_EC2_METADATA_SERVICE_ENDPOINT, and
+// the SDK shortens its dial and header timeouts for a BuildableClient.
+func imdsRegion(ctx context.Context, cfg aws.Config, log *slog.Logger) string {
+	ctx, cancel := context.WithTimeout(ctx, imdsRegionTimeout)
+	defer cancel()
+	client := imds.NewFromConfig(cfg, func(o *imds.Options) {
+		o.Retryer = retry.AddWithMaxAttempts(retry.NewStandard(), 2)
+	})
+	// placement/region is a plain-text path; the SDK's own GetRegion parses
+	// the instance identity document, kept as a fallback for old IMDS fakes.
+	out, err := client.GetMetadata(ctx, &imds.GetMetadataInput{Path: "placement/region"})
+	if err == nil {
+		b, rerr := io.ReadAll(io.LimitReader(out.Content, 64))
+		out.Content.Close()
+		if r := strings.TrimSpace(string(b)); rerr == nil && r != "" {
+			return r
+		}
+	}
+	if ctx.Err() == nil {
+		if out, err2 := client.GetRegion(ctx, &imds.GetRegionInput{}); err2 == nil && out.Region != "" {
+			return out.Region
+		}
+	}
+	log.Debug("no region from instance metadata", "err", oneLine(errString(err)))
+	return ""
+}
+
+// newHTTPClient builds the transport shared by all clients. It must stay an
+// *awshttp.BuildableClient: the SDK adds AWS_CA_BUNDLE to that type only and
+// refuses any other client when the variable is set; IMDS clients also clone
+// it with their own short timeouts.
+func newHTTPClient(maxConns int) *awshttp.BuildableClient {
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
+	}
+	return awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) {
+			d.Timeout = dialTimeout
+			d.KeepAlive = keepAlive
+		}).
+		WithTransportOptions(func(tr *http.Transport) {
+			// With virtual-hosted addressing every bucket is its own host,
+			// so the total idle pool is larger than the per-host one.
+			tr.MaxIdleConns = max(4*maxConns, 100)
+			tr.MaxIdleConnsPerHost = maxConns
+			tr.MaxConnsPerHost = maxConns
+			tr.IdleConnTimeout = idleConnTimeout
+			tr.TLSHandshakeTimeout = tlsHandshakeTimeout
+			tr.ResponseHeaderTimeout = responseHeaderTimeout
+			tr.ExpectContinueTimeout = time.Second
+			tr.DisableKeepAlives = false
+		})
+}
+
+// newRetryer is the retryer factory put in aws.Config. The client-side retry
+// quota is off: with dozens of parallel reads one network blip drains the
+// default token bucket and later calls then fail at once with "retry quota
+// exceeded" instead of backing off.
+func newRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = maxAttempts
+		o.MaxBackoff = maxBackoff
+		o.RateLimiter = ratelimit.None
+	})
+}
+
+// resolveEndpoint implements the endpoint order of the package comment.
+func resolveEndpoint(o Options, env *config.EnvConfig, shared *config.SharedConfig) (string, error) {
+	type candidate struct{ value, from string }
+	cands := []candidate{
+		{o.EndpointURL, "--endpoint-url"},
+		{os.Getenv("AWS_ENDPOINT_URL_S3"), "AWS_ENDPOINT_URL_S3"},
+		{os.Getenv("AWS_ENDPOINT_URL"), "AWS_ENDPOINT_URL"},
+	}
+	ignore := false
+	if env != nil && env.IgnoreConfiguredEndpoints != nil {
+		ignore = *env.IgnoreConfiguredEndpoints
+	} else if shared != nil && shared.IgnoreConfiguredEndpoints != nil {
+		ignore = *shared.IgnoreConfiguredEndpoints
+	}
+	if ignore {
+		cands = cands[:1]
+	} else if shared != nil {
+		cands = append(cands,
+			candidate{shared.Services.ServiceValues["s3"]["endpoint_url"], "the profile's services s3 endpoint_url"},
+			candidate{shared.BaseEndpoint, "the profile's endpoint_url"})
+	}
+	for _, c := range cands {
+		v := strings.TrimSpace(c.value)
+		if v == "" {
+			continue
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return "", fmt.Errorf("invalid S3 endpoint %q from %s: it must look like https://host[:port]", v, c.from)
+		}
+		return strings.TrimRight(v, "/"), nil
+	}
+	return "", nil
+}
+
+// configSources digs the environment and shared-config values the SDK read
+// out of cfg, so messages can name the profile, role and files involved.
+func configSources(cfg aws.Config) (*config.EnvConfig, *config.SharedConfig) {
+	var env *config.EnvConfig
+	var shared *config.SharedConfig
+	for _, s := range cfg.ConfigSources {
+		switch c := s.(type) {
+		case config.EnvConfig:
+			if env == nil {
+				env = &c
+			}
+		case *config.EnvConfig:
+			if env == nil {
+				env = c
+			}
+		case config.SharedConfig:
+			if shared == nil {
+				shared = &c
+			}
+		case *config.SharedConfig:
+			if shared == nil {
+				shared = c
+			}
+		}
+	}
+	return env, shared
+}
+
+// profileName is the profile the SDK used (or would have used).
+func profileName(o Options, shared *config.SharedConfig) string {
+	if o.Profile != "" {
+		return o.Profile
+	}
+	if shared != nil && shared.Profile != "" {
+		return shared.Profile
+	}
+	for _, k := range []string{"AWS_PROFILE", "AWS_DEFAULT_PROFILE"} {
+		if p := os.Getenv(k); p != "" {
+			return p
+		}
+	}
+	return "default"
+}
+
+// describeSource names where creds came from, from the provider name the SDK
+// stores in aws.Credentials.Source.
+func describeSource(creds aws.Credentials, shared *config.SharedConfig, env *config.EnvConfig, profile string) string {
+	src := creds.Source
+	switch {
+	case src == config.CredentialsSourceName:
+		if creds.SessionToken != "" {
+			return "environment (AWS_ACCESS_KEY_ID, AWS_SESSION_TOKEN)"
+		}
+		return "environment (AWS_ACCESS_KEY_ID)"
+	case strings.HasPrefix(src, "SharedConfigCredentials"):
+		// "SharedConfigCredentials: FILE"; the source profile of an
+		// assume-role chain never gets here (its keys are the STS input).
+		return "profile " + profile
+	case src == stscreds.ProviderName:
+		if shared != nil && shared.RoleARN != "" {
+			return fmt.Sprintf("profile %s (assume role %s)", profile, shared.RoleARN)
+		}
+		return "profile " + profile + " (assume role)"
+	case src == stscreds.WebIdentityProviderName:
+		if env != nil && env.RoleARN != "" && env.WebIdentityTokenFilePath != "" {
+			return "web identity (" + env.RoleARN + ")"
+		}
+		if shared != nil && shared.RoleARN != "" {
+			return fmt.Sprintf("web identity (profile %s, %s)", profile, shared.RoleARN)
+		}
+		return "web identity"
+	case src == endpointcreds.ProviderName:
+		return "container"
+	case src == ec2rolecreds.ProviderName:
+		return "instance role"
+	case src == ssocreds.ProviderName:
+		return "profile " + profile + " (SSO)"
+	case src == processcreds.ProviderName:
+		return "profile " + profile + " (credential_process)"
+	case src == logincreds.ProviderName:
+		return "profile " + profile + " (aws login)"
+	case src == credentials.StaticCredentialsName:
+		return "static credentials"
+	case src == "":
+		return "unknown"
+	}
+	return src
+}
+
+// sdkLogger forwards the SDK's own log lines (warnings such as a credential
+// expiry extension) to slog. Request/response logging stays off, so no
+// signed headers reach it.
+type sdkLogger struct{ l *slog.Logger }
+
+func (s sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	level := slog.LevelDebug
+	if c == logging.Warn {
+		level = slog.LevelWarn
+	}
+	s.l.Log(context.Background(), level, "aws sdk: "+oneLine(fmt.Sprintf(format, v...)))
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
