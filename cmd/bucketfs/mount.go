@@ -101,8 +101,8 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	fs.IntVar(&c.GID, "gid", c.GID, "group `gid` of every file and directory")
 	fs.Var(modeValue{&c.FileMode}, "file-mode", "permission `mode` of files, octal")
 	fs.Var(modeValue{&c.DirMode}, "dir-mode", "permission `mode` of directories, octal")
-	fs.Var(sizeValue{&c.CacheSize}, "cache-size", "memory for cached file data, e.g. 512MiB, 2GiB")
-	fs.Var(durationValue{&c.MetadataTTL}, "metadata-ttl", "how long listings and file attributes are trusted before asking S3 again, e.g. 60s, 5m")
+	fs.Var(sizeValue{&c.CacheSize}, "cache-size", "`size` of memory for cached file data, e.g. 512MiB, 2GiB")
+	fs.Var(durationValue{&c.MetadataTTL}, "metadata-ttl", "`duration` for which listings and file attributes are trusted before asking S3 again, e.g. 60s, 5m")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "`level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFile, "log-file", "", "write logs to `path` (default: stderr with --foreground, else the user's cache dir bucketfs/bucketfs.log)")
 
@@ -268,7 +268,7 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	}
 	st := s3store.New(a.Config, s3store.Options{Endpoint: a.Endpoint, PathStyle: c.PathStyle, Logger: log})
 	if err := preflight(ctx, st, c, log); err != nil {
-		return err
+		return explainPreflight(err, a.Endpoint)
 	}
 	log.Info("credentials ready", "source", a.Source, "region", a.Region, "region_from", a.RegionSource, "endpoint", a.Endpoint)
 
@@ -329,20 +329,47 @@ func preflight(ctx context.Context, st store.ObjectStore, c mountConfig, log *sl
 			log.Warn("credentials may not list buckets (s3:ListAllMyBuckets); ls of the mount root will fail, but /MOUNTPOINT/BUCKET works for buckets you can read")
 			return nil
 		}
-		if err != nil {
-			return errors.New(auth.Explain(err))
-		}
-		return nil
+		return err
 	}
 	_, err := st.List(ctx, store.ListInput{Bucket: c.Bucket, Prefix: c.Prefix, Delimiter: "/", MaxKeys: 1})
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("bucket %q does not exist (or is in another account): check the name in s3://%s", c.Bucket, c.Bucket)
+		return finalError{fmt.Sprintf("bucket %q does not exist (or is in another account): check the name in s3://%s", c.Bucket, c.Bucket)}
 	default:
+		return err
+	}
+}
+
+// finalError is a message already fit for the user.
+type finalError struct{ msg string }
+
+func (e finalError) Error() string { return e.msg }
+
+// explainPreflight turns a failed first request into one line: credential
+// and permission problems through auth.Explain, anything else as a
+// connection problem with its innermost cause.
+func explainPreflight(err error, endpoint string) error {
+	var fe finalError
+	switch {
+	case errors.As(err, &fe):
+		return err
+	case errors.Is(err, store.ErrAuth), errors.Is(err, store.ErrAccessDenied), errors.Is(err, store.ErrNotFound):
 		return errors.New(auth.Explain(err))
 	}
+	if endpoint == "" {
+		endpoint = "AWS"
+	}
+	cause := err
+	for {
+		next := errors.Unwrap(cause)
+		if next == nil {
+			break
+		}
+		cause = next
+	}
+	return fmt.Errorf("cannot reach S3 at %s (%v): check --endpoint-url, the network and any proxy settings", endpoint, cause)
 }
 
 func mountError(c mountConfig, err error) error {

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"512MiB", 512 << 20, true},
+		{"2GiB", 2 << 30, true},
+		{"1G", 1 << 30, true},
+		{"100M", 100 << 20, true},
+		{"1.5GiB", 3 << 29, true},
+		{"1GB", 1e9, true},
+		{"4096", 4096, true},
+		{"64k", 64 << 10, true},
+		{"lots", 0, false},
+		{"-1MiB", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := parseSize(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestParseS3URL(t *testing.T) {
+	tests := []struct {
+		in, bucket, prefix string
+		ok                 bool
+	}{
+		{"s3://b", "b", "", true},
+		{"s3://b/", "b", "", true},
+		{"s3://b/data", "b", "data/", true},
+		{"s3://b/data/2024/", "b", "data/2024/", true},
+		{"s3://", "", "", false},
+		{"b/data", "", "", false},
+		{"s3://b/a//c", "", "", false},
+		{"s3://b/../x", "", "", false},
+	}
+	for _, tt := range tests {
+		b, p, err := parseS3URL(tt.in)
+		if (err == nil) != tt.ok || b != tt.bucket || p != tt.prefix {
+			t.Errorf("parseS3URL(%q) = %q, %q, %v", tt.in, b, p, err)
+		}
+	}
+}
+
+func TestParseMountArgs(t *testing.T) {
+	tests := []struct {
+		args    []string
+		check   func(mountConfig) bool
+		wantErr string
+	}{
+		{[]string{"/mnt/s3"}, func(c mountConfig) bool { return c.MountPoint == "/mnt/s3" && c.Bucket == "" && c.ReadOnly }, ""},
+		{[]string{"s3://b/p", "/mnt", "--cache-size", "1GiB", "--metadata-ttl", "5m"}, func(c mountConfig) bool {
+			return c.Bucket == "b" && c.Prefix == "p/" && c.CacheSize == 1<<30 && c.MetadataTTL == 5*time.Minute
+		}, ""},
+		{[]string{"--file-mode", "0440", "--dir-mode=0550", "--uid", "7", "/m"}, func(c mountConfig) bool {
+			return c.FileMode == 0o440 && c.DirMode == 0o550 && c.UID == 7
+		}, ""},
+		{[]string{"--metadata-ttl", "30", "/m"}, func(c mountConfig) bool { return c.MetadataTTL == 30*time.Second }, ""},
+		{nil, nil, "missing MOUNTPOINT"},
+		{[]string{"a", "b", "c"}, nil, "too many arguments"},
+		{[]string{"--read-only=false", "/m"}, nil, "read-only"},
+		{[]string{"--cache-size", "lots", "/m"}, nil, "not a size"},
+		{[]string{"--file-mode", "999", "/m"}, nil, "octal"},
+		{[]string{"--log-level", "loud", "/m"}, nil, "--log-level"},
+		{[]string{"--no-such-flag", "/m"}, nil, "no-such-flag"},
+		{[]string{"bucket", "/m"}, nil, "not an s3:// URL"},
+	}
+	for _, tt := range tests {
+		c, err := parseMountArgs(tt.args, io.Discard)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%q: err = %v, want %q", tt.args, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || !tt.check(c) {
+			t.Errorf("%q: %+v, %v", tt.args, c, err)
+		}
+	}
+}
+
+func TestRunHelpAndErrors(t *testing.T) {
+	tests := []struct {
+		args     []string
+		code     int
+		inStdout string
+		inStderr string
+	}{
+		{[]string{"--help"}, 0, "bucketfs mount [flags] MOUNTPOINT", ""},
+		{[]string{"mount", "--help"}, 0, "--cache-size", ""},
+		{[]string{"unmount", "--help"}, 0, "bucketfs unmount /mnt/s3", ""},
+		{[]string{"version"}, 0, "bucketfs ", ""},
+		{[]string{"frobnicate"}, 2, "", "unknown command"},
+		{[]string{"mount"}, 2, "", "missing MOUNTPOINT"},
+		{[]string{"mount", "/definitely/not/here"}, 1, "", "does not exist"},
+		{[]string{"unmount", "/definitely/not/here"}, 1, "", "not mounted"},
+	}
+	for _, tt := range tests {
+		var out, errb strings.Builder
+		code := run(tt.args, &out, &errb)
+		if code != tt.code || !strings.Contains(out.String(), tt.inStdout) || !strings.Contains(errb.String(), tt.inStderr) {
+			t.Errorf("run(%q) = %d\nstdout %q\nstderr %q", tt.args, code, out.String(), errb.String())
+		}
+		if tt.code != 0 && strings.Count(strings.TrimSpace(errb.String()), "\n") > 0 {
+			t.Errorf("run(%q): error is not one line: %q", tt.args, errb.String())
+		}
+	}
+}

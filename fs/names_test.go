@@ -1,0 +1,103 @@
+package fs
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/bucketfs/bucketfs/store"
+)
+
+func TestUsable(t *testing.T) {
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"data.csv", true},
+		{"sp ace", true},
+		{"ünï", true},
+		{"tab\there", true},
+		{"trailing.", true},
+		{"...", true},
+		{strings.Repeat("x", 255), true},
+		{"", false},
+		{".", false},
+		{"..", false},
+		{strings.Repeat("x", 256), false},
+		{"nul\x00byte", false},
+		{"a/b", false},
+		{"bad\xffutf8", false},
+	}
+	for _, tt := range tests {
+		if got := usable(tt.name); got != tt.want {
+			t.Errorf("usable(%q) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestValidBucketName(t *testing.T) {
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"my-bucket", true},
+		{"data.example.com", true},
+		{"abc", true},
+		{"Legacy_Bucket", true},
+		{"ab", false},
+		{strings.Repeat("a", 64), false},
+		{".Trash", false},
+		{"-dash", false},
+		{"has space", false},
+		{"desktop.ini", true},
+	}
+	for _, tt := range tests {
+		if got := validBucketName(tt.name); got != tt.want {
+			t.Errorf("validBucketName(%q) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestToErrno(t *testing.T) {
+	tests := []struct {
+		err  error
+		want syscall.Errno
+	}{
+		{nil, 0},
+		{store.ErrNotFound, syscall.ENOENT},
+		{store.ErrAccessDenied, syscall.EACCES},
+		{store.ErrAuth, syscall.EACCES},
+		{store.ErrChanged, syscall.ESTALE},
+		{store.ErrThrottled, syscall.EIO},
+		{store.ErrUnsupported, syscall.ENOTSUP},
+		{errWrap{store.ErrNotFound}, syscall.ENOENT},
+		{errWrap{errString("connection reset")}, syscall.EIO},
+	}
+	for _, tt := range tests {
+		if got := toErrno(tt.err); got != tt.want {
+			t.Errorf("toErrno(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+type errWrap struct{ err error }
+
+func (e errWrap) Error() string { return "wrapped: " + e.err.Error() }
+func (e errWrap) Unwrap() error { return e.err }
+
+func TestInoStable(t *testing.T) {
+	a := ino("b", "k", false)
+	if a != ino("b", "k", false) {
+		t.Error("inode numbers differ for the same name")
+	}
+	if a == ino("b", "k", true) || a == ino("b2", "k", false) || a == ino("b", "k2", false) {
+		t.Error("inode numbers collide for different names or kinds")
+	}
+	if a <= 1 || a >= 1<<63 {
+		t.Errorf("inode %d outside [2, 2^63)", a)
+	}
+}
