@@ -36,10 +36,14 @@ type Stats struct {
 }
 
 type blockCache struct {
-	s   store.ObjectStore
-	cfg Config
-	lru *lru.Cache[blockKey, []byte]
-	sem chan struct{}
+	s      store.ObjectStore
+	cfg    Config
+	lru    *lru.Cache[blockKey, []byte]
+	sem    chan struct{} // GETs in flight
+	budget *budget       // bytes of GETs in flight
+	bufs   sync.Pool     // run buffers of MaxRunBlocks blocks
+
+	active atomic.Int64 // open Readers, to share the cache between their read-ahead
 
 	mu       sync.Mutex
 	inflight map[blockKey]*pending
@@ -56,13 +60,20 @@ func newBlockCache(s store.ObjectStore, cfg Config) *blockCache {
 	if err != nil {
 		panic(err) // only for n <= 0, excluded above
 	}
-	return &blockCache{
+	runBytes := int64(cfg.MaxRunBlocks) * cfg.BlockSize
+	b := &blockCache{
 		s:        s,
 		cfg:      cfg,
 		lru:      l,
 		sem:      make(chan struct{}, cfg.MaxRequests),
+		budget:   newBudget(max(cfg.MaxInflightBytes, runBytes)),
 		inflight: make(map[blockKey]*pending),
 	}
+	b.bufs.New = func() any {
+		buf := make([]byte, runBytes)
+		return &buf
+	}
+	return b
 }
 
 // Stats returns the data cache counters.
@@ -82,13 +93,20 @@ type object struct {
 	size              int64
 }
 
+// blocks is how many blocks the object has.
+func (o object) blocks(bs int64) int64 { return (o.size + bs - 1) / bs }
+
 func (o object) block(idx int64) blockKey {
 	return blockKey{bucket: o.bucket, key: o.key, etag: o.etag, idx: idx}
 }
 
 // request makes sure blocks [from, to] are cached or in flight, starting
-// GETs of up to MaxRunBlocks contiguous missing blocks each.
-func (b *blockCache) request(o object, from, to int64) {
+// GETs of up to MaxRunBlocks contiguous missing blocks each. demand marks
+// blocks a reader waits for now; they go ahead of read-ahead and prefetch.
+func (b *blockCache) request(o object, from, to int64, demand bool) {
+	if to >= o.blocks(b.cfg.BlockSize) {
+		to = o.blocks(b.cfg.BlockSize) - 1
+	}
 	var runs [][]blockKey
 	var run []blockKey
 	flush := func() {
@@ -113,19 +131,24 @@ func (b *blockCache) request(o object, from, to int64) {
 	flush()
 	b.mu.Unlock()
 	for _, r := range runs {
-		go b.fetch(o, r)
+		go b.fetch(o, r, demand)
 	}
 }
 
 // fetch GETs one run of contiguous blocks and completes their pendings.
 // It runs detached from any reader: several readers may wait for it.
-func (b *blockCache) fetch(o object, run []blockKey) {
+func (b *blockCache) fetch(o object, run []blockKey, demand bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
 	defer cancel()
 	bs := b.cfg.BlockSize
 	off := run[0].idx * bs
 	n := min(int64(len(run))*bs, o.size-off)
-	buf := make([]byte, n)
+
+	b.budget.acquire(n, demand)
+	defer b.budget.release(n)
+	pooled := b.bufs.Get().(*[]byte)
+	defer b.bufs.Put(pooled)
+	buf := (*pooled)[:n]
 
 	var err error
 	for attempt := 0; ; attempt++ {
@@ -158,8 +181,8 @@ func (b *blockCache) fetch(o object, run []blockKey) {
 		} else {
 			lo := int64(i) * bs
 			hi := min(lo+bs, n)
-			// Copy so that each cached block owns exactly its bytes and
-			// evicting it frees them.
+			// Copy out of the pooled run buffer so that each cached block
+			// owns exactly its bytes and evicting it frees them.
 			p.data = append([]byte(nil), buf[lo:hi]...)
 			b.lru.Add(k, p.data)
 		}
@@ -192,7 +215,7 @@ func (b *blockCache) get(ctx context.Context, o object, idx, runEnd int64) ([]by
 		b.mu.Unlock()
 		if p == nil {
 			b.misses.Add(1)
-			b.request(o, idx, runEnd)
+			b.request(o, idx, runEnd, true)
 			b.mu.Lock()
 			p = b.inflight[k]
 			b.mu.Unlock()
@@ -211,98 +234,40 @@ func (b *blockCache) get(ctx context.Context, o object, idx, runEnd int64) ([]by
 	}
 }
 
-// Reader reads one version of one object through the block cache. It
-// detects sequential access and keeps a read-ahead window that doubles on
-// each sequential read up to MaxReadAhead, and drops to nothing on a
-// random read (so a Parquet footer read does not pull the whole file).
-// It is safe for concurrent use: the kernel issues reads in parallel.
-type Reader struct {
-	c      *Cache
-	obj    object
-	pinned store.Object
-
-	mu     sync.Mutex
-	next   int64 // where a sequential reader would read next
-	window int64 // current read-ahead in bytes
-	ahead  int64 // read-ahead has been requested up to here
+// budget bounds the bytes of GETs in flight, so memory stays within the
+// cache size plus a fixed overhead however many readers there are. A
+// quarter of it is kept for demand reads: a reader waiting for a block
+// never queues behind a wall of read-ahead.
+type budget struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	total   int64
+	avail   int64
+	reserve int64
 }
 
-// Open returns a Reader pinned to obj's ETag and size.
-func (c *Cache) Open(bucket string, obj store.Object) *Reader {
-	return &Reader{c: c, pinned: obj, obj: object{bucket: bucket, key: obj.Key, etag: obj.ETag, size: obj.Size}}
+func newBudget(n int64) *budget {
+	b := &budget{total: n, avail: n, reserve: n / 4}
+	b.cond = sync.NewCond(&b.mu)
+	return b
 }
 
-// Object returns the metadata of the version this Reader is pinned to.
-func (r *Reader) Object() store.Object { return r.pinned }
-
-// ReadAt reads len(p) bytes at off, fewer at the end of the object. When the
-// object changed since open it returns an error wrapping store.ErrChanged
-// and forgets the cached metadata so the next open sees the new version.
-func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	size := r.obj.size
-	if off >= size || len(p) == 0 {
-		return 0, io.EOF
+func (b *budget) acquire(n int64, demand bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	need := n
+	if !demand {
+		need = min(n+b.reserve, b.total)
 	}
-	end := min(off+int64(len(p)), size)
-	bs := r.c.cfg.BlockSize
-	first, last := off/bs, (end-1)/bs
-
-	raFrom, raTo := r.plan(off, end)
-	demandEnd := last
-	if raTo >= 0 && raFrom == last+1 {
-		// Let the demand GET also cover the start of the read-ahead.
-		demandEnd = min(raTo, first+int64(r.c.cfg.MaxRunBlocks)-1)
+	for b.avail < need {
+		b.cond.Wait()
 	}
-	if raTo >= raFrom && raTo >= 0 {
-		r.c.data.request(r.obj, raFrom, raTo)
-	}
-
-	n := 0
-	for i := first; i <= last; i++ {
-		data, err := r.c.data.get(ctx, r.obj, i, max(demandEnd, i))
-		if err != nil {
-			if errors.Is(err, store.ErrChanged) {
-				r.c.Forget(r.obj.bucket, r.obj.key)
-			}
-			return n, err
-		}
-		blockStart := i * bs
-		lo := max(off, blockStart) - blockStart
-		hi := min(end, blockStart+int64(len(data))) - blockStart
-		if lo >= hi {
-			return n, io.ErrUnexpectedEOF
-		}
-		n += copy(p[n:], data[lo:hi])
-	}
-	if end == size {
-		return n, io.EOF
-	}
-	return n, nil
+	b.avail -= n
 }
 
-// plan updates the sequential-access state for a read of [off, end) and
-// returns the block range to read ahead (raTo < raFrom when none).
-func (r *Reader) plan(off, end int64) (raFrom, raTo int64) {
-	bs := r.c.cfg.BlockSize
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	// The kernel sends reads of one sequential stream in parallel and
-	// slightly out of order; count a read as sequential when it starts
-	// near where the last one ended.
-	slack := max(r.window, 2*bs)
-	if off >= r.next-slack && off <= r.next+slack {
-		r.window = min(max(2*r.window, bs), r.c.cfg.MaxReadAhead)
-		r.next = max(r.next, end)
-	} else {
-		r.window, r.ahead, r.next = 0, 0, end
-	}
-	target := min(end+r.window, r.obj.size)
-	from := max(end, r.ahead)
-	// Top the window up only once half of it has been consumed, so that
-	// read-ahead goes out in long runs rather than a block at a time.
-	if r.window == 0 || target <= from || (r.ahead-end > r.window/2 && target < r.obj.size) {
-		return 0, -1
-	}
-	r.ahead = target
-	return from / bs, (target - 1) / bs
+func (b *budget) release(n int64) {
+	b.mu.Lock()
+	b.avail += n
+	b.mu.Unlock()
+	b.cond.Broadcast()
 }

@@ -158,7 +158,8 @@ func TestSequentialReadAhead(t *testing.T) {
 	if st.BlockMisses > 3 {
 		t.Errorf("reader waited on %d block misses; read-ahead should have fetched nearly all blocks first", st.BlockMisses)
 	}
-	if gets := f.fault.Count(faultstore.OpReadAt); gets > 64/4+3 {
+	// 16 full runs plus a few short ones while the window first doubles.
+	if gets := f.fault.Count(faultstore.OpReadAt); gets > 64/4+6 {
 		t.Errorf("%d GETs for 64 blocks with runs of 4", gets)
 	}
 }
@@ -285,4 +286,93 @@ func TestCancelledReaderDoesNotPoisonBlock(t *testing.T) {
 	if n := f.fault.Count(faultstore.OpReadAt); n != 1 {
 		t.Errorf("GETs = %d, want 1", n)
 	}
+}
+
+// Repeated random reads of a file that fits in the cache fetch it whole;
+// after that every read is a hit.
+func TestRandomReadsFetchSmallFileWhole(t *testing.T) {
+	size := 32 * testBlock
+	f, data, o := newDataFixture(t, Config{DataBytes: 256 * testBlock}, size)
+	r := f.c.Open("b", o)
+	defer r.Close()
+	rnd := rand.New(rand.NewSource(1))
+	p := make([]byte, 1000)
+	for i := 0; i < wholeFileAfter; i++ {
+		off := rnd.Intn(size - len(p))
+		if _, err := r.ReadAt(context.Background(), p, int64(off)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.c.data.lru.Len() < 32 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if l := f.c.data.lru.Len(); l != 32 {
+		t.Fatalf("cached blocks = %d, want the whole file (32)", l)
+	}
+	gets := f.fault.Count(faultstore.OpReadAt)
+	for i := 0; i < 50; i++ {
+		off := rnd.Intn(size - len(p))
+		if _, err := r.ReadAt(context.Background(), p, int64(off)); err != nil || !bytes.Equal(p, data[off:off+len(p)]) {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+	}
+	if n := f.fault.Count(faultstore.OpReadAt); n != gets {
+		t.Errorf("%d more GETs after the file was cached whole", n-gets)
+	}
+}
+
+// A file too big for a quarter of the cache is never fetched whole.
+func TestRandomReadsLargeFileExact(t *testing.T) {
+	size := 64 * testBlock
+	f, _, o := newDataFixture(t, Config{DataBytes: 64 * testBlock}, size)
+	r := f.c.Open("b", o)
+	defer r.Close()
+	for i := 0; i < 10; i++ {
+		off := int64((i*37%60 + 3) * testBlock) // away from the start, where a reader may begin sequentially
+		if _, err := r.ReadAt(context.Background(), make([]byte, 100), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	if st := f.c.Stats(); st.BytesRead > 10*testBlock {
+		t.Errorf("10 random reads fetched %d bytes, want at most 10 blocks", st.BytesRead)
+	}
+}
+
+// Open readers share the room for read-ahead.
+func TestReadAheadWindowShared(t *testing.T) {
+	f, _, o := newDataFixture(t, Config{DataBytes: 64 * testBlock, MaxReadAhead: 64 * testBlock}, testBlock)
+	readers := make([]*Reader, 4)
+	for i := range readers {
+		readers[i] = f.c.Open("b", o)
+	}
+	if w := readers[0].maxWindow(); w != 8*testBlock {
+		t.Errorf("window with 4 readers = %d blocks, want 8 (cache/2/4)", w/testBlock)
+	}
+	for _, r := range readers[1:] {
+		r.Close()
+		r.Close() // twice is harmless
+	}
+	if w := readers[0].maxWindow(); w != 32*testBlock {
+		t.Errorf("window with 1 reader = %d blocks, want 32 (cache/2)", w/testBlock)
+	}
+}
+
+// The in-flight budget never deadlocks, even when it holds a single run.
+func TestTinyBudget(t *testing.T) {
+	size := 40 * testBlock
+	f, data, o := newDataFixture(t, Config{MaxInflightBytes: 1, MaxRunBlocks: 2, MaxReadAhead: 8 * testBlock}, size)
+	r := f.c.Open("b", o)
+	defer r.Close()
+	got, err := io.ReadAll(io.NewSectionReader(readerAt{r}, 0, int64(size)))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read all: %v", err)
+	}
+}
+
+type readerAt struct{ r *Reader }
+
+func (a readerAt) ReadAt(p []byte, off int64) (int, error) {
+	return a.r.ReadAt(context.Background(), p, off)
 }

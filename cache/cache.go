@@ -35,6 +35,9 @@ type Config struct {
 	MaxListings int
 	// MaxRequests bounds GET requests in flight across the whole mount.
 	MaxRequests int
+	// MaxInflightBytes bounds the bytes of GETs in flight (memory beyond
+	// DataBytes that reads may use).
+	MaxInflightBytes int64
 	// MaxReadAhead bounds how far ahead of a sequential reader blocks are fetched.
 	MaxReadAhead int64
 	// MaxRunBlocks is the most blocks one ranged GET fetches.
@@ -60,7 +63,8 @@ const (
 	DefaultMaxMetadataEntries = 1 << 20
 	DefaultMaxListings        = 4096
 	DefaultMaxRequests        = 64
-	DefaultMaxReadAhead       = 64 << 20
+	DefaultMaxReadAhead       = 128 << 20
+	DefaultMaxInflightBytes   = 192 << 20
 	DefaultMaxRunBlocks       = 8
 	DefaultRequestTimeout     = 2 * time.Minute
 )
@@ -93,6 +97,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxReadAhead <= 0 {
 		c.MaxReadAhead = DefaultMaxReadAhead
 	}
+	if c.MaxInflightBytes <= 0 {
+		c.MaxInflightBytes = DefaultMaxInflightBytes
+	}
 	if c.MaxRunBlocks <= 0 {
 		c.MaxRunBlocks = DefaultMaxRunBlocks
 	}
@@ -114,6 +121,7 @@ type Cache struct {
 	store store.ObjectStore
 	meta  *metaCache
 	data  *blockCache
+	pre   *prefetcher
 }
 
 // New builds a cache over s.
@@ -124,6 +132,7 @@ func New(s store.ObjectStore, cfg Config) *Cache {
 		store: s,
 		meta:  newMetaCache(s, cfg),
 		data:  newBlockCache(s, cfg),
+		pre:   newPrefetcher(),
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 type flight[T any] struct {
 	timeout time.Duration // bounds each detached call; 0 means none
 	mu      sync.Mutex
-	calls map[string]*call[T]
+	calls   map[string]*call[T]
 }
 
 type call[T any] struct {

@@ -32,6 +32,7 @@ var (
 	_ gofs.NodeStatfser  = (*fileNode)(nil)
 	_ gofs.FileReader    = (*fileHandle)(nil)
 	_ gofs.FileGetattrer = (*fileHandle)(nil)
+	_ gofs.FileReleaser  = (*fileHandle)(nil)
 )
 
 func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -88,5 +89,10 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 
 func (h *fileHandle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
 	h.n.fs.fileAttr(&out.Attr, h.n.bucket, h.r.Object())
+	return 0
+}
+
+func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+	h.r.Close()
 	return 0
 }

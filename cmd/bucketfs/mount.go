@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -273,6 +274,7 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	log.Info("credentials ready", "source", a.Source, "region", a.Region, "region_from", a.RegionSource, "endpoint", a.Endpoint)
 
 	ch := cache.New(st, cache.Config{DataBytes: c.CacheSize, MetadataTTL: c.MetadataTTL, Logger: log})
+	limitMemory(ch.Config(), log)
 	root := bfs.New(ch, bfs.Config{
 		Bucket: c.Bucket, Prefix: c.Prefix,
 		UID: uint32(c.UID), GID: uint32(c.GID),
@@ -384,4 +386,20 @@ func mountError(c mountConfig, err error) error {
 		return fmt.Errorf("cannot mount %s with --allow-other: add user_allow_other to /etc/fuse.conf, or mount as root", c.MountPoint)
 	}
 	return fmt.Errorf("cannot mount %s: %v", c.MountPoint, err)
+}
+
+// memoryOverhead is what the daemon needs beyond the data cache and the
+// GETs in flight: metadata caches, listings, buffers, the Go runtime.
+const memoryOverhead = 256 << 20
+
+// limitMemory tells the Go runtime how much memory the daemon is meant to
+// use, so garbage (every block passes through a run buffer) is collected
+// before the heap grows far past the cache size. GOMEMLIMIT, if set, wins.
+func limitMemory(cc cache.Config, log *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit := cc.DataBytes + cc.MaxInflightBytes + memoryOverhead
+	debug.SetMemoryLimit(limit)
+	log.Debug("memory limit", "bytes", limit)
 }
