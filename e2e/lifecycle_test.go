@@ -1,0 +1,195 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestForegroundSIGTERM: with --foreground the process is the daemon; SIGTERM
+// must unmount cleanly and exit 0.
+func TestForegroundSIGTERM(t *testing.T) {
+	s := need(t)
+	bkt := s.bucket("fg")
+	s.seedBuckets(t, map[string]map[string][]byte{bkt: {"f.txt": []byte("foreground\n")}})
+	mp := t.TempDir()
+	logFile := filepath.Join(t.TempDir(), "bucketfs.log")
+	args := append([]string{"mount", "--foreground"}, s.mountOpts(logFile)...)
+	args = append(args, "s3://"+bkt, mp)
+
+	cmd := exec.Command(s.bin, args...)
+	cmd.Env = s.env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		s.cleanupMount(t, mp)
+		if t.Failed() {
+			logTail(t, logFile)
+		}
+	})
+
+	start := time.Now()
+	for !isMounted(t, mp) {
+		select {
+		case err := <-done:
+			t.Fatalf("bucketfs mount --foreground exited before mounting: %v\n%s", err, clip(stderr.String()))
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Since(start) > time.Minute {
+			t.Fatalf("not mounted after a minute")
+		}
+	}
+	t.Logf("mounted in foreground after %v", time.Since(start).Round(time.Millisecond))
+	if got := s.must(t, time.Minute, "cat", filepath.Join(mp, "f.txt")); got != "foreground\n" {
+		t.Errorf("cat = %q", got)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("after SIGTERM: %v, want exit 0\n%s", err, clip(stderr.String()))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still running 30s after SIGTERM")
+	}
+	if isMounted(t, mp) {
+		t.Errorf("%s still mounted after SIGTERM", mp)
+	}
+}
+
+const nonRootUser = "bucketfs-test"
+
+// TestNonRootUser: an ordinary user mounts through the setuid fusermount3,
+// reads a file and unmounts. As root the test runs the commands as
+// bucketfs-test (created if missing) through runuser.
+func TestNonRootUser(t *testing.T) {
+	s := need(t)
+	bkt := s.bucket("user")
+	s.seedBuckets(t, map[string]map[string][]byte{bkt: {"hello.txt": []byte("hello, user\n")}})
+
+	uid, gid := os.Getuid(), os.Getgid()
+	var prefix []string // runs a command as the test user
+	if uid == 0 {
+		u, err := user.Lookup(nonRootUser)
+		if err != nil {
+			out, err := exec.Command("useradd", "--system", "--user-group", "--no-create-home",
+				"--shell", "/usr/sbin/nologin", nonRootUser).CombinedOutput()
+			if err != nil {
+				t.Fatalf("useradd %s: %v: %s", nonRootUser, err, out)
+			}
+			if u, err = user.Lookup(nonRootUser); err != nil {
+				t.Fatal(err)
+			}
+		}
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+		prefix = []string{"runuser", "-u", nonRootUser, "--"}
+	}
+	if fi, err := os.Stat("/dev/fuse"); err != nil || fi.Mode().Perm()&0o006 != 0o006 {
+		t.Fatalf("/dev/fuse must be mode 0666 for non-root mounts (scripts/lib.sh sets it): %v", fi.Mode())
+	}
+
+	// A world-traversable directory under /tmp (scripts/test unmounts
+	// anything left below /tmp/bucketfs-e2e-*), with a copy of the binary the
+	// user can run wherever the checkout is.
+	dir, err := os.MkdirTemp("/tmp", "bucketfs-e2e-nonroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := filepath.Join(dir, "mnt")
+	t.Cleanup(func() {
+		s.cleanupMount(t, mp)
+		if t.Failed() {
+			logTail(t, filepath.Join(dir, "bucketfs.log"))
+		}
+		os.RemoveAll(dir)
+	})
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "bucketfs")
+	copyFile(t, s.bin, bin, 0o755)
+	if err := os.Mkdir(mp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, mp} {
+		if err := os.Chown(p, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// runuser keeps the caller's environment; the user's must not point at
+	// root's files.
+	env := []string{"HOME=" + dir}
+	runAs := func(args ...string) result {
+		all := append(append([]string{}, prefix...), args...)
+		return s.exec(t, time.Minute, env, all[0], all[1:]...)
+	}
+
+	mountArgs := append([]string{bin, "mount"}, s.mountOpts(filepath.Join(dir, "bucketfs.log"))...)
+	r := runAs(append(mountArgs, "s3://"+bkt, mp)...)
+	if r.err != nil {
+		t.Fatalf("mount as %s: %v\n%s", nonRootUser, r.err, clip(r.stderr))
+	}
+	if !isMounted(t, mp) {
+		t.Fatalf("mount as %s exited 0 but %s is not a mount", nonRootUser, mp)
+	}
+	// The kernel records who mounted a FUSE file system.
+	if opts := mountLine(t, mp); !strings.Contains(opts, fmt.Sprintf("user_id=%d,", uid)) {
+		t.Errorf("mount of %s is not owned by uid %d: %s", mp, uid, opts)
+	}
+	r = runAs("cat", filepath.Join(mp, "hello.txt"))
+	if r.err != nil || r.stdout != "hello, user\n" {
+		t.Errorf("cat as %s = %q, %v: %s", nonRootUser, r.stdout, r.err, clip(r.stderr))
+	}
+	r = runAs(bin, "unmount", mp)
+	if r.err != nil {
+		t.Fatalf("unmount as %s: %v\n%s", nonRootUser, r.err, clip(r.stderr))
+	}
+	if !waitUnmounted(t, mp, 5*time.Second) {
+		t.Errorf("%s still mounted after unmount as %s", mp, nonRootUser)
+	}
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(to, mode); err != nil {
+		t.Fatal(err)
+	}
+}
