@@ -56,17 +56,25 @@ func TestReadAtRanges(t *testing.T) {
 		{"at the end", size, 10, 0, true},
 		{"beyond the end", size + 10, 10, 0, true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := make([]byte, tt.n)
-			n, err := r.ReadAt(context.Background(), p, int64(tt.off))
-			if n != tt.wantN || (err == io.EOF) != tt.wantEOF || (err != nil && err != io.EOF) {
-				t.Fatalf("ReadAt = %d, %v; want %d, eof %v", n, err, tt.wantN, tt.wantEOF)
-			}
-			if n > 0 && !bytes.Equal(p[:n], data[tt.off:tt.off+n]) {
-				t.Fatal("bytes differ from the object")
-			}
-		})
+	methods := map[string]func(p []byte, off int64) ([]byte, error){
+		"ReadAt": func(p []byte, off int64) ([]byte, error) {
+			n, err := r.ReadAt(context.Background(), p, off)
+			return p[:n], err
+		},
+		"Slice": func(p []byte, off int64) ([]byte, error) { return r.Slice(context.Background(), p, off) },
+	}
+	for mname, read := range methods {
+		for _, tt := range tests {
+			t.Run(mname+"/"+tt.name, func(t *testing.T) {
+				got, err := read(make([]byte, tt.n), int64(tt.off))
+				if len(got) != tt.wantN || (err == io.EOF) != tt.wantEOF || (err != nil && err != io.EOF) {
+					t.Fatalf("read = %d bytes, %v; want %d, eof %v", len(got), err, tt.wantN, tt.wantEOF)
+				}
+				if !bytes.Equal(got, data[min(tt.off, size):min(tt.off, size)+len(got)]) {
+					t.Fatal("bytes differ from the object")
+				}
+			})
+		}
 	}
 }
 

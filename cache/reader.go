@@ -59,28 +59,16 @@ func (r *Reader) Object() store.Object { return r.pinned }
 // object changed since open it returns an error wrapping store.ErrChanged
 // and forgets the cached metadata so the next open sees the new version.
 func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	size := r.obj.size
-	if off >= size || len(p) == 0 {
+	if off >= r.obj.size || len(p) == 0 {
 		return 0, io.EOF
 	}
-	end := min(off+int64(len(p)), size)
+	end := min(off+int64(len(p)), r.obj.size)
+	first, last := r.start(off, end)
 	bs := r.c.cfg.BlockSize
-	first, last := off/bs, (end-1)/bs
-
-	// The blocks asked for go out first, in runs of their own, so the
-	// first byte does not wait for read-ahead.
-	r.c.data.request(r.obj, first, last, true)
-	if raFrom, raTo := r.plan(off, end); raTo >= raFrom {
-		r.c.data.request(r.obj, raFrom, raTo, false) // skips what is in flight
-	}
-
 	n := 0
 	for i := first; i <= last; i++ {
-		data, err := r.c.data.get(ctx, r.obj, i, i)
+		data, err := r.block(ctx, i)
 		if err != nil {
-			if errors.Is(err, store.ErrChanged) {
-				r.c.Forget(r.obj.bucket, r.obj.key)
-			}
 			return n, err
 		}
 		blockStart := i * bs
@@ -91,10 +79,58 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		}
 		n += copy(p[n:], data[lo:hi])
 	}
-	if end == size {
+	if end == r.obj.size {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// Slice returns up to len(buf) bytes at off. When they lie in one block it
+// returns a slice of the cached block without copying (blocks are never
+// written once cached); otherwise it reads into buf. io.EOF marks the end
+// of the object, as with ReadAt.
+func (r *Reader) Slice(ctx context.Context, buf []byte, off int64) ([]byte, error) {
+	bs := r.c.cfg.BlockSize
+	end := min(off+int64(len(buf)), r.obj.size)
+	if off >= end || off/bs != (end-1)/bs {
+		n, err := r.ReadAt(ctx, buf, off)
+		return buf[:n], err
+	}
+	first, _ := r.start(off, end)
+	data, err := r.block(ctx, first)
+	if err != nil {
+		return nil, err
+	}
+	lo, hi := off-first*bs, end-first*bs
+	if hi > int64(len(data)) {
+		return nil, io.ErrUnexpectedEOF
+	}
+	if end == r.obj.size {
+		return data[lo:hi], io.EOF
+	}
+	return data[lo:hi], nil
+}
+
+// start requests the blocks of [off, end) and any read-ahead, and returns
+// the first and last block. The blocks asked for go out first, in runs of
+// their own, so the first byte does not wait for read-ahead.
+func (r *Reader) start(off, end int64) (first, last int64) {
+	bs := r.c.cfg.BlockSize
+	first, last = off/bs, (end-1)/bs
+	r.c.data.request(r.obj, first, last, true)
+	if raFrom, raTo := r.plan(off, end); raTo >= raFrom {
+		r.c.data.request(r.obj, raFrom, raTo, false) // skips what is in flight
+	}
+	return first, last
+}
+
+// block waits for block i of the pinned version.
+func (r *Reader) block(ctx context.Context, i int64) ([]byte, error) {
+	data, err := r.c.data.get(ctx, r.obj, i, i)
+	if errors.Is(err, store.ErrChanged) {
+		r.c.Forget(r.obj.bucket, r.obj.key)
+	}
+	return data, err
 }
 
 // plan updates the access-pattern state for a read of [off, end) and

@@ -80,11 +80,11 @@ type fileHandle struct {
 }
 
 func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n, err := h.r.ReadAt(ctx, dest, off)
+	data, err := h.r.Slice(ctx, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, h.n.fs.fail("read", h.n.bucket, h.n.key, err)
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	return fuse.ReadResultData(data), 0
 }
 
 func (h *fileHandle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
