@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -41,7 +42,6 @@ type blockCache struct {
 	lru    *lru.Cache[blockKey, []byte]
 	sem    chan struct{} // GETs in flight
 	budget *budget       // bytes of GETs in flight
-	bufs   sync.Pool     // run buffers of MaxRunBlocks blocks
 
 	active atomic.Int64 // open Readers, to share the cache between their read-ahead
 
@@ -68,10 +68,6 @@ func newBlockCache(s store.ObjectStore, cfg Config) *blockCache {
 		sem:      make(chan struct{}, cfg.MaxRequests),
 		budget:   newBudget(max(cfg.MaxInflightBytes, runBytes)),
 		inflight: make(map[blockKey]*pending),
-	}
-	b.bufs.New = func() any {
-		buf := make([]byte, runBytes)
-		return &buf
 	}
 	return b
 }
@@ -101,12 +97,17 @@ func (o object) block(idx int64) blockKey {
 }
 
 // request makes sure blocks [from, to] are cached or in flight, starting
-// GETs of up to MaxRunBlocks contiguous missing blocks each. demand marks
-// blocks a reader waits for now; they go ahead of read-ahead and prefetch.
-func (b *blockCache) request(o object, from, to int64, demand bool) {
-	if to >= o.blocks(b.cfg.BlockSize) {
-		to = o.blocks(b.cfg.BlockSize) - 1
+// GETs of up to MaxRunBlocks contiguous missing blocks each, and returns
+// the pending fetch of each block (nil for a block already cached), so a
+// waiter sees the outcome of the very fetch it caused, even a failure.
+// demand marks blocks a reader waits for now: they go ahead of read-ahead
+// and prefetch, and count in the hit/miss statistics.
+func (b *blockCache) request(o object, from, to int64, demand bool) []*pending {
+	to = min(to, o.blocks(b.cfg.BlockSize)-1)
+	if to < from {
+		return nil
 	}
+	pend := make([]*pending, to-from+1)
 	var runs [][]blockKey
 	var run []blockKey
 	flush := func() {
@@ -118,11 +119,19 @@ func (b *blockCache) request(o object, from, to int64, demand bool) {
 	b.mu.Lock()
 	for i := from; i <= to; i++ {
 		k := o.block(i)
-		if _, busy := b.inflight[k]; busy || b.lru.Contains(k) {
+		if p, busy := b.inflight[k]; busy || b.lru.Contains(k) {
+			pend[i-from] = p
+			if demand {
+				b.hits.Add(1)
+			}
 			flush()
 			continue
 		}
-		b.inflight[k] = &pending{done: make(chan struct{})}
+		p := &pending{done: make(chan struct{})}
+		b.inflight[k], pend[i-from] = p, p
+		if demand {
+			b.misses.Add(1)
+		}
 		run = append(run, k)
 		if len(run) == b.cfg.MaxRunBlocks {
 			flush()
@@ -133,58 +142,88 @@ func (b *blockCache) request(o object, from, to int64, demand bool) {
 	for _, r := range runs {
 		go b.fetch(o, r, demand)
 	}
+	return pend
 }
 
-// fetch GETs one run of contiguous blocks and completes their pendings.
-// It runs detached from any reader: several readers may wait for it.
+// fetch GETs one run of contiguous blocks with one ranged GET and hands
+// out each block as soon as its bytes have arrived. A transfer that breaks
+// part-way is resumed from the first missing block. It runs detached from
+// any reader: several readers may wait for it.
 func (b *blockCache) fetch(o object, run []blockKey, demand bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
 	defer cancel()
 	bs := b.cfg.BlockSize
 	off := run[0].idx * bs
 	n := min(int64(len(run))*bs, o.size-off)
-
 	b.budget.acquire(n, demand)
-	defer b.budget.release(n)
-	pooled := b.bufs.Get().(*[]byte)
-	defer b.bufs.Put(pooled)
-	buf := (*pooled)[:n]
+	held := n
+	defer func() { b.budget.release(held) }()
 
 	var err error
-	for attempt := 0; ; attempt++ {
-		b.sem <- struct{}{}
-		b.requests.Add(1)
-		var got int
-		got, err = b.s.ReadAt(ctx, o.bucket, o.key, o.etag, buf, off)
-		<-b.sem
-		b.bytes.Add(int64(got))
-		if errors.Is(err, io.EOF) && int64(got) == n {
-			err = nil
+	for attempt := 0; len(run) > 0; attempt++ {
+		if attempt > 0 {
+			if !retryable(err) || attempt > 2 || ctx.Err() != nil {
+				break
+			}
+			b.cfg.Logger.Debug("retrying ranged GET", "bucket", o.bucket, "key", o.key, "offset", run[0].idx*bs, "err", err)
+			time.Sleep(time.Duration(50<<attempt) * time.Millisecond)
 		}
-		if err == nil && int64(got) < n {
-			err = io.ErrUnexpectedEOF // the object is shorter than its listing said
+		var done int
+		done, err = b.stream(ctx, o, run)
+		for _, k := range run[:done] {
+			size := min(bs, o.size-k.idx*bs)
+			b.budget.release(size)
+			held -= size
 		}
-		if err == nil || !retryable(err) || attempt >= 2 || ctx.Err() != nil {
+		run = run[done:]
+		if err == nil {
 			break
 		}
-		b.cfg.Logger.Debug("retrying ranged GET", "bucket", o.bucket, "key", o.key, "offset", off, "err", err)
-		time.Sleep(time.Duration(100<<attempt) * time.Millisecond)
 	}
+	if len(run) > 0 {
+		b.finish(run, nil, err)
+	}
+}
 
+// stream sends one GET for the blocks of run and completes them in order
+// as their bytes arrive; it returns how many it completed.
+func (b *blockCache) stream(ctx context.Context, o object, run []blockKey) (int, error) {
+	bs := b.cfg.BlockSize
+	off := run[0].idx * bs
+	n := min(int64(len(run))*bs, o.size-off)
+	b.sem <- struct{}{}
+	defer func() { <-b.sem }()
+	b.requests.Add(1)
+	body, err := b.s.ReadRange(ctx, o.bucket, o.key, o.etag, off, n)
+	if err != nil {
+		return 0, err
+	}
+	defer body.Close()
+	for i, k := range run {
+		data := make([]byte, min(bs, o.size-k.idx*bs))
+		got, err := io.ReadFull(body, data)
+		b.bytes.Add(int64(got))
+		if err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				err = fmt.Errorf("%s/%s: object shorter than its listed size %d: %w", o.bucket, o.key, o.size, io.ErrUnexpectedEOF)
+			}
+			return i, err
+		}
+		b.finish(run[i:i+1], data, nil)
+	}
+	return len(run), nil
+}
+
+// finish completes the pendings of keys with data (cached) or err.
+func (b *blockCache) finish(keys []blockKey, data []byte, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for i, k := range run {
+	for _, k := range keys {
 		p := b.inflight[k]
 		delete(b.inflight, k)
-		if err != nil {
-			p.err = err
-		} else {
-			lo := int64(i) * bs
-			hi := min(lo+bs, n)
-			// Copy out of the pooled run buffer so that each cached block
-			// owns exactly its bytes and evicting it frees them.
-			p.data = append([]byte(nil), buf[lo:hi]...)
-			b.lru.Add(k, p.data)
+		p.data, p.err = data, err
+		if err == nil {
+			b.lru.Add(k, data)
 		}
 		close(p.done)
 	}
@@ -201,36 +240,22 @@ func retryable(err error) bool {
 	return true
 }
 
-// get returns block idx, fetching it (as part of a run up to runEnd) when
-// it is neither cached nor in flight.
-func (b *blockCache) get(ctx context.Context, o object, idx, runEnd int64) ([]byte, error) {
+// get returns block idx, waiting for p (the fetch request returned for it)
+// when there is one, else taking it from the cache or fetching it anew.
+func (b *blockCache) get(ctx context.Context, o object, idx int64, p *pending) ([]byte, error) {
 	k := o.block(idx)
-	for {
+	for p == nil {
 		if data, ok := b.lru.Get(k); ok {
-			b.hits.Add(1)
 			return data, nil
 		}
-		b.mu.Lock()
-		p := b.inflight[k]
-		b.mu.Unlock()
-		if p == nil {
-			b.misses.Add(1)
-			b.request(o, idx, runEnd, true)
-			b.mu.Lock()
-			p = b.inflight[k]
-			b.mu.Unlock()
-			if p == nil {
-				continue // fetched and cached (or evicted) in between: look again
-			}
-		} else {
-			b.hits.Add(1)
-		}
-		select {
-		case <-p.done:
-			return p.data, p.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+		// Evicted since it was requested: ask again.
+		p = b.request(o, idx, idx, true)[0]
+	}
+	select {
+	case <-p.done:
+		return p.data, p.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 

@@ -63,11 +63,11 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		return 0, io.EOF
 	}
 	end := min(off+int64(len(p)), r.obj.size)
-	first, last := r.start(off, end)
+	first, last, pend := r.start(off, end)
 	bs := r.c.cfg.BlockSize
 	n := 0
 	for i := first; i <= last; i++ {
-		data, err := r.block(ctx, i)
+		data, err := r.block(ctx, i, pend[i-first])
 		if err != nil {
 			return n, err
 		}
@@ -96,8 +96,8 @@ func (r *Reader) Slice(ctx context.Context, buf []byte, off int64) ([]byte, erro
 		n, err := r.ReadAt(ctx, buf, off)
 		return buf[:n], err
 	}
-	first, _ := r.start(off, end)
-	data, err := r.block(ctx, first)
+	first, _, pend := r.start(off, end)
+	data, err := r.block(ctx, first, pend[0])
 	if err != nil {
 		return nil, err
 	}
@@ -112,21 +112,22 @@ func (r *Reader) Slice(ctx context.Context, buf []byte, off int64) ([]byte, erro
 }
 
 // start requests the blocks of [off, end) and any read-ahead, and returns
-// the first and last block. The blocks asked for go out first, in runs of
-// their own, so the first byte does not wait for read-ahead.
-func (r *Reader) start(off, end int64) (first, last int64) {
+// the first and last block and the pending fetch of each. The blocks asked
+// for go out first, in runs of their own, so the first byte does not wait
+// for read-ahead.
+func (r *Reader) start(off, end int64) (first, last int64, pend []*pending) {
 	bs := r.c.cfg.BlockSize
 	first, last = off/bs, (end-1)/bs
-	r.c.data.request(r.obj, first, last, true)
+	pend = r.c.data.request(r.obj, first, last, true)
 	if raFrom, raTo := r.plan(off, end); raTo >= raFrom {
 		r.c.data.request(r.obj, raFrom, raTo, false) // skips what is in flight
 	}
-	return first, last
+	return first, last, pend
 }
 
 // block waits for block i of the pinned version.
-func (r *Reader) block(ctx context.Context, i int64) ([]byte, error) {
-	data, err := r.c.data.get(ctx, r.obj, i, i)
+func (r *Reader) block(ctx context.Context, i int64, p *pending) ([]byte, error) {
+	data, err := r.c.data.get(ctx, r.obj, i, p)
 	if errors.Is(err, store.ErrChanged) {
 		r.c.Forget(r.obj.bucket, r.obj.key)
 	}

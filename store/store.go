@@ -78,6 +78,11 @@ type ObjectStore interface {
 	// object has another ETag. It returns the number of bytes read, which is
 	// less than len(p) only at the end of the object (with io.EOF or nil).
 	ReadAt(ctx context.Context, bucket, key, etag string, p []byte, off int64) (int, error)
+	// ReadRange streams up to n bytes of key starting at off (fewer at the
+	// end of the object), pinned to etag as ReadAt is. The body's Read
+	// returns an error (not io.EOF) if the transfer breaks before the end
+	// of the range or of the object. The caller closes it.
+	ReadRange(ctx context.Context, bucket, key, etag string, off, n int64) (io.ReadCloser, error)
 }
 
 // Writer is implemented by stores that can create buckets and objects. The

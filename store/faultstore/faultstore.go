@@ -5,6 +5,7 @@ package faultstore
 
 import (
 	"context"
+	"io"
 	"sync"
 	"sync/atomic"
 
@@ -124,4 +125,12 @@ func (s *Store) ReadAt(ctx context.Context, bucket, key, etag string, p []byte, 
 		return 0, err
 	}
 	return s.inner.ReadAt(ctx, bucket, key, etag, p, off)
+}
+
+// ReadRange counts and hooks as OpReadAt: both are one ranged GET.
+func (s *Store) ReadRange(ctx context.Context, bucket, key, etag string, off, n int64) (io.ReadCloser, error) {
+	if err := s.before(ctx, OpReadAt, bucket, key); err != nil {
+		return nil, err
+	}
+	return s.inner.ReadRange(ctx, bucket, key, etag, off, n)
 }

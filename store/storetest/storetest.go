@@ -40,12 +40,39 @@ func Run(t *testing.T, newStore func(t *testing.T) (store.ObjectStore, store.Wri
 		{"Stat", testStat},
 		{"ReadAt", testReadAt},
 		{"ETagPinning", testETagPinning},
+		// The same ranges and pinning, read through ReadRange's stream.
+		{"ReadRange", func(t *testing.T, n NewStoreFunc) { testReadAt(t, viaReadRange(n)) }},
+		{"ReadRangePinning", func(t *testing.T, n NewStoreFunc) { testETagPinning(t, viaReadRange(n)) }},
 		{"OverwriteAndDelete", testOverwriteAndDelete},
 		{"Multipart40MiB", testMultipart},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore) })
 	}
+}
+
+// viaReadRange wraps the stores newStore makes so that ReadAt reads through
+// ReadRange, letting the ReadAt tests check the streaming path too.
+func viaReadRange(newStore NewStoreFunc) NewStoreFunc {
+	return func(t *testing.T) (store.ObjectStore, store.Writer, string) {
+		s, w, b := newStore(t)
+		return rangeReadAt{s}, w, b
+	}
+}
+
+type rangeReadAt struct{ store.ObjectStore }
+
+func (r rangeReadAt) ReadAt(ctx context.Context, bucket, key, etag string, p []byte, off int64) (int, error) {
+	rc, err := r.ReadRange(ctx, bucket, key, etag, off, int64(len(p)))
+	if err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	n, err := io.ReadFull(rc, p)
+	if err == io.EOF || err == io.ErrUnexpectedEOF { // a clean end before len(p)
+		return n, io.EOF
+	}
+	return n, err
 }
 
 // pattern returns n deterministic pseudo-random bytes derived from seed.
