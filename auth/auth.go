@@ -19,9 +19,12 @@
 // credential_process), web identity (AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE),
 // the container endpoint, and EC2 instance metadata (IMDSv2 with IMDSv1
 // fallback, honouring AWS_EC2_METADATA_SERVICE_ENDPOINT). An explicit --profile
-// takes precedence over environment keys, as in the AWS CLI. Load retrieves the
-// credentials once, under a timeout, so a mount without usable credentials
-// fails at once with a readable message instead of on the first ls.
+// takes precedence over environment keys, as in the AWS CLI. Options.Credentials
+// (--credentials) instead forces exactly one source (see sources.go). Load
+// retrieves the credentials once, under a timeout, so a mount without usable
+// credentials fails at once with a readable message instead of on the first
+// ls. Afterwards they are refreshed ahead of expiry, and kept while a refresh
+// fails but they are still valid (see rotate.go).
 //
 // The S3 endpoint is Options.EndpointURL, else AWS_ENDPOINT_URL_S3, else
 // AWS_ENDPOINT_URL, else the profile's services/s3 endpoint_url, else the
@@ -34,7 +37,6 @@ package auth
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -66,6 +68,10 @@ type Options struct {
 	Profile     string // --profile; "" means AWS_PROFILE or "default"
 	Region      string // --region; "" means discover (see package comment)
 	EndpointURL string // --endpoint-url; "" means AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else AWS
+	// Credentials (--credentials) forces one source: SourceEnv,
+	// SourceProfile, SourceWebIdentity, SourceContainer or SourceInstance;
+	// "" (SourceChain) uses the standard chain.
+	Credentials string
 	Logger      *slog.Logger
 	MaxConns    int // HTTP connections per host, 0 = DefaultMaxConns
 }
@@ -79,6 +85,9 @@ type Result struct {
 	Region       string
 	RegionSource string // "--region", "AWS_REGION", "AWS_DEFAULT_REGION", "profile NAME", "instance metadata", "default us-east-1"
 	Source       string // where the credentials came from, never a secret
+	// Expires is when the credentials Load retrieved expire; zero for
+	// long-term keys. The mount refreshes them before then (see refresher).
+	Expires time.Time
 }
 
 // Tunables.
@@ -116,6 +125,10 @@ func Load(ctx context.Context, o Options) (Result, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 
+	source := normalizeSource(o.Credentials)
+	if err := CheckCredentialsSource(source); err != nil {
+		return Result{}, &loadError{line: err.Error()}
+	}
 	region, regionSource := regionFromFlagOrEnv(o)
 	httpClient := newHTTPClient(o.MaxConns)
 	load := func(region string) (aws.Config, error) {
@@ -129,8 +142,13 @@ func Load(ctx context.Context, o Options) (Result, error) {
 				eo.HTTPClient = httpClient
 			}),
 		}
-		if o.Profile != "" {
+		switch {
+		case o.Profile != "":
 			opts = append(opts, config.WithSharedConfigProfile(o.Profile))
+		case source == SourceProfile:
+			// Naming the profile makes the SDK resolve it ahead of
+			// keys in the environment.
+			opts = append(opts, config.WithSharedConfigProfile(profileName(o, nil)))
 		}
 		if region != "" {
 			opts = append(opts, config.WithRegion(region))
@@ -174,31 +192,49 @@ func Load(ctx context.Context, o Options) (Result, error) {
 		log.Debug("s3 endpoint", "url", endpoint)
 	}
 
+	if source != SourceChain {
+		p, err := forcedProvider(cfg, source, env, shared, profile)
+		if err != nil {
+			return Result{}, err
+		}
+		cfg.Credentials = p
+	}
 	if cfg.Credentials == nil {
 		return Result{}, &loadError{line: noCredentialsLine(profile)}
 	}
-	if _, ok := cfg.Credentials.(*aws.CredentialsCache); !ok {
-		cfg.Credentials = aws.NewCredentialsCache(cfg.Credentials)
-	}
+	// One cache over the refresher, shared by every client built from cfg;
+	// the refresher decides when to refresh (see rotate.go), so the cache
+	// itself has no expiry window.
+	ref := newRefresher(cfg.Credentials, log, func(c aws.Credentials) string {
+		return describeSource(c, shared, env, profile)
+	})
+	cfg.Credentials = aws.NewCredentialsCache(ref)
 	cctx, cancel := context.WithTimeout(ctx, credentialsTimeout)
 	creds, err := cfg.Credentials.Retrieve(cctx)
 	cancel()
-	if err == nil && !creds.HasKeys() {
-		err = errors.New("provider returned empty credentials")
-	}
 	if err != nil {
 		if ctx.Err() != nil {
 			// The caller gave up (Ctrl-C); that is not a credential problem.
 			return Result{}, ctx.Err()
 		}
+		if line := forcedFailure(source, err, env, shared, profile); line != "" {
+			return Result{}, &loadError{line: line, err: err}
+		}
 		return Result{}, retrieveError(err, cfg, env, shared, profile)
 	}
 
-	source := describeSource(creds, shared, env, profile)
-	if creds.CanExpire {
-		log.Debug("credentials from "+source, "expires", creds.Expires.Format(time.RFC3339))
+	credSource := describeSource(creds, shared, env, profile)
+	if creds.Source == ec2rolecreds.ProviderName {
+		if name := instanceRoleName(ctx, cfg); name != "" {
+			credSource += " " + name
+		}
+	}
+	var expires time.Time
+	if real := ref.current(); real.CanExpire {
+		expires = real.Expires
+		log.Debug("credentials from "+credSource, "expires", expires.UTC().Format(time.RFC3339))
 	} else {
-		log.Debug("credentials from " + source)
+		log.Debug("credentials from " + credSource)
 	}
 
 	return Result{
@@ -206,7 +242,8 @@ func Load(ctx context.Context, o Options) (Result, error) {
 		Endpoint:     endpoint,
 		Region:       region,
 		RegionSource: regionSource,
-		Source:       source,
+		Source:       credSource,
+		Expires:      expires,
 	}, nil
 }
 

@@ -307,7 +307,7 @@ func TestInstanceRole(t *testing.T) {
 			log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 			res := mustLoad(t, Options{Logger: log})
-			if res.Source != "instance role" {
+			if res.Source != "instance role bucketfs-role" {
 				t.Errorf("Source = %q", res.Source)
 			}
 			if res.Region != "eu-north-1" || res.RegionSource != "instance metadata" {

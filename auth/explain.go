@@ -69,7 +69,8 @@ func Explain(err error) string {
 func explainCode(words []string) string {
 	for _, w := range words {
 		switch w {
-		case "InvalidAccessKeyId", "InvalidClientTokenId":
+		case "InvalidAccessKeyId", "InvalidClientTokenId", "XAdminUserNotFound":
+			// XAdminUserNotFound: versitygw's word for an unknown key id.
 			return "the server does not know this access key id (" + w + "): check AWS_ACCESS_KEY_ID or the profile's aws_access_key_id"
 		case "SignatureDoesNotMatch":
 			return "the secret access key does not match the access key id (SignatureDoesNotMatch): check AWS_SECRET_ACCESS_KEY or the profile's aws_secret_access_key"
@@ -144,6 +145,9 @@ func configError(err error, profile string) error {
 			notExist.Profile, configFile(), credentialsFile(), notExist.Profile)
 	case errors.As(err, &mfaErr):
 		line = fmt.Sprintf("profile %q needs an MFA code (mfa_serial), which bucketfs cannot prompt for: export temporary credentials (aws sts get-session-token) or use a profile without MFA", profile)
+	case strings.Contains(err.Error(), "only loopback/ecs/eks hosts are allowed"):
+		line = fmt.Sprintf("AWS_CONTAINER_CREDENTIALS_FULL_URI %s is plain http to a host that is not loopback, ECS or EKS: use https or one of those addresses, or unset it",
+			os.Getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI"))
 	case errors.As(err, &fileErr):
 		line = fmt.Sprintf("cannot read the AWS config file %s: fix or remove it, or point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE elsewhere", fileErr.Filename)
 	default:
@@ -174,7 +178,9 @@ func retrieveError(err error, cfg aws.Config, env *config.EnvConfig, shared *con
 		// through to instance metadata, which had nothing either.
 		line := noCredentialsLine(profile)
 		if errors.Is(err, context.DeadlineExceeded) {
-			line = strings.Replace(line, "instance metadata)", fmt.Sprintf("instance metadata, which did not answer within %s)", credentialsTimeout), 1)
+			// The metadata client gives up on its own after a few
+			// seconds, so name no duration.
+			line = strings.Replace(line, "instance metadata)", "instance metadata, which did not answer)", 1)
 		}
 		return &loadError{line: line, err: err}
 	case has(aws.CredentialSourceEnvVarsSTSWebIDToken, aws.CredentialSourceProfileSTSWebIDToken):

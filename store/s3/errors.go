@@ -113,6 +113,16 @@ func convert(op, bucket, key string, err error) error {
 		return fmt.Errorf("s3 %s %s/%s: %w (%v)", op, bucket, key, store.ErrAuth, credErr.err)
 	}
 	code, status := errCode(err)
+	if region, wrong := regionHint(err); wrong {
+		// Only reached when the region could not be switched to (a
+		// custom endpoint, or no region named): say so instead of "301".
+		fix := "pass the bucket's region with --region"
+		if region != "" {
+			fix = "pass --region " + region
+		}
+		return fmt.Errorf("s3 %s %s/%s: the bucket is in another region than requests are signed for (%s): %s",
+			op, bucket, key, code, fix)
+	}
 	if s := sentinelFor(code, status); s != nil {
 		detail := code
 		if status != 0 {

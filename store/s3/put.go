@@ -39,11 +39,15 @@ func (s *Store) Put(ctx context.Context, bucket, key string, body io.ReaderAt, s
 		return store.Object{}, fmt.Errorf("s3 Put %s/%s: negative size %d", bucket, key, size)
 	}
 	if size <= multipartThreshold {
-		resp, err := s.client.PutObject(ctx, &s3.PutObjectInput{
-			Bucket:        aws.String(bucket),
-			Key:           aws.String(key),
-			Body:          io.NewSectionReader(body, 0, size),
-			ContentLength: aws.Int64(size),
+		var resp *s3.PutObjectOutput
+		err := s.call(ctx, bucket, func(c *s3.Client) (err error) {
+			resp, err = c.PutObject(ctx, &s3.PutObjectInput{
+				Bucket:        aws.String(bucket),
+				Key:           aws.String(key),
+				Body:          io.NewSectionReader(body, 0, size),
+				ContentLength: aws.Int64(size),
+			})
+			return err
 		})
 		if err != nil {
 			return store.Object{}, convert("Put", bucket, key, err)
@@ -66,10 +70,17 @@ func (s *Store) putMultipart(ctx context.Context, bucket, key string, body io.Re
 	// CRC32 part checksums, declared up front, are what the SDK's upload
 	// manager uses; S3 rejects a completion whose parts carry checksums
 	// the upload was not created with.
-	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket:            aws.String(bucket),
-		Key:               aws.String(key),
-		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+	// The whole upload stays with the client (region) that created it.
+	var created *s3.CreateMultipartUploadOutput
+	var client *s3.Client
+	err = s.call(ctx, bucket, func(c *s3.Client) (err error) {
+		client = c
+		created, err = c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+			Bucket:            aws.String(bucket),
+			Key:               aws.String(key),
+			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+		})
+		return err
 	})
 	if err != nil {
 		return store.Object{}, convert("Put", bucket, key, err)
@@ -81,7 +92,7 @@ func (s *Store) putMultipart(ctx context.Context, bucket, key string, body io.Re
 		}
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 		defer cancel()
-		_, aerr := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+		_, aerr := client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
 			Bucket: aws.String(bucket), Key: aws.String(key), UploadId: uploadID,
 		})
 		if aerr != nil {
@@ -90,11 +101,11 @@ func (s *Store) putMultipart(ctx context.Context, bucket, key string, body io.Re
 		}
 	}()
 
-	parts, err := s.uploadParts(ctx, bucket, key, uploadID, body, size)
+	parts, err := s.uploadParts(ctx, client, bucket, key, uploadID, body, size)
 	if err != nil {
 		return store.Object{}, err
 	}
-	done, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	done, err := client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(bucket),
 		Key:             aws.String(key),
 		UploadId:        uploadID,
@@ -108,7 +119,7 @@ func (s *Store) putMultipart(ctx context.Context, bucket, key string, body io.Re
 
 // uploadParts sends all parts, partConcurrency at a time, and returns them
 // in part-number order. The first error cancels the parts still running.
-func (s *Store) uploadParts(ctx context.Context, bucket, key string, uploadID *string, body io.ReaderAt, size int64) ([]types.CompletedPart, error) {
+func (s *Store) uploadParts(ctx context.Context, client *s3.Client, bucket, key string, uploadID *string, body io.ReaderAt, size int64) ([]types.CompletedPart, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ps := partSize(size)
@@ -132,7 +143,7 @@ func (s *Store) uploadParts(ctx context.Context, bucket, key string, uploadID *s
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			resp, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+			resp, err := client.UploadPart(ctx, &s3.UploadPartInput{
 				Bucket:            aws.String(bucket),
 				Key:               aws.String(key),
 				UploadId:          uploadID,

@@ -31,9 +31,15 @@ type Options struct {
 }
 
 // Store talks to an S3 service. It is safe for concurrent use.
+//
+// Against AWS (no Endpoint) buckets may live in different regions: Store
+// finds each bucket's region on first use and keeps one client per region
+// (see region.go); the aws.Config's region is the default for buckets not
+// yet seen. With a custom Endpoint there is one region and one client.
 type Store struct {
-	client *s3.Client
-	log    *slog.Logger
+	client  *s3.Client // the default region's client
+	regions *regions
+	log     *slog.Logger
 }
 
 var (
@@ -44,15 +50,22 @@ var (
 // New returns a Store using cfg, whose HTTP client, credentials and region
 // the caller has set up.
 func New(cfg aws.Config, opts Options) *Store {
-	log := opts.Logger
+	return newStore(cfg, opts, opts.Endpoint == "", opts.Logger)
+}
+
+// newStore is New with region discovery chosen by the caller; tests turn it
+// on for a local fake of S3's redirects.
+func newStore(cfg aws.Config, opts Options, discover bool, log *slog.Logger) *Store {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Credentials != nil {
 		// Tag credential-retrieval failures so they become store.ErrAuth.
-		cfg.Credentials = taggingProvider{cfg.Credentials}
+		// One cache in front, so the clients of all regions share it
+		// instead of each wrapping the provider in a cache of its own.
+		cfg.Credentials = aws.NewCredentialsCache(taggingProvider{cfg.Credentials})
 	}
-	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+	r := newRegions(cfg, discover, log, func(o *s3.Options) {
 		// Non-AWS servers send no checksums on GET; without this every
 		// read logs a warning.
 		o.DisableLogOutputChecksumValidationSkipped = true
@@ -61,7 +74,7 @@ func New(cfg aws.Config, opts Options) *Store {
 			o.BaseEndpoint = aws.String(opts.Endpoint)
 		}
 	})
-	return &Store{client: client, log: log}
+	return &Store{client: r.client(r.def), regions: r, log: log}
 }
 
 // ListBuckets lists the buckets the credentials may list, following
@@ -76,6 +89,9 @@ func (s *Store) ListBuckets(ctx context.Context) ([]store.Bucket, error) {
 		}
 		for _, b := range resp.Buckets {
 			out = append(out, store.Bucket{Name: aws.ToString(b.Name), Created: aws.ToTime(b.CreationDate)})
+			// AWS names each bucket's region here, which saves the
+			// redirect on first use.
+			s.regions.learn(aws.ToString(b.Name), aws.ToString(b.BucketRegion))
 		}
 		next := aws.ToString(resp.ContinuationToken)
 		// A server repeating the token would loop forever; stop instead.
@@ -101,7 +117,11 @@ func (s *Store) List(ctx context.Context, in store.ListInput) (store.ListPage, e
 	if in.MaxKeys > 0 {
 		req.MaxKeys = aws.Int32(int32(min(in.MaxKeys, 1<<30)))
 	}
-	resp, err := s.client.ListObjectsV2(ctx, req)
+	var resp *s3.ListObjectsV2Output
+	err := s.call(ctx, in.Bucket, func(c *s3.Client) (err error) {
+		resp, err = c.ListObjectsV2(ctx, req)
+		return err
+	})
 	if err != nil {
 		return store.ListPage{}, convert("List", in.Bucket, in.Prefix, err)
 	}
@@ -125,7 +145,11 @@ func (s *Store) List(ctx context.Context, in store.ListInput) (store.ListPage, e
 
 // Stat returns the metadata of key via HeadObject.
 func (s *Store) Stat(ctx context.Context, bucket, key string) (store.Object, error) {
-	resp, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	var resp *s3.HeadObjectOutput
+	err := s.call(ctx, bucket, func(c *s3.Client) (err error) {
+		resp, err = c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+		return err
+	})
 	if err != nil {
 		return store.Object{}, s.headError(ctx, bucket, key, err)
 	}
@@ -145,7 +169,7 @@ func (s *Store) headError(ctx context.Context, bucket, key string, err error) er
 	if !isCode(err, "Forbidden", "BadRequest") {
 		return convert("Stat", bucket, key, err)
 	}
-	resp, gerr := s.client.GetObject(ctx, &s3.GetObjectInput{
+	resp, gerr := s.regions.client(s.regions.forBucket(bucket)).GetObject(ctx, &s3.GetObjectInput{
 		Bucket: aws.String(bucket), Key: aws.String(key), Range: aws.String("bytes=0-0"),
 	})
 	if gerr == nil {
@@ -177,7 +201,11 @@ func (s *Store) ReadAt(ctx context.Context, bucket, key, etag string, p []byte, 
 	if etag != "" {
 		in.IfMatch = aws.String(`"` + etag + `"`)
 	}
-	resp, err := s.client.GetObject(ctx, in)
+	var resp *s3.GetObjectOutput
+	err := s.call(ctx, bucket, func(c *s3.Client) (err error) {
+		resp, err = c.GetObject(ctx, in)
+		return err
+	})
 	if err != nil {
 		if isCode(err, "InvalidRange") {
 			return 0, io.EOF
@@ -233,7 +261,10 @@ func (s *Store) CreateBucket(ctx context.Context, bucket string) error {
 
 // Delete removes key; deleting a missing key succeeds as on S3.
 func (s *Store) Delete(ctx context.Context, bucket, key string) error {
-	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	err := s.call(ctx, bucket, func(c *s3.Client) error {
+		_, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+		return err
+	})
 	return convert("Delete", bucket, key, err)
 }
 
