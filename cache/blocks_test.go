@@ -330,10 +330,10 @@ func TestRandomReadsFetchSmallFileWhole(t *testing.T) {
 	}
 }
 
-// A file too big for a quarter of the cache is never fetched whole.
+// A file too big for half of the cache is never fetched whole.
 func TestRandomReadsLargeFileExact(t *testing.T) {
 	size := 64 * testBlock
-	f, _, o := newDataFixture(t, Config{DataBytes: 64 * testBlock}, size)
+	f, _, o := newDataFixture(t, Config{DataBytes: 96 * testBlock}, size)
 	r := f.c.Open("b", o)
 	defer r.Close()
 	for i := 0; i < 10; i++ {

@@ -18,7 +18,7 @@ const wholeFileAfter = 4
 // detects sequential access and keeps a read-ahead window that doubles on
 // each sequential read, and drops to nothing on a random read (so a Parquet
 // footer read does not pull the whole file). Repeated random reads of a
-// file that fits in a quarter of the cache fetch it whole, in parallel.
+// file that fits in half of the cache fetch it whole, in parallel.
 // It is safe for concurrent use: the kernel issues reads in parallel.
 type Reader struct {
 	c      *Cache
@@ -150,7 +150,7 @@ func (r *Reader) plan(off, end int64) (raFrom, raTo int64) {
 	} else {
 		r.window, r.ahead, r.next = 0, 0, end
 		r.randoms++
-		if r.randoms >= wholeFileAfter && !r.whole && r.obj.size <= r.c.cfg.DataBytes/4 {
+		if r.randoms >= wholeFileAfter && !r.whole && r.obj.size <= r.c.cfg.DataBytes/2 {
 			r.whole = true
 			return 0, r.obj.blocks(bs) - 1
 		}

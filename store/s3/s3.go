@@ -5,7 +5,6 @@ package s3store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -193,43 +192,18 @@ func (s *Store) ReadAt(ctx context.Context, bucket, key, etag string, p []byte, 
 	if len(p) == 0 {
 		return 0, nil
 	}
-	in := &s3.GetObjectInput{
-		Bucket: aws.String(bucket),
-		Key:    aws.String(key),
-		Range:  aws.String(fmt.Sprintf("bytes=%d-%d", off, off+int64(len(p))-1)),
-	}
-	if etag != "" {
-		in.IfMatch = aws.String(`"` + etag + `"`)
-	}
-	var resp *s3.GetObjectOutput
-	err := s.call(ctx, bucket, func(c *s3.Client) (err error) {
-		resp, err = c.GetObject(ctx, in)
-		return err
-	})
+	body, err := s.ReadRange(ctx, bucket, key, etag, off, int64(len(p)))
 	if err != nil {
-		if isCode(err, "InvalidRange") {
-			return 0, io.EOF
-		}
-		return 0, convert("ReadAt", bucket, key, err)
+		return 0, err
 	}
-	defer resp.Body.Close()
-	// A server that ignores Range sends the whole object from byte 0;
-	// reading that into p would silently return the wrong bytes.
-	if start, ok := rangeStart(aws.ToString(resp.ContentRange)); (ok && start != off) || (!ok && off != 0) {
-		return 0, fmt.Errorf("s3 ReadAt %s/%s: asked for offset %d, server answered Content-Range %q",
-			bucket, key, off, aws.ToString(resp.ContentRange))
-	}
-	n, err := io.ReadFull(resp.Body, p)
+	defer body.Close()
+	n, err := io.ReadFull(body, p)
 	switch {
 	case err == nil:
 		return n, nil
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		// Short is fine at the end of the object, but a body cut off
-		// before its announced length is a broken transfer.
-		if resp.ContentLength != nil && int64(n) < *resp.ContentLength {
-			return n, fmt.Errorf("s3 ReadAt %s/%s: body ended after %d of %d bytes: %w",
-				bucket, key, n, *resp.ContentLength, io.ErrUnexpectedEOF)
-		}
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		// The body ended cleanly before len(p): the end of the object. A
+		// body cut off early reports a wrapped error instead (see body).
 		return n, io.EOF
 	default:
 		return n, convert("ReadAt", bucket, key, err)
