@@ -194,24 +194,58 @@ func (b *blockCache) stream(ctx context.Context, o object, run []blockKey) (int,
 	b.sem <- struct{}{}
 	defer func() { <-b.sem }()
 	b.requests.Add(1)
-	body, err := b.s.ReadRange(ctx, o.bucket, o.key, o.etag, off, n)
+
+	// A transfer that stops moving (a stalled server, a half-dead
+	// connection) is cut after StallTimeout without progress and sent
+	// again, instead of holding readers for the whole request timeout.
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stall := time.AfterFunc(b.cfg.StallTimeout, func() { cancel(errStalled) })
+	defer stall.Stop()
+	stalled := func(err error) error {
+		if context.Cause(sctx) == errStalled {
+			return fmt.Errorf("%s/%s at %d: %w", o.bucket, o.key, off, errStalled)
+		}
+		return err
+	}
+
+	body, err := b.s.ReadRange(sctx, o.bucket, o.key, o.etag, off, n)
 	if err != nil {
-		return 0, err
+		return 0, stalled(err)
 	}
 	defer body.Close()
+	pr := &progressReader{r: body, t: stall, d: b.cfg.StallTimeout}
 	for i, k := range run {
 		data := make([]byte, min(bs, o.size-k.idx*bs))
-		got, err := io.ReadFull(body, data)
+		got, err := io.ReadFull(pr, data)
 		b.bytes.Add(int64(got))
 		if err != nil {
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				err = fmt.Errorf("%s/%s: object shorter than its listed size %d: %w", o.bucket, o.key, o.size, io.ErrUnexpectedEOF)
 			}
-			return i, err
+			return i, stalled(err)
 		}
 		b.finish(run[i:i+1], data, nil)
 	}
 	return len(run), nil
+}
+
+// errStalled marks a transfer cut for making no progress; it is retried.
+var errStalled = errors.New("transfer stalled")
+
+// progressReader pushes the stall timer back whenever bytes arrive.
+type progressReader struct {
+	r io.Reader
+	t *time.Timer
+	d time.Duration
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.t.Reset(p.d)
+	}
+	return n, err
 }
 
 // finish completes the pendings of keys with data (cached) or err.

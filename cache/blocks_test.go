@@ -435,3 +435,53 @@ func TestBrokenBodyResumes(t *testing.T) {
 		t.Errorf("GETs started at %v, want [0 %d]", bs.starts, 3*testBlock)
 	}
 }
+
+// stallingStore sends `first` bytes of the first GET body, then stops
+// sending without closing, as a stuck connection does.
+type stallingStore struct {
+	store.ObjectStore
+	first  int64
+	stalls atomic.Int32
+}
+
+func (s *stallingStore) ReadRange(ctx context.Context, bucket, key, etag string, off, n int64) (io.ReadCloser, error) {
+	rc, err := s.ObjectStore.ReadRange(ctx, bucket, key, etag, off, n)
+	if err != nil || s.stalls.Add(-1) < 0 {
+		return rc, err
+	}
+	return io.NopCloser(io.MultiReader(io.LimitReader(rc, s.first), ctxReader{ctx})), nil
+}
+
+// ctxReader blocks until ctx ends, then fails as a cancelled read does.
+type ctxReader struct{ ctx context.Context }
+
+func (r ctxReader) Read([]byte) (int, error) {
+	<-r.ctx.Done()
+	return 0, r.ctx.Err()
+}
+
+// A stalled transfer is cut after the stall timeout and resumed; the
+// reader gets the right bytes instead of hanging.
+func TestStalledTransferRetried(t *testing.T) {
+	f, data, o := newDataFixture(t, Config{}, 4*testBlock)
+	ss := &stallingStore{ObjectStore: f.fault, first: testBlock + 10}
+	ss.stalls.Store(1)
+	c := New(ss, Config{BlockSize: testBlock, StallTimeout: 200 * time.Millisecond})
+	c.data.request(object{bucket: "b", key: o.Key, etag: o.ETag, size: o.Size}, 0, 3, false)
+	r := c.Open("b", o)
+	defer r.Close()
+	start := time.Now()
+	got := make([]byte, len(data))
+	if n, err := r.ReadAt(context.Background(), got, 0); n != len(data) || (err != nil && err != io.EOF) {
+		t.Fatalf("ReadAt = %d, %v", n, err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("bytes differ after a stalled transfer")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("read took %v; the stall should have been cut after 200ms", d)
+	}
+	if n := f.fault.Count(faultstore.OpReadAt); n != 2 {
+		t.Errorf("GETs = %d, want 2 (the stalled one and its resumption)", n)
+	}
+}

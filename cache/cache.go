@@ -45,6 +45,9 @@ type Config struct {
 	// RequestTimeout bounds one store call made on behalf of possibly many
 	// callers (a de-duplicated HEAD, LIST or GET).
 	RequestTimeout time.Duration
+	// StallTimeout cuts a GET whose body makes no progress for this long;
+	// the blocks not yet received are fetched again.
+	StallTimeout time.Duration
 	// ListPageSize is MaxKeys for directory listings; 0 means the server's
 	// default (1,000 on S3).
 	ListPageSize int
@@ -67,6 +70,7 @@ const (
 	DefaultMaxInflightBytes   = 192 << 20
 	DefaultMaxRunBlocks       = 8
 	DefaultRequestTimeout     = 2 * time.Minute
+	DefaultStallTimeout       = 15 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -105,6 +109,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = DefaultStallTimeout
 	}
 	if c.Now == nil {
 		c.Now = time.Now
