@@ -29,6 +29,9 @@ var (
 	ErrChanged = errors.New("object changed since it was opened")
 	// ErrThrottled: the server asked us to slow down and retries ran out.
 	ErrThrottled = errors.New("throttled")
+	// ErrWrongRegion: the bucket lives in another region than requests are
+	// signed for and the store could not follow it (a custom endpoint).
+	ErrWrongRegion = errors.New("bucket in another region")
 	// ErrUnsupported: the operation is not supported by this store.
 	ErrUnsupported = errors.New("unsupported")
 )

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,7 +18,7 @@ const notifyEnv = "BUCKETFS_NOTIFY_FD"
 
 // startDaemon re-runs this program detached from the terminal and waits
 // until it reports that the mount is ready (exit 0) or why it failed.
-func startDaemon(c mountConfig) error {
+func startDaemon(c mountConfig, stderr io.Writer) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("cannot find the bucketfs executable to start the mount daemon: %v", err)
@@ -49,13 +50,22 @@ func startDaemon(c mountConfig) error {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
-	line, rerr := bufio.NewReader(r).ReadString('\n')
-	line = strings.TrimSpace(line)
-	switch {
-	case line == "ok":
-		return nil
-	case strings.HasPrefix(line, "error "):
-		return errors.New(strings.TrimPrefix(line, "error "))
+	br := bufio.NewReader(r)
+	var rerr error
+	for {
+		var line string
+		line, rerr = br.ReadString('\n')
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "ok":
+			return nil
+		case strings.HasPrefix(line, "error "):
+			return errors.New(strings.TrimPrefix(line, "error "))
+		case strings.HasPrefix(line, "warn "):
+			fmt.Fprintln(stderr, "bucketfs mount: warning: "+strings.TrimPrefix(line, "warn "))
+			continue
+		}
+		break
 	}
 	// The daemon closed the pipe without a word: it crashed.
 	select {
@@ -75,6 +85,11 @@ func openNotify() *notifier {
 	}
 	os.Unsetenv(notifyEnv)
 	return &notifier{f: os.NewFile(3, "notify")}
+}
+
+// warn passes on a warning for the user, printed by the waiting parent.
+func (n *notifier) warn(msg string) {
+	fmt.Fprintln(n.f, "warn "+strings.ReplaceAll(msg, "\n", " "))
 }
 
 func (n *notifier) ready() {

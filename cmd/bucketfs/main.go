@@ -19,6 +19,7 @@ Usage:
   bucketfs mount [flags] MOUNTPOINT                     mount every bucket the credentials can list
   bucketfs mount [flags] s3://BUCKET[/PREFIX] MOUNTPOINT mount one bucket, or a prefix of it
   bucketfs unmount MOUNTPOINT                           unmount
+  bucketfs whoami [flags]                               show which credentials a mount would use and check them
   bucketfs version                                      print the version
 
 Examples:
@@ -26,11 +27,17 @@ Examples:
   bucketfs mount s3://my-bucket/data /mnt/data
   Rscript -e 'head(read.csv("/mnt/s3/my-bucket/flights.csv"))'
   bucketfs unmount /mnt/s3
+  bucketfs whoami --credentials instance-role
 
 Run "bucketfs COMMAND --help" for the flags of a command.
 `
 
 func main() {
+	// mount(8) runs /sbin/mount.bucketfs, a symlink to this binary, for
+	// /etc/fstab lines and "mount -t bucketfs" (fstab.go).
+	if isMountHelper(os.Args[0]) {
+		os.Exit(mountHelper(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -46,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = mountCommand(args[1:], stdout, stderr)
 	case "unmount", "umount":
 		err = unmountCommand(args[1:], stdout)
+	case "whoami":
+		err = whoamiCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "bucketfs %s\n", versionString())
 		return 0
@@ -53,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, mainUsage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "bucketfs: unknown command %q: use mount, unmount or version (bucketfs --help)\n", args[0])
+		fmt.Fprintf(stderr, "bucketfs: unknown command %q: use mount, unmount, whoami or version (bucketfs --help)\n", args[0])
 		return 2
 	}
 	var ue usageError

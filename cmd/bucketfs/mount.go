@@ -59,6 +59,7 @@ type mountConfig struct {
 	MountPoint     string
 
 	Endpoint, Region, Profile string
+	Credentials               string // --credentials: "" for the standard chain
 	PathStyle                 bool
 	ReadOnly                  bool
 	AllowOther                bool
@@ -94,6 +95,7 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	fs.StringVar(&c.Endpoint, "endpoint-url", "", "S3 endpoint `URL` for S3-compatible servers (also AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)")
 	fs.StringVar(&c.Region, "region", "", "AWS `region`; default AWS_REGION, AWS_DEFAULT_REGION, the profile, instance metadata, us-east-1")
 	fs.StringVar(&c.Profile, "profile", "", "`name` of a profile in ~/.aws/config and ~/.aws/credentials (also AWS_PROFILE)")
+	fs.StringVar(&c.Credentials, "credentials", "", "use only this credential `source`: env, profile, web-identity, container or instance-role (default: the standard chain)")
 	fs.BoolVar(&c.PathStyle, "path-style", false, "address buckets as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT (most S3-compatible servers)")
 	fs.BoolVar(&c.ReadOnly, "read-only", true, "refuse every change with EROFS; the only mode until writes land")
 	fs.BoolVar(&c.AllowOther, "allow-other", false, "let other users use the mount (needs user_allow_other in /etc/fuse.conf for non-root); every request is signed with the mounter's credentials")
@@ -141,6 +143,9 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return c, err
 	}
+	if err := auth.CheckCredentialsSource(c.Credentials); err != nil {
+		return c, usageError{err.Error()}
+	}
 	return c, nil
 }
 
@@ -186,7 +191,7 @@ func mountCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	c.MountPoint = mp
 	if !c.Foreground && os.Getenv(notifyEnv) == "" {
-		return startDaemon(c)
+		return startDaemon(c, stderr)
 	}
 	return serve(c, stderr)
 }
@@ -199,13 +204,14 @@ func checkMountPoint(p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	st, err := os.Stat(abs)
-	if errors.Is(err, syscall.ENOTCONN) {
+	// statfs reaches the daemon even when the kernel still has the root's
+	// attributes cached, so it notices a dead mount at once.
+	if isDeadMount(abs) {
 		if uerr := unmount(abs, true); uerr != nil {
 			return "", fmt.Errorf("%s is a dead mount (Transport endpoint is not connected) and clearing it failed: %v; run: fusermount3 -u %s", abs, uerr, abs)
 		}
-		st, err = os.Stat(abs)
 	}
+	st, err := os.Stat(abs)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return "", fmt.Errorf("mount point %s does not exist: create it with mkdir -p %s", abs, abs)
@@ -221,12 +227,14 @@ func checkMountPoint(p string) (string, error) {
 }
 
 // openLog returns the logger for a mount and what to close afterwards.
-func openLog(c mountConfig, stderr io.Writer) (*slog.Logger, io.Closer, error) {
+// A daemon in the background (background) has no terminal: without
+// --log-file it logs to the user's cache directory.
+func openLog(c mountConfig, stderr io.Writer, background bool) (*slog.Logger, io.Closer, error) {
 	level, _ := parseLevel(c.LogLevel)
 	var w io.Writer = stderr
 	var closer io.Closer = io.NopCloser(nil)
 	path := c.LogFile
-	if path == "" && os.Getenv(notifyEnv) != "" {
+	if path == "" && background {
 		if dir, err := os.UserCacheDir(); err == nil {
 			path = filepath.Join(dir, "bucketfs", "bucketfs.log")
 			_ = os.MkdirAll(filepath.Dir(path), 0o700)
@@ -252,7 +260,7 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 			notify.fail(err)
 		}
 	}()
-	log, closer, err := openLog(c, stderr)
+	log, closer, err := openLog(c, stderr, notify != nil)
 	if err != nil {
 		return err
 	}
@@ -263,13 +271,22 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	a, err := auth.Load(ctx, auth.Options{Profile: c.Profile, Region: c.Region, EndpointURL: c.Endpoint, Logger: log})
+	a, err := auth.Load(ctx, auth.Options{Profile: c.Profile, Region: c.Region, EndpointURL: c.Endpoint, Credentials: c.Credentials, Logger: log})
 	if err != nil {
 		return errors.New(auth.Explain(err))
 	}
 	st := s3store.New(a.Config, s3store.Options{Endpoint: a.Endpoint, PathStyle: c.PathStyle, Logger: log})
-	if err := preflight(ctx, st, c, log); err != nil {
+	warning, err := preflight(ctx, st, c)
+	if err != nil {
 		return explainPreflight(err, a.Endpoint)
+	}
+	if warning != "" {
+		log.Warn(warning)
+		if notify != nil {
+			notify.warn(warning)
+		} else {
+			fmt.Fprintln(stderr, "bucketfs mount: warning: "+warning)
+		}
 	}
 	log.Info("credentials ready", "source", a.Source, "region", a.Region, "region_from", a.RegionSource, "endpoint", a.Endpoint)
 
@@ -292,6 +309,8 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 		MaxBackground: 64,
 		DisableXAttrs: true,
 		DirectMount:   os.Geteuid() == 0,
+		// What fusermount3 would set, plus read-only for the mount itself.
+		DirectMountFlags: syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_RDONLY,
 	}
 	server, err := gofs.Mount(c.MountPoint, root, opts)
 	if err != nil {
@@ -302,6 +321,7 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 		notify.ready()
 		notify = nil
 	}
+	sdNotifyReady(c, log)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -322,26 +342,23 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 
 // preflight checks, before anything is mounted, that the credentials work
 // and the bucket is there, so a bad key gives a clear error and no mount.
-func preflight(ctx context.Context, st store.ObjectStore, c mountConfig, log *slog.Logger) error {
+// A problem that leaves the mount useful gives a warning instead.
+func preflight(ctx context.Context, st store.ObjectStore, c mountConfig) (warning string, err error) {
 	if c.Bucket == "" {
 		_, err := st.ListBuckets(ctx)
 		if errors.Is(err, store.ErrAccessDenied) {
 			// Valid credentials without s3:ListAllMyBuckets: buckets are
 			// still reachable by name, the root just cannot be listed.
-			log.Warn("credentials may not list buckets (s3:ListAllMyBuckets); ls of the mount root will fail, but /MOUNTPOINT/BUCKET works for buckets you can read")
-			return nil
+			return fmt.Sprintf("these credentials may not list buckets (s3:ListAllMyBuckets), so ls %s will fail; "+
+				"buckets you can read are still reachable as %s/BUCKET, or mount one with s3://BUCKET", c.MountPoint, c.MountPoint), nil
 		}
-		return err
+		return "", err
 	}
-	_, err := st.List(ctx, store.ListInput{Bucket: c.Bucket, Prefix: c.Prefix, Delimiter: "/", MaxKeys: 1})
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, store.ErrNotFound):
-		return finalError{fmt.Sprintf("bucket %q does not exist (or is in another account): check the name in s3://%s", c.Bucket, c.Bucket)}
-	default:
-		return err
+	_, err = st.List(ctx, store.ListInput{Bucket: c.Bucket, Prefix: c.Prefix, Delimiter: "/", MaxKeys: 1})
+	if errors.Is(err, store.ErrNotFound) {
+		return "", finalError{fmt.Sprintf("bucket %q does not exist (or is in another account): check the name in s3://%s", c.Bucket, c.Bucket)}
 	}
+	return "", err
 }
 
 // finalError is a message already fit for the user.
@@ -355,7 +372,7 @@ func (e finalError) Error() string { return e.msg }
 func explainPreflight(err error, endpoint string) error {
 	var fe finalError
 	switch {
-	case errors.As(err, &fe):
+	case errors.As(err, &fe), errors.Is(err, store.ErrWrongRegion):
 		return err
 	case errors.Is(err, store.ErrAuth), errors.Is(err, store.ErrAccessDenied), errors.Is(err, store.ErrNotFound):
 		return errors.New(auth.Explain(err))

@@ -50,9 +50,7 @@ func unmountCommand(args []string, stdout io.Writer) error {
 	if fstype != "fuse.bucketfs" {
 		return fmt.Errorf("%s is a %s mount, not bucketfs: use umount", mp, fstype)
 	}
-	_, statErr := os.Stat(mp)
-	dead := errors.Is(statErr, syscall.ENOTCONN)
-	return unmount(mp, dead)
+	return unmount(mp, isDeadMount(mp))
 }
 
 // unmount detaches the FUSE mount at mp: directly as root, else through
@@ -145,4 +143,11 @@ func unescapeMountinfo(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// isDeadMount reports whether mp is a FUSE mount whose daemon is gone
+// ("Transport endpoint is not connected").
+func isDeadMount(mp string) bool {
+	var st syscall.Statfs_t
+	return errors.Is(syscall.Statfs(mp, &st), syscall.ENOTCONN)
 }

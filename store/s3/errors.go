@@ -120,8 +120,8 @@ func convert(op, bucket, key string, err error) error {
 		if region != "" {
 			fix = "pass --region " + region
 		}
-		return fmt.Errorf("s3 %s %s/%s: the bucket is in another region than requests are signed for (%s): %s",
-			op, bucket, key, code, fix)
+		return fmt.Errorf("s3 %s %s/%s: the bucket is in another region than requests are signed for (%s): %s%.0w",
+			op, bucket, key, code, fix, store.ErrWrongRegion)
 	}
 	if s := sentinelFor(code, status); s != nil {
 		detail := code
