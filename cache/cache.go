@@ -42,8 +42,9 @@ type Config struct {
 	MaxReadAhead int64
 	// MaxRunBlocks is the most blocks one ranged GET fetches.
 	MaxRunBlocks int
-	// RequestTimeout bounds one store call made on behalf of possibly many
-	// callers (a de-duplicated HEAD, LIST or GET).
+	// RequestTimeout bounds one store call with its retries (a HEAD, a page
+	// of a listing, a GET of a run of blocks): past it the operation fails
+	// with EIO instead of waiting on an unreachable server.
 	RequestTimeout time.Duration
 	// StallTimeout cuts a GET whose body makes no progress for this long;
 	// the blocks not yet received are fetched again.
@@ -69,7 +70,7 @@ const (
 	DefaultMaxReadAhead       = 128 << 20
 	DefaultMaxInflightBytes   = 192 << 20
 	DefaultMaxRunBlocks       = 8
-	DefaultRequestTimeout     = 2 * time.Minute
+	DefaultRequestTimeout     = time.Minute
 	DefaultStallTimeout       = 15 * time.Second
 )
 

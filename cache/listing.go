@@ -106,6 +106,8 @@ func (r *DirReader) fetch(ctx context.Context) error {
 	if !r.started {
 		r.started, r.at = true, r.m.cfg.Now()
 	}
+	ctx, cancel := context.WithTimeout(ctx, r.m.cfg.RequestTimeout)
+	defer cancel()
 	page, err := r.m.s.List(ctx, store.ListInput{Bucket: r.bucket, Prefix: r.prefix, Delimiter: "/", Token: r.token, MaxKeys: r.m.cfg.ListPageSize})
 	if err != nil {
 		return err

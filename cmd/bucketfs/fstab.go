@@ -125,6 +125,7 @@ var fstabOptions = []fstabOption{
 	{name: "path_style", flag: "path-style"},
 	{name: "cache_size", flag: "cache-size", value: true, check: checkSize},
 	{name: "metadata_ttl", flag: "metadata-ttl", value: true, check: checkDuration},
+	{name: "request_timeout", flag: "request-timeout", value: true, check: checkDuration},
 	{name: "log_level", flag: "log-level", value: true, check: checkLevel},
 	{name: "log_file", flag: "log-file", value: true},
 	{name: "credentials", flag: "credentials", value: true},

@@ -69,6 +69,7 @@ type mountConfig struct {
 	FileMode, DirMode uint32
 	CacheSize         int64
 	MetadataTTL       time.Duration
+	RequestTimeout    time.Duration
 	LogLevel, LogFile string
 }
 
@@ -82,14 +83,15 @@ func (c mountConfig) source() string {
 
 func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	c := mountConfig{
-		ReadOnly:    true,
-		UID:         os.Getuid(),
-		GID:         os.Getgid(),
-		FileMode:    0o444,
-		DirMode:     0o555,
-		CacheSize:   cache.DefaultDataBytes,
-		MetadataTTL: cache.DefaultMetadataTTL,
-		LogLevel:    "info",
+		ReadOnly:       true,
+		UID:            os.Getuid(),
+		GID:            os.Getgid(),
+		FileMode:       0o444,
+		DirMode:        0o555,
+		CacheSize:      cache.DefaultDataBytes,
+		MetadataTTL:    cache.DefaultMetadataTTL,
+		RequestTimeout: cache.DefaultRequestTimeout,
+		LogLevel:       "info",
 	}
 	fs := newFlagSet("mount")
 	fs.StringVar(&c.Endpoint, "endpoint-url", "", "S3 endpoint `URL` for S3-compatible servers (also AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)")
@@ -106,6 +108,7 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	fs.Var(modeValue{&c.DirMode}, "dir-mode", "permission `mode` of directories, octal")
 	fs.Var(sizeValue{&c.CacheSize}, "cache-size", "`size` of memory for cached file data, e.g. 512MiB, 2GiB")
 	fs.Var(durationValue{&c.MetadataTTL}, "metadata-ttl", "`duration` for which listings and file attributes are trusted before asking S3 again, e.g. 60s, 5m")
+	fs.Var(durationValue{&c.RequestTimeout}, "request-timeout", "`duration` after which a request to S3 that keeps failing or hangs gives up, with retries, and the file operation fails with EIO")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "`level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFile, "log-file", "", "write logs to `path` (default: stderr with --foreground, else the user's cache dir bucketfs/bucketfs.log)")
 
@@ -136,6 +139,9 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	}
 	if c.MetadataTTL <= 0 {
 		return c, usagef("--metadata-ttl must be positive")
+	}
+	if c.RequestTimeout < time.Second {
+		return c, usagef("--request-timeout must be at least 1s")
 	}
 	if c.CacheSize < cache.DefaultBlockSize {
 		return c, usagef("--cache-size %s is too small: give at least 1MiB", formatSize(c.CacheSize))
@@ -290,7 +296,7 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	}
 	log.Info("credentials ready", "source", a.Source, "region", a.Region, "region_from", a.RegionSource, "endpoint", a.Endpoint)
 
-	ch := cache.New(st, cache.Config{DataBytes: c.CacheSize, MetadataTTL: c.MetadataTTL, Logger: log})
+	ch := cache.New(st, cache.Config{DataBytes: c.CacheSize, MetadataTTL: c.MetadataTTL, RequestTimeout: c.RequestTimeout, Logger: log})
 	limitMemory(ch.Config(), log)
 	root := bfs.New(ch, bfs.Config{
 		Bucket: c.Bucket, Prefix: c.Prefix,
