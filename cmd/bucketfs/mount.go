@@ -70,6 +70,7 @@ type mountConfig struct {
 	CacheSize         int64
 	MetadataTTL       time.Duration
 	RequestTimeout    time.Duration
+	StallTimeout      time.Duration
 	LogLevel, LogFile string
 }
 
@@ -109,6 +110,7 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	fs.Var(sizeValue{&c.CacheSize}, "cache-size", "`size` of memory for cached file data, e.g. 512MiB, 2GiB")
 	fs.Var(durationValue{&c.MetadataTTL}, "metadata-ttl", "`duration` for which listings and file attributes are trusted before asking S3 again, e.g. 60s, 5m")
 	fs.Var(durationValue{&c.RequestTimeout}, "request-timeout", "`duration` after which a request to S3 that keeps failing or hangs gives up, with retries, and the file operation fails with EIO")
+	fs.Var(defaultedDuration{durationValue{&c.StallTimeout}, cache.DefaultStallTimeout}, "stall-timeout", "`duration` after which a download that stopped moving is cut and the missing part asked for again")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "`level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFile, "log-file", "", "write logs to `path` (default: stderr with --foreground, else the user's cache dir bucketfs/bucketfs.log)")
 
@@ -142,6 +144,9 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	}
 	if c.RequestTimeout < time.Second {
 		return c, usagef("--request-timeout must be at least 1s")
+	}
+	if c.StallTimeout != 0 && c.StallTimeout < 100*time.Millisecond {
+		return c, usagef("--stall-timeout must be at least 100ms")
 	}
 	if c.CacheSize < cache.DefaultBlockSize {
 		return c, usagef("--cache-size %s is too small: give at least 1MiB", formatSize(c.CacheSize))
@@ -296,7 +301,7 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	}
 	log.Info("credentials ready", "source", a.Source, "region", a.Region, "region_from", a.RegionSource, "endpoint", a.Endpoint)
 
-	ch := cache.New(st, cache.Config{DataBytes: c.CacheSize, MetadataTTL: c.MetadataTTL, RequestTimeout: c.RequestTimeout, Logger: log})
+	ch := cache.New(st, cache.Config{DataBytes: c.CacheSize, MetadataTTL: c.MetadataTTL, RequestTimeout: c.RequestTimeout, StallTimeout: c.StallTimeout, Logger: log})
 	limitMemory(ch.Config(), log)
 	root := bfs.New(ch, bfs.Config{
 		Bucket: c.Bucket, Prefix: c.Prefix,
@@ -342,7 +347,9 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 		}
 	}()
 	server.Wait()
-	log.Info("unmounted", "mountpoint", c.MountPoint)
+	cs := ch.Stats()
+	log.Info("unmounted", "mountpoint", c.MountPoint, "block_hits", cs.BlockHits, "block_misses", cs.BlockMisses,
+		"gets", cs.Requests, "bytes_fetched", cs.BytesRead)
 	return nil
 }
 
