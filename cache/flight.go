@@ -56,3 +56,19 @@ func (f *flight[T]) Do(ctx context.Context, key string, fn func(ctx context.Cont
 		return zero, ctx.Err()
 	}
 }
+
+// Wait waits for a call with key that is already under way, if any, and
+// reports whether there was one. It starts nothing.
+func (f *flight[T]) Wait(ctx context.Context, key string) bool {
+	f.mu.Lock()
+	c, ok := f.calls[key]
+	f.mu.Unlock()
+	if !ok {
+		return false
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+	}
+	return true
+}

@@ -70,14 +70,23 @@ type DirReader struct {
 // ReadDir starts a walk of the directory prefix ("" for the bucket's root,
 // else ending in "/").
 func (c *Cache) ReadDir(bucket, prefix string) *DirReader {
+	c.prefetchSubdirs(bucket, prefix)
 	r := &DirReader{m: c.meta, bucket: bucket, prefix: prefix}
-	if l := c.meta.freshListing(bucket, prefix); l != nil {
-		r.cached = l.entries
-		if r.cached == nil {
-			r.cached = []DirEntry{}
-		}
-	}
+	r.useCached()
 	return r
+}
+
+// useCached switches r to a fresh cached listing if there is one.
+func (r *DirReader) useCached() bool {
+	l := r.m.freshListing(r.bucket, r.prefix)
+	if l == nil {
+		return false
+	}
+	r.cached = l.entries
+	if r.cached == nil {
+		r.cached = []DirEntry{}
+	}
+	return true
 }
 
 // Next returns the next entry; ok is false at the end of the directory.
@@ -88,6 +97,10 @@ func (r *DirReader) Next(ctx context.Context) (e DirEntry, ok bool, err error) {
 		}
 		e, r.cached = r.cached[0], r.cached[1:]
 		return e, true, nil
+	}
+	if !r.started && r.m.walks.Wait(ctx, mkey(r.bucket, r.prefix)) && r.useCached() {
+		// A background listing of this directory just finished.
+		return r.Next(ctx)
 	}
 	for len(r.ready) == 0 {
 		if r.done {

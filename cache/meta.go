@@ -58,6 +58,7 @@ type metaCache struct {
 	lists *expirable.LRU[string, *listing]
 
 	heads flight[objEntry]
+	walks flight[struct{}] // background listings (prefetch.go)
 	probe flight[dirEntry]
 	bkts  flight[[]store.Bucket]
 
@@ -77,6 +78,7 @@ func newMetaCache(s store.ObjectStore, cfg Config) *metaCache {
 	m.heads.timeout = cfg.RequestTimeout
 	m.probe.timeout = cfg.RequestTimeout
 	m.bkts.timeout = cfg.RequestTimeout
+	m.walks.timeout = cfg.RequestTimeout
 	return m
 }
 

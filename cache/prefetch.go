@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"context"
+	"strings"
 	"sync"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -8,40 +10,75 @@ import (
 	"github.com/bucketfs/bucketfs/store"
 )
 
-// Reading the files of a directory one after another (cat dir/*, R's
-// lapply(list.files(...), read.csv), a partitioned data set) costs a round
-// trip per file unless the next files are on their way before they are
-// opened. The cache watches the order in which files of a directory are
-// opened; once two are opened in listing order it fetches the next ones
-// (whole, or their first run of blocks for larger files), more the longer
-// the streak lasts.
+// Reading the entries of a directory one after another costs a round trip
+// each unless the next ones are on their way before they are asked for:
+// files (cat dir/*, R's lapply(list.files(...), read.csv), a partitioned
+// data set) and subdirectories (find, ls -R, list.files(recursive = TRUE)).
+// The cache watches the order in which a directory's entries are opened;
+// once two are opened in listing order it fetches the next ones — a file
+// whole, or its first run of blocks if larger; a subdirectory's complete
+// listing — more the longer the streak lasts.
 
 const (
-	// prefetchMaxFiles bounds how many files ahead of the reader are fetched.
-	prefetchMaxFiles = 32
+	// prefetchMaxAhead bounds how many entries ahead of the reader are fetched.
+	prefetchMaxAhead = 32
 	// prefetchDirs bounds how many directories' streaks are remembered.
-	prefetchDirs = 256
+	prefetchDirs = 512
+	// maxListWalks bounds background listings in flight for the mount.
+	maxListWalks = 8
 )
 
-// dirStreak is the reading order seen in one directory.
-type dirStreak struct {
-	last    int // listing index of the file opened last
-	streak  int // files opened in listing order in a row
+// streak is the reading order seen among one directory's entries of one kind.
+type streak struct {
+	last    int // listing index of the entry opened last
+	run     int // entries opened in listing order in a row
 	fetched int // listing index up to which prefetch has been requested
 }
 
 type prefetcher struct {
 	mu      sync.Mutex
-	streaks *lru.Cache[string, *dirStreak]
+	streaks *lru.Cache[string, *streak]
+	walks   chan struct{} // background listings in flight
 }
 
 func newPrefetcher() *prefetcher {
-	l, _ := lru.New[string, *dirStreak](prefetchDirs)
-	return &prefetcher{streaks: l}
+	l, _ := lru.New[string, *streak](prefetchDirs)
+	return &prefetcher{streaks: l, walks: make(chan struct{}, maxListWalks)}
 }
 
-// prefetchSiblings is called on every open. It costs nothing unless the
-// directory's listing is cached and files are being opened in its order.
+// advance records that entry idx of a listing of n entries was opened
+// (key names the directory and the kind of entry) and offers the entries
+// to prefetch, in order, to take, which returns false to stop early.
+func (p *prefetcher) advance(key string, idx, n int, take func(i int) bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, ok := p.streaks.Get(key)
+	if !ok {
+		s = &streak{last: -1 << 30}
+		p.streaks.Add(key, s)
+	}
+	// Shell globs sort by locale, listings by bytes: allow small skips.
+	if idx > s.last && idx <= s.last+3 {
+		s.run++
+	} else {
+		s.run, s.fetched = 0, idx
+	}
+	s.last = idx
+	if s.run == 0 {
+		return
+	}
+	ahead := min(2<<min(s.run, 5), prefetchMaxAhead)
+	for i := max(s.fetched+1, idx+1); i < n && i <= idx+ahead; i++ {
+		if !take(i) {
+			return
+		}
+		s.fetched = i
+	}
+}
+
+// prefetchSiblings is called on every open of a file. It costs nothing
+// unless the directory's listing is cached and files are being opened in
+// its order.
 func (c *Cache) prefetchSiblings(bucket string, obj store.Object) {
 	prefix := parentPrefix(obj.Key)
 	l := c.meta.freshListing(bucket, prefix)
@@ -52,50 +89,83 @@ func (c *Cache) prefetchSiblings(bucket string, obj store.Object) {
 	if !ok {
 		return
 	}
+	first := runBytes(c.cfg)
+	budget := min(c.cfg.MaxInflightBytes/2, c.cfg.DataBytes/8)
 	var todo []store.Object
-	c.pre.mu.Lock()
-	k := mkey(bucket, prefix)
-	s, ok := c.pre.streaks.Get(k)
-	if !ok {
-		s = &dirStreak{last: -1 << 30}
-		c.pre.streaks.Add(k, s)
-	}
-	// Shell globs sort by locale, listings by bytes: allow small skips.
-	if idx > s.last && idx <= s.last+3 {
-		s.streak++
-	} else {
-		s.streak, s.fetched = 0, idx
-	}
-	s.last = idx
-	if s.streak > 0 {
-		ahead := min(2<<min(s.streak, 5), prefetchMaxFiles)
-		budget := min(c.cfg.MaxInflightBytes/2, c.cfg.DataBytes/8)
-		var bytes int64
-		for i := max(s.fetched+1, idx+1); i < len(l.entries) && i <= idx+ahead; i++ {
-			e := l.entries[i]
-			if e.Kind != KindFile {
-				s.fetched = i
-				continue
-			}
-			n := min(e.Object.Size, runBytes(c.cfg))
-			if bytes+n > budget {
-				break
-			}
-			bytes += n
-			todo = append(todo, e.Object)
-			s.fetched = i
+	c.pre.advance("f"+mkey(bucket, prefix), idx, len(l.entries), func(i int) bool {
+		e := l.entries[i]
+		if e.Kind != KindFile {
+			return true
 		}
-	}
-	c.pre.mu.Unlock()
-
+		n := min(e.Object.Size, first)
+		if n > budget {
+			return false
+		}
+		budget -= n
+		todo = append(todo, e.Object)
+		return true
+	})
 	bs := c.cfg.BlockSize
 	for _, o := range todo {
 		if o.Size == 0 {
 			continue
 		}
-		blocks := (min(o.Size, runBytes(c.cfg)) + bs - 1) / bs
+		blocks := (min(o.Size, first) + bs - 1) / bs
 		c.data.request(object{bucket: bucket, key: o.Key, etag: o.ETag, size: o.Size}, 0, blocks-1, false)
 	}
+}
+
+// prefetchSubdirs is called on every readdir of a directory: when the
+// subdirectories of its parent are being walked in order, the next ones
+// are listed in the background.
+func (c *Cache) prefetchSubdirs(bucket, prefix string) {
+	if prefix == "" {
+		return
+	}
+	parent := parentPrefix(strings.TrimSuffix(prefix, "/"))
+	l := c.meta.freshListing(bucket, parent)
+	if l == nil {
+		return
+	}
+	idx, ok := l.index[strings.TrimSuffix(prefix[len(parent):], "/")]
+	if !ok {
+		return
+	}
+	var todo []string
+	c.pre.advance("d"+mkey(bucket, parent), idx, len(l.entries), func(i int) bool {
+		e := l.entries[i]
+		if e.Kind.Has(KindDir) {
+			if p := parent + e.Name + "/"; c.meta.freshListing(bucket, p) == nil {
+				todo = append(todo, p)
+			}
+		}
+		return true
+	})
+	for _, p := range todo {
+		go c.walk(bucket, p)
+	}
+}
+
+// walk lists a directory completely in the background, which caches it.
+// A readdir of the same directory meanwhile waits for it (see DirReader).
+func (c *Cache) walk(bucket, prefix string) {
+	c.pre.walks <- struct{}{}
+	defer func() { <-c.pre.walks }()
+	ctx := context.Background()
+	_, _ = c.meta.walks.Do(ctx, mkey(bucket, prefix), func(ctx context.Context) (struct{}, error) {
+		if c.meta.freshListing(bucket, prefix) != nil {
+			return struct{}{}, nil
+		}
+		r := &DirReader{m: c.meta, bucket: bucket, prefix: prefix}
+		for !r.done {
+			if err := r.fetch(ctx); err != nil {
+				c.cfg.Logger.Debug("background listing failed", "bucket", bucket, "prefix", prefix, "err", err)
+				return struct{}{}, err
+			}
+			r.ready = nil // nobody reads them; the listing is cached at the end
+		}
+		return struct{}{}, nil
+	})
 }
 
 func runBytes(cfg Config) int64 { return int64(cfg.MaxRunBlocks) * cfg.BlockSize }

@@ -66,3 +66,63 @@ func TestNoPrefetchForRandomOpens(t *testing.T) {
 		t.Errorf("random opens without reads sent %d GETs", gets)
 	}
 }
+
+// Walking subdirectories in listing order (find, ls -R) lists the next
+// ones in the background; each directory is still listed exactly once.
+func TestSubdirPrefetch(t *testing.T) {
+	keys := map[string]string{}
+	for d := 0; d < 20; d++ {
+		for f := 0; f < 5; f++ {
+			keys[fmt.Sprintf("tree/part=%02d/f%d.csv", d, f)] = "x"
+		}
+	}
+	f := newFixture(t, Config{}, keys)
+	lists := func() int64 { return f.fault.Count(faultstore.OpList) }
+	readAll(t, f.c, "b", "tree/")
+	readAll(t, f.c, "b", "tree/part=00/")
+	readAll(t, f.c, "b", "tree/part=01/") // a streak: the next ones are listed ahead
+	deadline := time.Now().Add(5 * time.Second)
+	for lists() < 3+4 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := lists(); got != 3+4 {
+		t.Fatalf("LIST calls after two subdirectories = %d, want 3 + 4 listed ahead", got)
+	}
+	for d := 2; d <= 5; d++ {
+		if es := readAll(t, f.c, "b", fmt.Sprintf("tree/part=%02d/", d)); len(es) != 5 {
+			t.Fatalf("part=%02d has %d entries", d, len(es))
+		}
+	}
+	for d := 6; d < 20; d++ {
+		readAll(t, f.c, "b", fmt.Sprintf("tree/part=%02d/", d))
+	}
+	time.Sleep(20 * time.Millisecond)
+	if got := lists(); got != 21 {
+		t.Errorf("LIST calls for the whole walk = %d, want 21 (each directory once)", got)
+	}
+}
+
+// A readdir of a directory that a background walk is listing waits for it
+// instead of listing it again.
+func TestReadDirJoinsBackgroundWalk(t *testing.T) {
+	f := newFixture(t, Config{}, map[string]string{"d/x": "1", "d/y": "2"})
+	gate := make(chan struct{})
+	f.fault.SetHook(func(ctx context.Context, op, bucket, key string) error {
+		if op == faultstore.OpList {
+			<-gate
+		}
+		return nil
+	})
+	go f.c.walk("b", "d/")
+	time.Sleep(20 * time.Millisecond)
+	done := make(chan []DirEntry)
+	go func() { done <- readAll(t, f.c, "b", "d/") }()
+	time.Sleep(20 * time.Millisecond)
+	close(gate)
+	if es := <-done; len(es) != 2 {
+		t.Fatalf("entries = %v", es)
+	}
+	if n := f.fault.Count(faultstore.OpList); n != 1 {
+		t.Errorf("LIST calls = %d, want 1", n)
+	}
+}
