@@ -25,29 +25,7 @@ type call[T any] struct {
 // Do runs fn once per key at a time. A caller whose ctx ends stops waiting
 // and gets ctx.Err(); the call itself goes on for the others.
 func (f *flight[T]) Do(ctx context.Context, key string, fn func(ctx context.Context) (T, error)) (T, error) {
-	f.mu.Lock()
-	if f.calls == nil {
-		f.calls = make(map[string]*call[T])
-	}
-	c, ok := f.calls[key]
-	if !ok {
-		c = &call[T]{done: make(chan struct{})}
-		f.calls[key] = c
-		go func() {
-			wctx := context.WithoutCancel(ctx)
-			if f.timeout > 0 {
-				var cancel context.CancelFunc
-				wctx, cancel = context.WithTimeout(wctx, f.timeout)
-				defer cancel()
-			}
-			c.val, c.err = fn(wctx)
-			f.mu.Lock()
-			delete(f.calls, key)
-			f.mu.Unlock()
-			close(c.done)
-		}()
-	}
-	f.mu.Unlock()
+	c := f.start(ctx, key, fn)
 	select {
 	case <-c.done:
 		return c.val, c.err
@@ -55,6 +33,39 @@ func (f *flight[T]) Do(ctx context.Context, key string, fn func(ctx context.Cont
 		var zero T
 		return zero, ctx.Err()
 	}
+}
+
+// Go starts fn for key unless a call for key is under way, and returns
+// without waiting.
+func (f *flight[T]) Go(ctx context.Context, key string, fn func(ctx context.Context) (T, error)) {
+	f.start(ctx, key, fn)
+}
+
+func (f *flight[T]) start(ctx context.Context, key string, fn func(ctx context.Context) (T, error)) *call[T] {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.calls == nil {
+		f.calls = make(map[string]*call[T])
+	}
+	if c, ok := f.calls[key]; ok {
+		return c
+	}
+	c := &call[T]{done: make(chan struct{})}
+	f.calls[key] = c
+	go func() {
+		wctx := context.WithoutCancel(ctx)
+		if f.timeout > 0 {
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithTimeout(wctx, f.timeout)
+			defer cancel()
+		}
+		c.val, c.err = fn(wctx)
+		f.mu.Lock()
+		delete(f.calls, key)
+		f.mu.Unlock()
+		close(c.done)
+	}()
+	return c
 }
 
 // Wait waits for a call with key that is already under way, if any, and

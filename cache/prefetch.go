@@ -142,17 +142,19 @@ func (c *Cache) prefetchSubdirs(bucket, prefix string) {
 		return true
 	})
 	for _, p := range todo {
-		go c.walk(bucket, p)
+		c.walk(bucket, p) // returns at once: the walk runs in the background
 	}
 }
 
-// walk lists a directory completely in the background, which caches it.
-// A readdir of the same directory meanwhile waits for it (see DirReader).
+// walk starts listing a directory completely in the background, which
+// caches it. A readdir of the same directory meanwhile waits for it (see
+// DirReader).
 func (c *Cache) walk(bucket, prefix string) {
-	c.pre.walks <- struct{}{}
-	defer func() { <-c.pre.walks }()
-	ctx := context.Background()
-	_, _ = c.meta.walks.Do(ctx, mkey(bucket, prefix), func(ctx context.Context) (struct{}, error) {
+	// Registered before queueing for a slot, so that a readdir arriving
+	// meanwhile waits for this walk instead of listing the directory too.
+	c.meta.walks.Go(context.Background(), mkey(bucket, prefix), func(ctx context.Context) (struct{}, error) {
+		c.pre.walks <- struct{}{}
+		defer func() { <-c.pre.walks }()
 		if c.meta.freshListing(bucket, prefix) != nil {
 			return struct{}{}, nil
 		}
