@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func tempFile(t *testing.T, size int) (string, []byte) {
+	t.Helper()
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i*7 + i/251)
+	}
+	path := filepath.Join(t.TempDir(), "f.bin")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, data
+}
+
+func hexSum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func TestRun(t *testing.T) {
+	path, data := tempFile(t, 3<<20+5)
+	tests := []struct {
+		name      string
+		args      []string
+		wantBytes int64
+		wantSums  []string
+		wantErr   string
+	}{
+		{"whole file", []string{"seq", "--sha256", path}, int64(len(data)), []string{hexSum(data)}, ""},
+		{"small buffer", []string{"seq", "--buffer", "4096", "--sha256", path}, int64(len(data)), []string{hexSum(data)}, ""},
+		{"ranges at once", []string{"seq", "--sha256", path + "@0+1MiB", path + "@1MiB+2MiB"}, 3 << 20,
+			[]string{hexSum(data[:1<<20]), hexSum(data[1<<20 : 3<<20])}, ""},
+		{"no hash asked", []string{"seq", path}, int64(len(data)), nil, ""},
+		{"range past the end", []string{"seq", path + "@3MiB+1MiB"}, 0, nil, "want 1048576"},
+		{"missing file", []string{"seq", path + ".nope"}, 0, nil, "no such file"},
+		{"random", []string{"random", "--count", "10", "--size", "64KiB", path}, 10 * 64 << 10, nil, ""},
+		{"random read too big", []string{"random", "--size", "4MiB", path}, 0, nil, "smaller than one read"},
+		{"unknown mode", []string{"fast", path}, 0, nil, "unknown mode"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(tc.args, &out, io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res result
+			if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+				t.Fatalf("output %q: %v", out.String(), err)
+			}
+			if res.Bytes != tc.wantBytes {
+				t.Errorf("bytes = %d, want %d", res.Bytes, tc.wantBytes)
+			}
+			if strings.Join(res.SHA256, ",") != strings.Join(tc.wantSums, ",") {
+				t.Errorf("sha256 = %v, want %v", res.SHA256, tc.wantSums)
+			}
+			if res.Seconds <= 0 || res.MiBs <= 0 {
+				t.Errorf("seconds %v, mib_s %v: want both positive", res.Seconds, res.MiBs)
+			}
+		})
+	}
+}
+
+func TestParsePart(t *testing.T) {
+	tests := []struct {
+		in   string
+		want part
+		bad  bool
+	}{
+		{"/m/a.bin", part{path: "/m/a.bin", length: -1}, false},
+		{"/m/a.bin@256MiB+256MiB", part{path: "/m/a.bin", off: 256 << 20, length: 256 << 20}, false},
+		{"/m/x@y/a.bin@0+10", part{path: "/m/x@y/a.bin", off: 0, length: 10}, false},
+		{"/m/a.bin@10", part{}, true},
+		{"/m/a.bin@a+b", part{}, true},
+	}
+	for _, tc := range tests {
+		got, err := parsePart(tc.in)
+		if (err != nil) != tc.bad || got != tc.want {
+			t.Errorf("parsePart(%q) = %+v, %v; want %+v, error %v", tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+}
