@@ -68,7 +68,7 @@ const (
 	DefaultMaxListings        = 4096
 	DefaultMaxRequests        = 64
 	DefaultMaxReadAhead       = 128 << 20
-	DefaultMaxInflightBytes   = 192 << 20
+	DefaultMaxInflightBytes   = 128 << 20
 	DefaultMaxRunBlocks       = 8
 	DefaultRequestTimeout     = time.Minute
 	DefaultStallTimeout       = 15 * time.Second

@@ -420,7 +420,7 @@ func mountError(c mountConfig, err error) error {
 
 // memoryOverhead is what the daemon needs beyond the data cache and the
 // GETs in flight: metadata caches, listings, buffers, the Go runtime.
-const memoryOverhead = 256 << 20
+const memoryOverhead = 128 << 20
 
 // limitMemory tells the Go runtime how much memory the daemon is meant to
 // use, so garbage (every block passes through a run buffer) is collected
