@@ -59,6 +59,7 @@ type DirReader struct {
 
 	started bool
 	done    bool
+	seen    int // keys and common prefixes the server returned, markers included
 	token   string
 	at      time.Time
 	pending []store.Object // objects that may still turn out to be directories too
@@ -128,6 +129,7 @@ func (r *DirReader) fetch(ctx context.Context) error {
 	// S3 returns keys and common prefixes each sorted; walk them merged so
 	// that an object "x" is seen before the prefix "x/" that may shadow it.
 	objs, pfxs := page.Objects, page.Prefixes
+	r.seen += len(objs) + len(pfxs)
 	for len(objs) > 0 || len(pfxs) > 0 {
 		if len(pfxs) == 0 || (len(objs) > 0 && objs[0].Key < pfxs[0]) {
 			r.object(objs[0])

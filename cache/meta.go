@@ -192,13 +192,19 @@ func (m *metaCache) head(ctx context.Context, bucket, key string) (objEntry, err
 }
 
 // isDir runs one de-duplicated one-key LIST of "key/" and caches its answer.
+//
+// The LIST asks for a whole first page rather than one key: it costs about
+// the same round trip, and a path being opened (R's
+// read.csv("/mnt/s3/bucket/data/x.csv") on a fresh mount) then finds its
+// next component already cached instead of paying another round trip.
+// A directory that fits in one page is cached as a complete listing.
 func (m *metaCache) isDir(ctx context.Context, bucket, key string) (dirEntry, error) {
 	return m.probe.Do(ctx, mkey(bucket, key), func(ctx context.Context) (dirEntry, error) {
-		p, err := m.s.List(ctx, store.ListInput{Bucket: bucket, Prefix: key + "/", Delimiter: "/", MaxKeys: 1})
-		if err != nil {
+		r := &DirReader{m: m, bucket: bucket, prefix: key + "/"}
+		if err := r.fetch(ctx); err != nil {
 			return dirEntry{}, err
 		}
-		return m.putDir(bucket, key, len(p.Objects)+len(p.Prefixes) > 0, false), nil
+		return m.putDir(bucket, key, r.seen > 0, false), nil
 	})
 }
 

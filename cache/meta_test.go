@@ -302,3 +302,38 @@ func TestBucketsCached(t *testing.T) {
 		t.Errorf("ListBuckets calls after TTL = %d, want 2", n)
 	}
 }
+
+// Opening a path on a fresh mount: resolving a directory also caches its
+// first page, so the next component costs no request, and a directory
+// that fits in one page needs no listing later.
+func TestLookupCachesFirstPage(t *testing.T) {
+	keys := map[string]string{"data/flights.csv": "a,b", "data/more.csv": "c", "big/a": "1", "big/b": "2", "big/c": "3"}
+	f := newFixture(t, Config{ListPageSize: 2}, keys)
+	ctx := context.Background()
+	if n, err := f.c.Lookup(ctx, "b", "data"); err != nil || n.Kind != KindDir {
+		t.Fatalf("Lookup(data) = %+v, %v", n, err)
+	}
+	before := f.counts()
+	if n, err := f.c.Lookup(ctx, "b", "data/flights.csv"); err != nil || n.Kind != KindFile || n.Object.Size != 3 {
+		t.Fatalf("Lookup(data/flights.csv) = %+v, %v", n, err)
+	}
+	if _, err := f.c.Lookup(ctx, "b", "data/nope.csv"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Lookup(data/nope.csv) err = %v", err)
+	}
+	readAll(t, f.c, "b", "data/")
+	if after := f.counts(); after["List"] != before["List"] || after["Stat"] != before["Stat"] {
+		t.Errorf("after resolving data: %v, then %v; want no more requests for its entries", before, after)
+	}
+	// A directory larger than a page: its first entries are known, the rest is listed as usual.
+	f.c.Lookup(ctx, "b", "big")
+	before = f.counts()
+	if n, err := f.c.Lookup(ctx, "b", "big/a"); err != nil || n.Kind != KindFile {
+		t.Fatalf("Lookup(big/a) = %+v, %v", n, err)
+	}
+	if es := readAll(t, f.c, "b", "big/"); len(es) != 3 {
+		t.Fatalf("big/ = %v", es)
+	}
+	if after := f.counts(); after["Stat"] != before["Stat"] || after["List"] != before["List"]+2 {
+		t.Errorf("big: %v then %v; want no HEAD and two pages for the listing", before, after)
+	}
+}
