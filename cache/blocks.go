@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,6 +151,22 @@ func (b *blockCache) request(o object, from, to int64, demand bool) []*pending {
 // part-way is resumed from the first missing block. It runs detached from
 // any reader: several readers may wait for it.
 func (b *blockCache) fetch(o object, run []blockKey, demand bool) {
+	defer func() {
+		// This goroutine serves no FUSE request, so nothing above would
+		// recover a panic: fail the blocks instead of the daemon.
+		if r := recover(); r != nil {
+			b.cfg.Logger.Error("panic fetching blocks", "bucket", o.bucket, "key", o.key, "panic", r, "stack", string(debug.Stack()))
+			b.mu.Lock()
+			var left []blockKey
+			for _, k := range run {
+				if _, ok := b.inflight[k]; ok {
+					left = append(left, k)
+				}
+			}
+			b.mu.Unlock()
+			b.finish(left, nil, fmt.Errorf("internal error fetching %s/%s: %v", o.bucket, o.key, r))
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
 	defer cancel()
 	bs := b.cfg.BlockSize
@@ -178,6 +195,9 @@ func (b *blockCache) fetch(o object, run []blockKey, demand bool) {
 		run = run[done:]
 		if err == nil {
 			break
+		}
+		if done > 0 {
+			attempt = 0 // the transfer moved: only attempts that brought nothing count
 		}
 	}
 	if len(run) > 0 {

@@ -2,6 +2,8 @@ package cache
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -59,11 +61,18 @@ func (f *flight[T]) start(ctx context.Context, key string, fn func(ctx context.C
 			wctx, cancel = context.WithTimeout(wctx, f.timeout)
 			defer cancel()
 		}
+		defer func() {
+			// Nothing above this goroutine would recover a panic: turn
+			// it into the call's error instead of ending the daemon.
+			if r := recover(); r != nil {
+				c.err = fmt.Errorf("internal error: %v\n%s", r, debug.Stack())
+			}
+			f.mu.Lock()
+			delete(f.calls, key)
+			f.mu.Unlock()
+			close(c.done)
+		}()
 		c.val, c.err = fn(wctx)
-		f.mu.Lock()
-		delete(f.calls, key)
-		f.mu.Unlock()
-		close(c.done)
 	}()
 	return c
 }
