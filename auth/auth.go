@@ -37,6 +37,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -131,10 +132,13 @@ func Load(ctx context.Context, o Options) (Result, error) {
 	}
 	region, regionSource := regionFromFlagOrEnv(o)
 	httpClient := newHTTPClient(o.MaxConns)
+	// One retry budget for every client built from this config (one per
+	// region), so the mount as a whole stops retrying a dead server.
+	budget := ratelimit.NewTokenRateLimit(retryBudget)
 	load := func(region string) (aws.Config, error) {
 		opts := []func(*config.LoadOptions) error{
 			config.WithHTTPClient(httpClient),
-			config.WithRetryer(newRetryer),
+			config.WithRetryer(func() aws.Retryer { return newRetryer(budget) }),
 			config.WithLogger(sdkLogger{log}),
 			// The container provider otherwise builds a client without
 			// any response timeout of its own.
@@ -316,16 +320,41 @@ func newHTTPClient(maxConns int) *awshttp.BuildableClient {
 		})
 }
 
-// newRetryer is the retryer factory put in aws.Config. The client-side retry
-// quota is off: with dozens of parallel reads one network blip drains the
-// default token bucket and later calls then fail at once with "retry quota
-// exceeded" instead of backing off.
-func newRetryer() aws.Retryer {
+// retryBudget is the size of the mount's retry token bucket. The SDK takes
+// 14 tokens per retry (5 for a throttling answer), refunds them when the
+// retry succeeds, and adds 1 for every call that succeeds at once. The SDK's
+// own default (500) is drained by one network blip under dozens of parallel
+// reads, after which calls fail at once with "retry quota exceeded"; 5000
+// holds a blip in which every one of the mount's 64 GETs retries four times
+// (64*4*14 = 3584). Under a longer outage it runs dry after ~350 retries,
+// and from then on each call is tried once, so a dead server is not
+// hammered; successes refill it once the server answers again. A variable
+// so tests can make it small.
+var retryBudget uint = 5000
+
+// newRetryer builds the retryer of one client: at most maxAttempts attempts,
+// exponential backoff with full jitter capped at maxBackoff (the SDK's
+// standard retryer), and retries drawn from the shared budget.
+func newRetryer(budget retry.RateLimiter) aws.Retryer {
 	return retry.NewStandard(func(o *retry.StandardOptions) {
 		o.MaxAttempts = maxAttempts
 		o.MaxBackoff = maxBackoff
-		o.RateLimiter = ratelimit.None
+		o.RateLimiter = budget
+		o.Retryables = append(o.Retryables, retry.IsErrorRetryableFunc(truncatedResponse))
 	})
+}
+
+// truncatedResponse makes a response whose body ended before its
+// Content-Length (a listing's XML cut off by a dropped connection)
+// retryable. The SDK retries a connection reset but not a clean close
+// mid-body, which it reports as a deserialization error. Every request
+// bucketfs sends is idempotent (GET, HEAD, LIST; PUT of the same bytes in
+// tools), so sending it again is safe.
+func truncatedResponse(err error) aws.Ternary {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return aws.TrueTernary
+	}
+	return aws.UnknownTernary
 }
 
 // resolveEndpoint implements the endpoint order of the package comment.

@@ -107,17 +107,18 @@ func TestRangeStart(t *testing.T) {
 
 func TestPartSize(t *testing.T) {
 	tests := []struct{ size, want int64 }{
-		{17 << 20, 16 << 20},
-		{40 << 20, 16 << 20},
-		{100 << 30, 16 << 20},
-		{1 << 40, 105 << 20}, // 1 TiB needs > 104.9 MiB parts to fit 10000
+		{17 << 20, 8 << 20},
+		{40 << 20, 8 << 20},
+		{78 << 30, 8 << 20},
+		{100 << 30, 11 << 20}, // 100 GiB needs > 10.24 MiB parts
+		{1 << 40, 105 << 20},  // 1 TiB needs > 104.9 MiB parts to fit 10000
 	}
 	for _, tc := range tests {
 		got := partSize(tc.size)
 		if got != tc.want {
 			t.Errorf("partSize(%d) = %d MiB, want %d MiB", tc.size, got>>20, tc.want>>20)
 		}
-		if parts := (tc.size + got - 1) / got; parts > maxParts {
+		if parts := (tc.size + got - 1) / got; parts > store.MaxParts {
 			t.Errorf("partSize(%d) gives %d parts", tc.size, parts)
 		}
 	}
