@@ -106,8 +106,8 @@ func TestStatAndContent(t *testing.T) {
 			if size != int64(len(data)) {
 				t.Errorf("stat size = %d, want %d", size, len(data))
 			}
-			if f[2] != "444" {
-				t.Errorf("stat mode = %s, want 444 (the default --file-mode)", f[2])
+			if f[2] != "644" {
+				t.Errorf("stat mode = %s, want 644 (the default --file-mode of a read-write mount)", f[2])
 			}
 			lm, _, err := s.s3.lastModified(ctx, bkt, key)
 			if err != nil {
@@ -133,8 +133,8 @@ func TestStatAndContent(t *testing.T) {
 	t.Run("directories", func(t *testing.T) {
 		for _, d := range []string{".", "dir", "dir/sub", "dir/sub/deeper"} {
 			out := strings.TrimSpace(s.must(t, time.Minute, "stat", "-c", "%F %a", filepath.Join(mp, d)))
-			if out != "directory 555" {
-				t.Errorf("stat %s = %q, want \"directory 555\"", d, out)
+			if out != "directory 755" {
+				t.Errorf("stat %s = %q, want \"directory 755\" (the default --dir-mode of a read-write mount)", d, out)
 			}
 		}
 	})

@@ -189,9 +189,9 @@ func TestFstabHelper(t *testing.T) {
 		want   string
 	}{
 		{name: "unknown option", opts: "ro,frobnicate=yes," + server, source: "s3://" + bkt, code: 1,
-			want: `mount.bucketfs: unknown option "frobnicate=yes": valid options are ro, allow_other, uid=`},
-		{name: "rw", opts: "rw," + server, source: "s3://" + bkt, code: 1,
-			want: "mount.bucketfs: bucketfs mounts are read-only for now: add ro"},
+			want: `mount.bucketfs: unknown option "frobnicate=yes": valid options are ro, rw, allow_other, uid=`},
+		{name: "staging too small", opts: "rw,staging_size=10," + server, source: "s3://" + bkt, code: 1,
+			want: "mount.bucketfs: --staging-size 10 is too small"},
 		{name: "bad value", opts: "ro,cache_size=huge," + server, source: "s3://" + bkt, code: 1,
 			want: "mount.bucketfs: option cache_size=huge"},
 		{name: "not a source", opts: "ro," + server, source: "my-bucket", code: 1,

@@ -31,7 +31,8 @@ var (
 
 func (d *dirNode) key() string { return strings.TrimSuffix(d.prefix, "/") }
 
-func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer d.fs.guard("getattr", d.bucket, d.prefix, &errno)
 	d.fs.dirAttr(&out.Attr, d.bucket, d.key())
 	return 0
 }
@@ -43,17 +44,21 @@ func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno
 
 // Lookup resolves one name. A name ending in ShadowSuffix that is not a key
 // itself names the object hidden by a directory of the same name.
-func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+	defer d.fs.guard("lookup", d.bucket, d.prefix+name, &errno)
 	if !usable(name) {
 		return nil, syscall.ENOENT
 	}
 	key := d.prefix + name
+	if in := d.lookupWriting(ctx, key, out); in != nil {
+		return in, 0 // a file being written (write.go)
+	}
 	n, err := d.fs.cache.Lookup(ctx, d.bucket, key)
 	if toErrno(err) == syscall.ENOENT && strings.HasSuffix(name, ShadowSuffix) {
 		base := strings.TrimSuffix(key, ShadowSuffix)
 		if bn, berr := d.fs.cache.Lookup(ctx, d.bucket, base); berr == nil && bn.Kind.Has(cache.KindFile|cache.KindDir) {
 			d.fs.fileAttr(&out.Attr, d.bucket, bn.Object)
-			return d.fs.newFile(ctx, d.EmbeddedInode(), d.bucket, base), 0
+			return d.fs.newFile(ctx, d.EmbeddedInode(), d.bucket, bn.Object), 0
 		}
 	}
 	if err != nil {
@@ -64,10 +69,11 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return d.fs.newDir(ctx, d.EmbeddedInode(), d.bucket, key+"/"), 0
 	}
 	d.fs.fileAttr(&out.Attr, d.bucket, n.Object)
-	return d.fs.newFile(ctx, d.EmbeddedInode(), d.bucket, key), 0
+	return d.fs.newFile(ctx, d.EmbeddedInode(), d.bucket, n.Object), 0
 }
 
-func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
+	defer d.fs.guard("opendir", d.bucket, d.prefix, &errno)
 	return &dirHandle{d: d, r: d.fs.cache.ReadDir(d.bucket, d.prefix)}, 0, 0
 }
 
@@ -76,34 +82,48 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHan
 type dirHandle struct {
 	d      *dirNode
 	r      *cache.DirReader
-	queue  []cache.DirEntry // the file half of a name that is both, waiting its turn
+	queue  []cache.DirEntry // the file halves of names that are both, shown after everything else
 	last   cache.DirEntry   // the entry Readdirent produced last, for Lookup
 	shadow bool             // last is the file hidden by a directory
+	// taken holds the names ending in ShadowSuffix that real keys gave
+	// this directory; the shadowed files come last, so all are known by
+	// then (a listing from the server and one from the cache do not
+	// order "x", "x.bucketfs-file" and "x/" alike).
+	taken map[string]bool
+	done  bool // the listing is exhausted: only the queue is left
 }
 
-func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+func (h *dirHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno syscall.Errno) {
+	defer h.d.fs.guard("readdir", h.d.bucket, h.d.prefix, &errno)
 	for {
 		var e cache.DirEntry
 		shadow := false
-		if len(h.queue) > 0 {
-			e, h.queue, shadow = h.queue[0], h.queue[1:], true
-		} else {
+		if !h.done {
 			var ok bool
 			var err error
 			e, ok, err = h.r.Next(ctx)
 			if err != nil {
 				return nil, h.d.fs.fail("readdir", h.d.bucket, h.d.prefix, err)
 			}
-			if !ok {
+			h.done = !ok
+		}
+		if h.done {
+			if len(h.queue) == 0 {
 				return nil, 0
 			}
+			e, h.queue, shadow = h.queue[0], h.queue[1:], true
 		}
 		if !usable(e.Name) {
 			h.d.fs.hide(h.d.bucket, h.d.prefix+e.Name, whyUnusable(e.Name))
 			continue
 		}
-		h.last, h.shadow = e, shadow
 		key := h.d.prefix + e.Name
+		if !shadow && strings.HasSuffix(e.Name, ShadowSuffix) {
+			if h.taken == nil {
+				h.taken = map[string]bool{}
+			}
+			h.taken[e.Name] = true
+		}
 		switch {
 		case shadow:
 			name := e.Name + ShadowSuffix
@@ -111,21 +131,29 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 				h.d.fs.hide(h.d.bucket, key, "shadowed by a directory and name too long for the suffix")
 				continue
 			}
-			return &fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: ino(h.d.bucket, key, false)}, 0
+			if h.taken[name] {
+				h.d.fs.hide(h.d.bucket, key, "shadowed by a directory, and a real key has the name "+name)
+				continue
+			}
+			h.last, h.shadow = e, true
+			return &fuse.DirEntry{Name: name, Mode: syscall.S_IFREG, Ino: fileIno(h.d.bucket, e.Object)}, 0
 		case e.Kind.Has(cache.KindDir):
 			if e.Kind.Has(cache.KindFile) {
 				h.queue = append(h.queue, e)
 			}
+			h.last, h.shadow = e, false
 			return &fuse.DirEntry{Name: e.Name, Mode: syscall.S_IFDIR, Ino: ino(h.d.bucket, key, true)}, 0
 		default:
-			return &fuse.DirEntry{Name: e.Name, Mode: syscall.S_IFREG, Ino: ino(h.d.bucket, key, false)}, 0
+			h.last, h.shadow = e, false
+			return &fuse.DirEntry{Name: e.Name, Mode: syscall.S_IFREG, Ino: fileIno(h.d.bucket, e.Object)}, 0
 		}
 	}
 }
 
 // Lookup serves READDIRPLUS from the entry just produced: the listing
 // already told us everything, so no request is sent.
-func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+	defer h.d.fs.guard("readdirplus", h.d.bucket, h.d.prefix+name, &errno)
 	e := h.last
 	key := h.d.prefix + e.Name
 	parent := h.d.EmbeddedInode()
@@ -134,16 +162,17 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		return h.d.fs.newDir(ctx, parent, h.d.bucket, key+"/"), 0
 	}
 	h.d.fs.fileAttr(&out.Attr, h.d.bucket, e.Object)
-	return h.d.fs.newFile(ctx, parent, h.d.bucket, key), 0
+	return h.d.fs.newFile(ctx, parent, h.d.bucket, e.Object), 0
 }
 
 // Seekdir supports rewinddir; go-fuse itself replays an interrupted read.
-func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+func (h *dirHandle) Seekdir(ctx context.Context, off uint64) (errno syscall.Errno) {
+	defer h.d.fs.guard("seekdir", h.d.bucket, h.d.prefix, &errno)
 	if off != 0 {
 		return syscall.ENOTSUP
 	}
 	h.r = h.d.fs.cache.ReadDir(h.d.bucket, h.d.prefix)
-	h.queue = nil
+	h.queue, h.taken, h.done = nil, nil, false
 	return 0
 }
 
@@ -163,7 +192,8 @@ var (
 	_ gofs.FileSeekdirer      = (*bucketsHandle)(nil)
 )
 
-func (b *bucketsNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+func (b *bucketsNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer b.fs.guard("getattr", "", "", &errno)
 	b.fs.dirAttr(&out.Attr, "", "")
 	out.Ino = 1
 	return 0
@@ -177,7 +207,8 @@ func (b *bucketsNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.E
 // Lookup finds a bucket by name. Buckets that ListBuckets does not return
 // (no s3:ListAllMyBuckets) are still reachable: a one-key LIST says whether
 // the bucket exists and may be read.
-func (b *bucketsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+func (b *bucketsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+	defer b.fs.guard("lookup", name, "", &errno)
 	if !validBucketName(name) {
 		return nil, syscall.ENOENT
 	}
@@ -199,7 +230,8 @@ func (b *bucketsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOu
 	return b.fs.newDir(ctx, b.EmbeddedInode(), name, ""), 0
 }
 
-func (b *bucketsNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+func (b *bucketsNode) OpendirHandle(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
+	defer b.fs.guard("opendir", "", "", &errno)
 	bs, err := b.fs.cache.Buckets(ctx)
 	if err != nil {
 		return nil, 0, b.fs.fail("listbuckets", "", "", err)
@@ -220,7 +252,8 @@ type bucketsHandle struct {
 	pos   int
 }
 
-func (h *bucketsHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+func (h *bucketsHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno syscall.Errno) {
+	defer h.b.fs.guard("readdir", "", "", &errno)
 	if h.pos >= len(h.names) {
 		return nil, 0
 	}
@@ -229,12 +262,14 @@ func (h *bucketsHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall
 	return &fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: ino(name, "", true)}, 0
 }
 
-func (h *bucketsHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+func (h *bucketsHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+	defer h.b.fs.guard("readdirplus", name, "", &errno)
 	h.b.fs.dirAttr(&out.Attr, name, "")
 	return h.b.fs.newDir(ctx, h.b.EmbeddedInode(), name, ""), 0
 }
 
-func (h *bucketsHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+func (h *bucketsHandle) Seekdir(ctx context.Context, off uint64) (errno syscall.Errno) {
+	defer h.b.fs.guard("seekdir", "", "", &errno)
 	if off > uint64(len(h.names)) {
 		return syscall.EINVAL
 	}

@@ -3,27 +3,29 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
-	"sync"
+	"sync/atomic"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/bucketfs/bucketfs/cache"
+	"github.com/bucketfs/bucketfs/store"
 )
 
-// fileNode is one object. It keeps no metadata of its own (the cache does);
-// it remembers only the ETag of the last open, to decide whether the
-// kernel's page cache for this inode still holds the current version.
+// fileNode is one version of one object (see fileIno): its attributes
+// never change, and every open of it reads that version, pinned by ETag.
 type fileNode struct {
 	gofs.Inode
 	fs     *FS
 	bucket string
 	key    string
-
-	mu       sync.Mutex
-	lastETag string
+	obj    store.Object
+	// ov, once set, overrides key and obj: the file is (or was) written
+	// or renamed by this mount (write.go).
+	ov atomic.Pointer[wfile]
 }
 
 var (
@@ -35,15 +37,17 @@ var (
 	_ gofs.FileReleaser  = (*fileHandle)(nil)
 )
 
-func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if h, ok := fh.(*fileHandle); ok {
-		return h.Getattr(ctx, out)
+// Getattr reports the inode's version, with or without a handle (go-fuse
+// passes an arbitrary open handle when the kernel names none; all of them
+// read this same version). Whether the name now means another version is
+// for the next LOOKUP to say, once the kernel's entry expires.
+func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer n.fs.guard("getattr", n.bucket, n.key, &errno)
+	if w := n.ov.Load(); w != nil {
+		w.attr(&out.Attr)
+		return 0
 	}
-	o, err := n.fs.cache.StatFile(ctx, n.bucket, n.key)
-	if err != nil {
-		return n.fs.fail("getattr", n.bucket, n.key, err)
-	}
-	n.fs.fileAttr(&out.Attr, n.bucket, o)
+	n.fs.fileAttr(&out.Attr, n.bucket, n.obj)
 	return 0
 }
 
@@ -52,25 +56,15 @@ func (n *fileNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errn
 	return 0
 }
 
-// Open pins the object's current ETag (as the cache knows it, within the
-// metadata TTL). The kernel keeps its page cache for the inode when the
-// ETag is the one it cached pages for, so re-reads and mmap cost nothing.
-func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
-		return nil, 0, syscall.EROFS
+// Open pins the inode's version. The kernel may keep its page cache
+// (FOPEN_KEEP_CACHE): an inode is one version, so cached pages are always
+// the right bytes, and re-reads and mmap cost nothing.
+func (n *fileNode) Open(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
+	defer n.fs.guard("open", n.bucket, n.key, &errno)
+	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 || n.ov.Load() != nil {
+		return n.openWritable(ctx, flags)
 	}
-	o, err := n.fs.cache.StatFile(ctx, n.bucket, n.key)
-	if err != nil {
-		return nil, 0, n.fs.fail("open", n.bucket, n.key, err)
-	}
-	var fuseFlags uint32
-	n.mu.Lock()
-	if o.ETag != "" && o.ETag == n.lastETag {
-		fuseFlags |= fuse.FOPEN_KEEP_CACHE
-	}
-	n.lastETag = o.ETag
-	n.mu.Unlock()
-	return &fileHandle{n: n, r: n.fs.cache.Open(n.bucket, o)}, fuseFlags, 0
+	return &fileHandle{n: n, r: n.fs.cache.Open(n.bucket, n.obj)}, fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // fileHandle reads one pinned version of the object.
@@ -79,20 +73,43 @@ type fileHandle struct {
 	r *cache.Reader
 }
 
-func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadResult, errno syscall.Errno) {
+	defer h.n.fs.guard("read", h.n.bucket, h.n.key, &errno)
 	data, err := h.r.Slice(ctx, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
+		if errors.Is(err, store.ErrNotFound) {
+			// Deleted since the open: the handle is stale, as when the
+			// object was replaced.
+			err = fmt.Errorf("%w: deleted since the open (%v)", store.ErrChanged, err)
+		}
+		if errors.Is(err, store.ErrChanged) {
+			h.n.stale()
+		}
 		return nil, h.n.fs.fail("read", h.n.bucket, h.n.key, err)
 	}
 	return fuse.ReadResultData(data), 0
 }
 
-func (h *fileHandle) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno {
+// stale makes the next open of the name see the current object: the cache
+// forgets what it knew of the key, and the kernel drops its entry for the
+// name, which still leads to this (old) inode until the metadata TTL ends.
+// Safe inside READ: invalidating an entry locks the parent directory, which
+// a read does not hold.
+func (n *fileNode) stale() {
+	n.fs.cache.Forget(n.bucket, n.key)
+	if name, parent := n.Parent(); parent != nil {
+		parent.NotifyEntry(name)
+	}
+}
+
+func (h *fileHandle) Getattr(ctx context.Context, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer h.n.fs.guard("getattr", h.n.bucket, h.n.key, &errno)
 	h.n.fs.fileAttr(&out.Attr, h.n.bucket, h.r.Object())
 	return 0
 }
 
-func (h *fileHandle) Release(ctx context.Context) syscall.Errno {
+func (h *fileHandle) Release(ctx context.Context) (errno syscall.Errno) {
+	defer h.n.fs.guard("release", h.n.bucket, h.n.key, &errno)
 	h.r.Close()
 	return 0
 }

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"hash/fnv"
 	"log/slog"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/bucketfs/bucketfs/cache"
+	"github.com/bucketfs/bucketfs/stage"
 	"github.com/bucketfs/bucketfs/store"
 )
 
@@ -34,6 +37,11 @@ type Config struct {
 	// MountTime is the mtime of directories (S3 has none for prefixes).
 	MountTime time.Time
 	Logger    *slog.Logger
+	// Writer and Staging make the mount read-write (write.go): changes
+	// are staged in Staging and uploaded with Writer. With either nil
+	// every change is refused with EROFS.
+	Writer  store.Writer
+	Staging *stage.Area
 }
 
 // FS holds what every node shares.
@@ -42,6 +50,11 @@ type FS struct {
 	cache  *cache.Cache
 	log    *slog.Logger
 	hidden sync.Map // bucket/key of names already logged as hidden
+
+	panics   atomic.Int64 // requests that panicked, for the log
+	panicked sync.Map     // operations whose panic stack was logged
+
+	writes writes // files being written (write.go)
 }
 
 // New returns the root node for cfg over c.
@@ -71,8 +84,9 @@ func Options(c *cache.Cache) *gofs.Options {
 	}
 }
 
-// ino gives a stable inode number to a name of a given kind, so a file keeps
-// its inode (and the kernel its page cache) across lookups.
+// ino gives a stable inode number to a name of a given kind. Directories
+// keep theirs for the life of the mount; a file's depends on the version too
+// (see fileIno).
 func ino(bucket, key string, dir bool) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(bucket))
@@ -83,6 +97,22 @@ func ino(bucket, key string, dir bool) uint64 {
 	}
 	// Stay below go-fuse's automatic range (2^63 and up) and above the root.
 	return h.Sum64()>>1 | 2
+}
+
+// fileIno is the inode number of one version of an object. Each version is
+// its own inode: the kernel keeps one size and one page cache per inode, so
+// two versions sharing one would let a reader of either see the other's
+// length (a new version cut at the old size, or an old reader cut short by
+// a new, smaller one). Open descriptors keep the inode they opened; a name
+// looked up after a change gets the new inode. A version is its ETag and
+// size (plus, for servers that send no ETag, its time to the second, which
+// a listing and a HEAD agree on).
+func fileIno(bucket string, o store.Object) uint64 {
+	v := o.ETag + "\x00" + strconv.FormatInt(o.Size, 10)
+	if o.ETag == "" {
+		v += "\x00" + strconv.FormatInt(o.ModTime.Unix(), 10)
+	}
+	return ino(bucket, o.Key+"\x00"+v, false)
 }
 
 // toErrno maps store sentinels to errno, the one place this happens.
@@ -127,7 +157,7 @@ func (f *FS) dirAttr(out *fuse.Attr, bucket, key string) {
 
 func (f *FS) fileAttr(out *fuse.Attr, bucket string, o store.Object) {
 	out.Mode = syscall.S_IFREG | f.cfg.FileMode
-	out.Ino = ino(bucket, o.Key, false)
+	out.Ino = fileIno(bucket, o)
 	out.Nlink = 1
 	out.Size = uint64(o.Size)
 	out.Blocks = (uint64(o.Size) + 511) / 512
@@ -144,9 +174,9 @@ func (f *FS) newDir(ctx context.Context, parent *gofs.Inode, bucket, prefix stri
 		gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(bucket, key, true)})
 }
 
-func (f *FS) newFile(ctx context.Context, parent *gofs.Inode, bucket, key string) *gofs.Inode {
-	return parent.NewInode(ctx, &fileNode{fs: f, bucket: bucket, key: key},
-		gofs.StableAttr{Mode: syscall.S_IFREG, Ino: ino(bucket, key, false)})
+func (f *FS) newFile(ctx context.Context, parent *gofs.Inode, bucket string, o store.Object) *gofs.Inode {
+	return parent.NewInode(ctx, &fileNode{fs: f, bucket: bucket, key: o.Key, obj: o},
+		gofs.StableAttr{Mode: syscall.S_IFREG, Ino: fileIno(bucket, o)})
 }
 
 // Statfs reports a large, read-only file system so df and free-space

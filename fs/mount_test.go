@@ -9,14 +9,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,6 +30,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/bucketfs/bucketfs/cache"
+	"github.com/bucketfs/bucketfs/store"
 	"github.com/bucketfs/bucketfs/store/memstore"
 )
 
@@ -53,7 +59,7 @@ var oddKeys = map[string]string{
 
 func TestMain(m *testing.M) {
 	if mp := os.Getenv(serveEnv); mp != "" {
-		if err := serveForTest(mp); err != nil {
+		if err := serveForTest(mp, os.Getenv(scenarioEnv)); err != nil {
 			fmt.Fprintln(os.Stderr, "serve:", err)
 			os.Exit(1)
 		}
@@ -62,9 +68,23 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func serveForTest(mp string) error {
-	ctx := context.Background()
-	mem := memstore.New()
+// scenarioEnv names what the serving child mounts (see scenarios).
+const scenarioEnv = "BUCKETFS_FS_TEST_SCENARIO"
+
+// scenario is one mounted world: the store's content and the cache's knobs.
+// Tests that need others add them to scenarios from their own files' init.
+type scenario struct {
+	seed  func(ctx context.Context, mem *memstore.Store) error
+	cache cache.Config
+	// wrap may wrap the store (fault hooks, ETag rewriting).
+	wrap func(mem *memstore.Store) store.ObjectStore
+}
+
+var scenarios = map[string]scenario{
+	"": {seed: seedOdd},
+}
+
+func seedOdd(ctx context.Context, mem *memstore.Store) error {
 	for _, b := range []string{"odd", "locked"} {
 		if err := mem.CreateBucket(ctx, b); err != nil {
 			return err
@@ -77,18 +97,40 @@ func serveForTest(mp string) error {
 	}
 	mem.Put(ctx, "locked", "secret.txt", strings.NewReader("no"), 2)
 	mem.SetAccessDenied("locked", true)
+	return nil
+}
 
-	c := cache.New(mem, cache.Config{})
+func serveForTest(mp, name string) error {
+	ctx := context.Background()
+	sc, ok := scenarios[name]
+	if !ok {
+		return fmt.Errorf("no scenario %q", name)
+	}
+	mem := memstore.New()
+	if err := sc.seed(ctx, mem); err != nil {
+		return err
+	}
+	var st store.ObjectStore = mem
+	if sc.wrap != nil {
+		st = sc.wrap(mem)
+	}
+	// Warnings and errors go to stderr as JSON, which the test reads.
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cc := sc.cache
+	cc.Logger = log
+	c := cache.New(st, cc)
 	opts := Options(c)
 	opts.MountOptions = fuse.MountOptions{
 		FsName: "bucketfs-test", Name: "bucketfs", Options: []string{"ro"},
 		DirectMount: os.Geteuid() == 0, DisableXAttrs: true,
+		Debug: os.Getenv("BUCKETFS_FS_TEST_DEBUG") != "",
 	}
-	server, err := gofs.Mount(mp, New(c, Config{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), FileMode: 0o444, DirMode: 0o555}), opts)
+	server, err := gofs.Mount(mp, New(c, Config{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), FileMode: 0o444, DirMode: 0o555, Logger: log}), opts)
 	if err != nil {
 		return err
 	}
 	fmt.Println("ready")
+	go control(ctx, mem)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
@@ -101,8 +143,119 @@ func serveForTest(mp string) error {
 	return nil
 }
 
-// mountMem starts the serving child and returns the mount point.
+// control runs the commands the test sends on stdin, one per line, and
+// answers "ok" or "error ..." on stdout:
+//
+//	put BUCKET KEY SEED SIZE   store pseudoRandom(SEED, SIZE) under KEY
+//	delete BUCKET KEY
+//
+// Keys are Go-quoted, so any byte can travel.
+func control(ctx context.Context, mem *memstore.Store) {
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		if err := runCommand(ctx, mem, sc.Text()); err != nil {
+			fmt.Println("error", err)
+			continue
+		}
+		fmt.Println("ok")
+	}
+}
+
+func runCommand(ctx context.Context, mem *memstore.Store, line string) error {
+	f := strings.Fields(line)
+	if len(f) < 3 {
+		return fmt.Errorf("bad command %q", line)
+	}
+	key, err := strconv.Unquote(f[2])
+	if err != nil {
+		return err
+	}
+	switch {
+	case f[0] == "put" && len(f) == 5:
+		seed, err1 := strconv.ParseUint(f[3], 10, 64)
+		size, err2 := strconv.Atoi(f[4])
+		if err := errors.Join(err1, err2); err != nil {
+			return err
+		}
+		_, err := mem.Put(ctx, f[1], key, bytes.NewReader(pseudoRandom(seed, size)), int64(size))
+		return err
+	case f[0] == "delete":
+		return mem.Delete(ctx, f[1], key)
+	}
+	return fmt.Errorf("bad command %q", line)
+}
+
+// pseudoRandom returns n deterministic bytes for seed: content that a mix of
+// two versions cannot fake.
+func pseudoRandom(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	x := seed*0x9E3779B97F4A7C15 + 1
+	for i := 0; i < n; i += 8 {
+		x ^= x >> 12
+		x ^= x << 25
+		x ^= x >> 27
+		v := x * 0x2545F4914F6CDD1D
+		for j := 0; j < 8 && i+j < n; j++ {
+			b[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return b
+}
+
+// child is a serving child process.
+type child struct {
+	mp  string
+	log string // path of its stderr (JSON log lines)
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Reader
+	mu  sync.Mutex
+}
+
+// do sends one control command and fails the test unless it succeeds.
+func (c *child) do(t *testing.T, format string, a ...any) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := fmt.Fprintf(c.in, format+"\n", a...); err != nil {
+		t.Fatal(err)
+	}
+	line, err := c.out.ReadString('\n')
+	if strings.TrimSpace(line) != "ok" {
+		t.Fatalf("command %q: %q, %v", fmt.Sprintf(format, a...), line, err)
+	}
+}
+
+// logLines returns the child's JSON log records so far.
+func (c *child) logLines(t *testing.T) []map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(c.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []map[string]any
+	for _, l := range strings.Split(string(data), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil {
+			recs = append(recs, m)
+		}
+	}
+	return recs
+}
+
+// alive reports whether the child still runs.
+func (c *child) alive() bool {
+	return c.cmd.ProcessState == nil && c.cmd.Process.Signal(syscall.Signal(0)) == nil
+}
+
+// mountMem starts the serving child for the default scenario and returns
+// the mount point.
 func mountMem(t *testing.T) string {
+	return mountScenario(t, "").mp
+}
+
+// mountScenario starts a serving child for the named scenario.
+func mountScenario(t *testing.T, name string) *child {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		if os.Getenv("BUCKETFS_REQUIRE_FUSE") == "1" {
@@ -110,38 +263,53 @@ func mountMem(t *testing.T) string {
 		}
 		t.Skip("no /dev/fuse on this machine")
 	}
-	mp := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), serveEnv+"="+mp)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
+	c := &child{mp: t.TempDir(), log: filepath.Join(t.TempDir(), "child.log")}
+	logF, err := os.Create(c.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	defer logF.Close()
+	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	c.cmd.Env = append(os.Environ(), serveEnv+"="+c.mp, scenarioEnv+"="+name)
+	c.cmd.Stderr = logF
+	out, err := c.cmd.StdoutPipe()
+	if err != nil {
 		t.Fatal(err)
 	}
-	line, _ := bufio.NewReader(out).ReadString('\n')
+	if c.in, err = c.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c.out = bufio.NewReader(out)
+	line, _ := c.out.ReadString('\n')
 	if strings.TrimSpace(line) != "ready" {
-		cmd.Wait()
+		c.cmd.Wait()
+		logged, _ := os.ReadFile(c.log)
 		if os.Getenv("BUCKETFS_REQUIRE_FUSE") != "1" && os.Geteuid() != 0 {
 			t.Skip("cannot mount FUSE here")
 		}
-		t.Fatalf("mount child did not get ready: %q", line)
+		t.Fatalf("mount child did not get ready: %q\n%s", line, logged)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
+		c.in.Close()
+		c.cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan error)
-		go func() { done <- cmd.Wait() }()
+		go func() { done <- c.cmd.Wait() }()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			exec.Command("fusermount3", "-u", "-z", mp).Run()
+			c.cmd.Process.Kill()
+			exec.Command("fusermount3", "-u", "-z", c.mp).Run()
 			t.Error("mount child did not exit on SIGTERM")
 		}
+		if t.Failed() {
+			logged, _ := os.ReadFile(c.log)
+			t.Logf("child log:\n%s", logged)
+		}
 	})
-	return mp
+	return c
 }
 
 func TestMountOddKeys(t *testing.T) {

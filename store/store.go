@@ -34,6 +34,9 @@ var (
 	ErrWrongRegion = errors.New("bucket in another region")
 	// ErrUnsupported: the operation is not supported by this store.
 	ErrUnsupported = errors.New("unsupported")
+	// ErrExists: a create conditional on the key being free (If-None-Match)
+	// found an object there; nothing was stored.
+	ErrExists = errors.New("already exists")
 )
 
 // Bucket is one entry of ListBuckets.
@@ -88,11 +91,56 @@ type ObjectStore interface {
 	ReadRange(ctx context.Context, bucket, key, etag string, off, n int64) (io.ReadCloser, error)
 }
 
-// Writer is implemented by stores that can create buckets and objects. The
-// mount does not use it yet; tests and tools use it to seed data.
+// Writer is implemented by stores that can create buckets and objects.
 type Writer interface {
 	CreateBucket(ctx context.Context, bucket string) error
 	// Put stores size bytes read from body under key (multipart when large).
 	Put(ctx context.Context, bucket, key string, body io.ReaderAt, size int64) (Object, error)
+	// PutIf is Put under the conditions of opts (multipart when large, the
+	// condition then applying to the completion).
+	PutIf(ctx context.Context, bucket, key string, body io.ReaderAt, size int64, opts PutOptions) (Object, error)
+	// Delete removes key; deleting a missing key succeeds, as on S3.
 	Delete(ctx context.Context, bucket, key string) error
+	// Copy copies srcKey to dstKey inside bucket on the server (a multipart
+	// copy above MaxCopySize). A non-empty srcETag pins the source: if the
+	// source has another ETag the copy fails with ErrChanged.
+	Copy(ctx context.Context, bucket, srcKey, srcETag, dstKey string) (Object, error)
+	// StartUpload begins a multipart upload of key, which stays invisible
+	// until Complete.
+	StartUpload(ctx context.Context, bucket, key string) (Upload, error)
+}
+
+// PutOptions makes an upload conditional. With both zero it is not.
+type PutOptions struct {
+	// IfAbsent stores only if no object has the key (If-None-Match: *),
+	// else fails with ErrExists. A server that ignores the header stores
+	// unconditionally; one that refuses it (501) gives ErrUnsupported.
+	IfAbsent bool
+	// IfMatch stores only if the current object has this ETag
+	// (If-Match), else fails with ErrChanged.
+	IfMatch string
+}
+
+// Limits of multipart uploads and copies, as on S3.
+const (
+	MinPartSize = 5 << 20 // every part but the last
+	MaxPartSize = 5 << 30 // any part
+	MaxParts    = 10000   // part numbers 1..MaxParts
+	MaxCopySize = 5 << 30 // largest single CopyObject
+	MaxPutSize  = 5 << 30 // largest single PutObject
+)
+
+// Upload is one multipart upload in progress. Its methods are safe for
+// concurrent use: parts may be sent in parallel.
+type Upload interface {
+	// PutPart sends part num (1..MaxParts) from body. Sending a number
+	// again replaces that part. Parts other than the last must be at
+	// least MinPartSize when Complete runs.
+	PutPart(ctx context.Context, num int, body io.ReaderAt, size int64) error
+	// Complete assembles parts 1..n, in order, into the object, under the
+	// conditions of opts; every one of them must have been sent. After an
+	// error the upload is still open: Abort it or try Complete again.
+	Complete(ctx context.Context, n int, opts PutOptions) (Object, error)
+	// Abort discards the upload and its parts.
+	Abort(ctx context.Context) error
 }

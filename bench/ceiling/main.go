@@ -11,6 +11,9 @@
 //	random  --count reads of --size bytes at random aligned offsets, one at a
 //	        time (what a program doing random reads waits for)
 //	ttfb    with a fresh client: HeadObject, then the first byte
+//	put     uploads --put-size bytes of deterministic data from memory as a
+//	        multipart upload of --chunk parts, --parallel at a time, then
+//	        deletes the object (--keep leaves it); the SHA-256 is of the data
 //
 // It prints one JSON object on stdout: mode, bytes, seconds, mib_s, requests
 // and (seq) sha256. Credentials come from the environment as for bucketfs
@@ -37,6 +40,7 @@ import (
 	"time"
 
 	"github.com/bucketfs/bucketfs/auth"
+	"github.com/bucketfs/bucketfs/store"
 	s3store "github.com/bucketfs/bucketfs/store/s3"
 )
 
@@ -55,6 +59,9 @@ type result struct {
 	MiBs     float64 `json:"mib_s"`
 	Requests int64   `json:"requests"`
 	SHA256   string  `json:"sha256,omitempty"`
+	// CompleteSeconds is the part of Seconds spent completing a
+	// multipart upload (put).
+	CompleteSeconds float64 `json:"complete_seconds,omitempty"`
 }
 
 // reader is the part of the store the benchmark uses; tests pass a fake.
@@ -77,7 +84,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	endpoint := fl.String("endpoint-url", "", "S3 endpoint URL")
 	pathStyle := fl.Bool("path-style", false, "path-style bucket addressing")
 	region := fl.String("region", "us-east-1", "region to sign for")
-	mode := fl.String("mode", "seq", "seq, random or ttfb")
+	mode := fl.String("mode", "seq", "seq, random, ttfb or put")
+	putSize := fl.String("put-size", "1GiB", "bytes to upload (put)")
+	keep := fl.Bool("keep", false, "keep the uploaded object (put)")
+	ifAbsent := fl.Bool("if-absent", false, "complete with If-None-Match: * (put), as a mount creating a file does")
 	var c config
 	fl.StringVar(&c.bucket, "bucket", "", "bucket (required)")
 	fl.StringVar(&c.key, "key", "", "object key (required)")
@@ -136,6 +146,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		res.Requests = cr.n.Load()
+	case "put":
+		n, err := parseSize(*putSize)
+		if err != nil {
+			return err
+		}
+		if res, err = put(ctx, st, c, n, *keep, store.PutOptions{IfAbsent: *ifAbsent}); err != nil {
+			return err
+		}
 	case "ttfb":
 		start := time.Now()
 		obj, err := st.Stat(ctx, c.bucket, c.key)
@@ -147,7 +165,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		res = result{Mode: "ttfb", Bytes: 1, Seconds: time.Since(start).Seconds(), Requests: 2}
 	default:
-		return fmt.Errorf("--mode %q: want seq, random or ttfb", *mode)
+		return fmt.Errorf("--mode %q: want seq, random, ttfb or put", *mode)
 	}
 	if res.Seconds > 0 {
 		res.MiBs = float64(res.Bytes) / (1 << 20) / res.Seconds

@@ -5,6 +5,7 @@
 //
 //	readbench seq [--sha256] [--buffer 1MiB] FILE[@OFF+LEN] ...
 //	readbench random [--count 200] [--size 256KiB] [--seed 1] FILE
+//	readbench write [--size 1GiB] [--buffer 1MiB] [--seed 1] FILE
 //
 //	seq     reads every FILE (or the LEN bytes at OFF) sequentially, all of
 //	        them at once, one goroutine each; --sha256 hashes while reading
@@ -12,6 +13,10 @@
 //	random  --count preads of --size bytes at random offsets that are
 //	        multiples of --size, one after another (the fallback when fio is
 //	        not installed)
+//	write   creates FILE and writes --size bytes of deterministic data into
+//	        it sequentially, --buffer bytes per write call, then closes it;
+//	        the time runs from the open to the end of close (on a mount of
+//	        S3, the upload), and the SHA-256 printed is the data's
 //
 // It prints one JSON object: bytes, seconds, mib_s and, with --sha256, the
 // digests in argument order.
@@ -100,8 +105,24 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+	case "write":
+		sizeS := fl.String("size", "1GiB", "bytes to write")
+		bufS := fl.String("buffer", "1MiB", "bytes per write call")
+		seed := fl.Uint64("seed", 1, "seed of the data")
+		if err := fl.Parse(args[1:]); err != nil {
+			return err
+		}
+		size, err1 := parseSize(*sizeS)
+		bufSize, err2 := parseSize(*bufS)
+		if err1 != nil || err2 != nil || size < 0 || bufSize < 1 || fl.NArg() != 1 {
+			return errors.New("write: want one FILE, a --size and a positive --buffer")
+		}
+		var err error
+		if res, err = writeFile(fl.Arg(0), size, int(bufSize), *seed); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("unknown mode %q: want seq or random", args[0])
+		return fmt.Errorf("unknown mode %q: want seq, random or write", args[0])
 	}
 	if res.Seconds > 0 {
 		res.MiBs = float64(res.Bytes) / (1 << 20) / res.Seconds

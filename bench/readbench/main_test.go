@@ -99,3 +99,23 @@ func TestParsePart(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteMode(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "out.bin")
+	var out bytes.Buffer
+	if err := run([]string{"write", "--size", "3000000", "--buffer", "64KiB", p}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var res result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	if res.Bytes != 3000000 || len(data) != 3000000 || len(res.SHA256) != 1 || res.SHA256[0] != hex.EncodeToString(sum[:]) {
+		t.Errorf("write: %+v, file of %d bytes", res, len(data))
+	}
+}

@@ -91,7 +91,8 @@ func formatSize(n int64) string {
 type modeValue struct{ m *uint32 }
 
 func (m modeValue) String() string {
-	if m.m == nil {
+	// Zero is "not given": the mount picks the mode (read-write or not).
+	if m.m == nil || *m.m == 0 {
 		return ""
 	}
 	return fmt.Sprintf("%04o", *m.m)

@@ -60,7 +60,14 @@ func TestParseMountArgs(t *testing.T) {
 		check   func(mountConfig) bool
 		wantErr string
 	}{
-		{[]string{"/mnt/s3"}, func(c mountConfig) bool { return c.MountPoint == "/mnt/s3" && c.Bucket == "" && c.ReadOnly }, ""},
+		{[]string{"/mnt/s3"}, func(c mountConfig) bool {
+			return c.MountPoint == "/mnt/s3" && c.Bucket == "" && !c.ReadOnly && c.FileMode == 0o644 && c.DirMode == 0o755 &&
+				c.StagingSize == 10<<30 && c.CacheDir == ""
+		}, ""},
+		{[]string{"--read-only", "/m"}, func(c mountConfig) bool { return c.ReadOnly && c.FileMode == 0o444 && c.DirMode == 0o555 }, ""},
+		{[]string{"--cache-dir", "/var/tmp/b", "--staging-size", "2GiB", "/m"}, func(c mountConfig) bool {
+			return c.CacheDir == "/var/tmp/b" && c.StagingSize == 2<<30
+		}, ""},
 		{[]string{"s3://b/p", "/mnt", "--cache-size", "1GiB", "--metadata-ttl", "5m"}, func(c mountConfig) bool {
 			return c.Bucket == "b" && c.Prefix == "p/" && c.CacheSize == 1<<30 && c.MetadataTTL == 5*time.Minute
 		}, ""},
@@ -70,7 +77,7 @@ func TestParseMountArgs(t *testing.T) {
 		{[]string{"--metadata-ttl", "30", "/m"}, func(c mountConfig) bool { return c.MetadataTTL == 30*time.Second }, ""},
 		{nil, nil, "missing MOUNTPOINT"},
 		{[]string{"a", "b", "c"}, nil, "too many arguments"},
-		{[]string{"--read-only=false", "/m"}, nil, "read-only"},
+		{[]string{"--staging-size", "10", "/m"}, nil, "--staging-size"},
 		{[]string{"--cache-size", "lots", "/m"}, nil, "not a size"},
 		{[]string{"--file-mode", "999", "/m"}, nil, "octal"},
 		{[]string{"--log-level", "loud", "/m"}, nil, "--log-level"},

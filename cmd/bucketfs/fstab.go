@@ -124,6 +124,8 @@ var fstabOptions = []fstabOption{
 	{name: "profile", flag: "profile", value: true},
 	{name: "path_style", flag: "path-style"},
 	{name: "cache_size", flag: "cache-size", value: true, check: checkSize},
+	{name: "cache_dir", flag: "cache-dir", value: true},
+	{name: "staging_size", flag: "staging-size", value: true, check: checkSize},
 	{name: "metadata_ttl", flag: "metadata-ttl", value: true, check: checkDuration},
 	{name: "request_timeout", flag: "request-timeout", value: true, check: checkDuration},
 	{name: "log_level", flag: "log-level", value: true, check: checkLevel},
@@ -133,7 +135,7 @@ var fstabOptions = []fstabOption{
 
 // genericOptions are the options mount(8) and systemd put on fstab lines
 // for themselves (or pass on to every helper). They mean nothing to a
-// read-only FUSE mount: accepted and ignored.
+// FUSE mount of S3: accepted and ignored.
 var genericOptions = map[string]bool{
 	"defaults": true, "auto": true, "noauto": true, "nofail": true, "_netdev": true,
 	"user": true, "users": true, "nouser": true, "owner": true, "group": true,
@@ -151,7 +153,7 @@ var genericPrefixes = []string{"x-", "comment=", "user="}
 
 // fstabOptionList is the list an unknown option is answered with.
 func fstabOptionList() string {
-	names := []string{"ro"}
+	names := []string{"ro", "rw"}
 	for _, o := range fstabOptions {
 		n := o.name
 		if o.value {
@@ -167,7 +169,7 @@ func fstabOptionList() string {
 // flag (--credentials may be missing from older builds). With sloppy,
 // unknown options are skipped and returned as warnings.
 func translateOptions(optArgs []string, sloppy bool, haveFlag func(string) bool) (flags, warnings []string, err error) {
-	rw := false
+	ro := false
 	for _, arg := range optArgs {
 		for _, opt := range splitOptions(arg) {
 			if opt == "" {
@@ -177,10 +179,10 @@ func translateOptions(optArgs []string, sloppy bool, haveFlag func(string) bool)
 			val = unquote(val)
 			switch {
 			case key == "ro" && !hasVal:
-				rw = false
+				ro = true
 				continue
 			case key == "rw" && !hasVal:
-				rw = true
+				ro = false // the last of ro and rw wins, as in mount(8)
 				continue
 			case genericOptions[key] && !hasVal:
 				continue
@@ -219,11 +221,9 @@ func translateOptions(optArgs []string, sloppy bool, haveFlag func(string) bool)
 			flags = append(flags, "--"+o.flag+"="+val)
 		}
 	}
-	if rw {
-		// mount(8) passes rw whenever the line does not say ro. Refusing it
-		// keeps fstab honest, and keeps lines meaning the same once writes
-		// exist: a line that says ro now will stay read-only then.
-		return nil, nil, errors.New("bucketfs mounts are read-only for now: add ro to the options (mount -o ro, or ro in /etc/fstab); mount(8) passes rw when ro is missing")
+	if ro {
+		// First, so it reads as the mode of the mount in -v output.
+		flags = append([]string{"--read-only"}, flags...)
 	}
 	return flags, warnings, nil
 }

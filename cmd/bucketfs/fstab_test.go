@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bucketfs/bucketfs/stage"
 )
 
 func allFlags(string) bool { return true }
@@ -70,28 +72,29 @@ func TestTranslateOptions(t *testing.T) {
 		wantErr  string
 	}{
 		{name: "issue example", opts: []string{"ro,allow_other,uid=1000,gid=1000,_netdev"},
-			want: []string{"--allow-other", "--uid=1000", "--gid=1000"}},
+			want: []string{"--read-only", "--allow-other", "--uid=1000", "--gid=1000"}},
 		{name: "every option", opts: []string{"ro,allow_other,uid=1,gid=2,file_mode=0440,dir_mode=0550," +
 			"endpoint=http://127.0.0.1:7070,region=eu-west-1,profile=analytics,path_style,cache_size=2GiB," +
-			"metadata_ttl=5m,log_level=debug,log_file=/var/log/b.log,credentials=instance-role"},
-			want: []string{"--allow-other", "--uid=1", "--gid=2", "--file-mode=0440", "--dir-mode=0550",
+			"metadata_ttl=5m,log_level=debug,log_file=/var/log/b.log,credentials=instance-role,cache_dir=/var/cache/b,staging_size=20GiB"},
+			want: []string{"--read-only", "--allow-other", "--uid=1", "--gid=2", "--file-mode=0440", "--dir-mode=0550",
 				"--endpoint-url=http://127.0.0.1:7070", "--region=eu-west-1", "--profile=analytics", "--path-style",
 				"--cache-size=2GiB", "--metadata-ttl=5m", "--log-level=debug", "--log-file=/var/log/b.log",
-				"--credentials=instance-role"}},
+				"--credentials=instance-role", "--cache-dir=/var/cache/b", "--staging-size=20GiB"}},
 		{name: "endpoint_url and flag spellings", opts: []string{"ro,endpoint_url=https://s3.example.com,allow-other,path-style"},
-			want: []string{"--endpoint-url=https://s3.example.com", "--allow-other", "--path-style"}},
+			want: []string{"--read-only", "--endpoint-url=https://s3.example.com", "--allow-other", "--path-style"}},
 		{name: "generic options ignored", opts: []string{"defaults,ro,_netdev,nofail,noauto,auto,user,users,nouser,owner," +
 			"exec,noexec,suid,nosuid,dev,nodev,relatime,noatime,x-systemd.automount,x-systemd.idle-timeout=60," +
-			"comment=\"a,b\",user=alice"}},
+			"comment=\"a,b\",user=alice"}, want: []string{"--read-only"}},
 		{name: "user name for uid", opts: []string{"ro,uid=" + root.Username, "gid=0"},
-			want: []string{"--uid=0", "--gid=0"}},
-		{name: "quoted value", opts: []string{`ro,log_file="/var/log/a b.log"`}, want: []string{"--log-file=/var/log/a b.log"}},
-		{name: "ro after rw wins", opts: []string{"rw", "ro"}},
+			want: []string{"--read-only", "--uid=0", "--gid=0"}},
+		{name: "quoted value", opts: []string{`ro,log_file="/var/log/a b.log"`}, want: []string{"--read-only", "--log-file=/var/log/a b.log"}},
+		{name: "ro after rw wins", opts: []string{"rw", "ro"}, want: []string{"--read-only"}},
+		{name: "rw after ro wins", opts: []string{"ro", "rw"}},
 		{name: "empty", opts: nil},
-		{name: "rw refused", opts: []string{"rw,allow_other"}, wantErr: "add ro"},
-		{name: "mount default rw refused", opts: []string{"rw"}, wantErr: "read-only"},
-		{name: "unknown", opts: []string{"ro,bogus=1"}, wantErr: `unknown option "bogus=1": valid options are ro, allow_other, uid=`},
-		{name: "unknown sloppy", opts: []string{"ro,bogus=1,uid=3"}, sloppy: true, want: []string{"--uid=3"}, warnings: 1},
+		{name: "rw", opts: []string{"rw,allow_other"}, want: []string{"--allow-other"}},
+		{name: "mount default rw", opts: []string{"rw"}},
+		{name: "unknown", opts: []string{"ro,bogus=1"}, wantErr: `unknown option "bogus=1": valid options are ro, rw, allow_other, uid=`},
+		{name: "unknown sloppy", opts: []string{"ro,bogus=1,uid=3"}, sloppy: true, want: []string{"--read-only", "--uid=3"}, warnings: 1},
 		{name: "value missing", opts: []string{"ro,region="}, wantErr: "option region needs a value"},
 		{name: "bare value option", opts: []string{"ro,uid"}, wantErr: "option uid needs a value"},
 		{name: "value on a bare option", opts: []string{"ro,allow_other=1"}, wantErr: "takes no value"},
@@ -143,12 +146,12 @@ func TestHelperMountArgs(t *testing.T) {
 		wantErr string
 	}{
 		{name: "bucket", h: helperArgs{source: "s3://b/p", dir: "/mnt/d", options: []string{"ro,uid=1"}},
-			want: []string{"--uid=1", "s3://b/p", "--", "/mnt/d"}},
-		{name: "all buckets", h: helperArgs{source: "bucketfs", dir: "/mnt/s3", options: []string{"ro"}},
+			want: []string{"--read-only", "--uid=1", "s3://b/p", "--", "/mnt/d"}},
+		{name: "all buckets", h: helperArgs{source: "bucketfs", dir: "/mnt/s3", options: []string{"rw"}},
 			want: []string{"--", "/mnt/s3"}},
 		{name: "root gets a log file", h: helperArgs{source: "bucketfs", dir: "/mnt/s3/", options: []string{"ro"}}, asRoot: true,
-			want: []string{"--log-file=/var/log/bucketfs/mnt-s3.log", "--", "/mnt/s3/"}},
-		{name: "root keeps its log_file", h: helperArgs{source: "s3://b", dir: "/m", options: []string{"ro,log_file=/tmp/x.log"}}, asRoot: true,
+			want: []string{"--read-only", "--log-file=/var/log/bucketfs/mnt-s3.log", "--", "/mnt/s3/"}},
+		{name: "root keeps its log_file", h: helperArgs{source: "s3://b", dir: "/m", options: []string{"rw,log_file=/tmp/x.log"}}, asRoot: true,
 			want: []string{"--log-file=/tmp/x.log", "s3://b", "--", "/m"}},
 		{name: "bare s3://", h: helperArgs{source: "s3://", dir: "/m", options: []string{"ro"}}, wantErr: "use bucketfs as the source"},
 		{name: "not a source", h: helperArgs{source: "/dev/sda1", dir: "/m", options: []string{"ro"}}, wantErr: `source "/dev/sda1": want s3://`},
@@ -195,7 +198,7 @@ func TestHelperArgsParse(t *testing.T) {
 		PathStyle: true, ReadOnly: true, AllowOther: true,
 		UID: 1000, GID: 1001, FileMode: 0o440, DirMode: 0o550,
 		CacheSize: 1 << 30, MetadataTTL: 90 * time.Second, RequestTimeout: 20 * time.Second,
-		LogLevel: "warn", LogFile: "/tmp/l.log",
+		LogLevel: "warn", LogFile: "/tmp/l.log", StagingSize: stage.DefaultLimit,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("config = %+v\nwant     %+v", c, want)
@@ -262,10 +265,11 @@ func TestMountHelperFake(t *testing.T) {
 	}{
 		{name: "ok", args: []string{"s3://b", t.TempDir(), "-f", "-o", "ro,uid=1"}},
 		{name: "verbose", args: []string{"bucketfs", "/mnt/x", "-fv", "-o", "ro,log_file=/tmp/l"},
-			stderr: "mount.bucketfs: bucketfs mount --log-file=/tmp/l -- /mnt/x"},
+			stderr: "mount.bucketfs: bucketfs mount --read-only --log-file=/tmp/l -- /mnt/x"},
 		{name: "unknown option", args: []string{"s3://b", "/m", "-f", "-o", "ro,frob"}, code: helperExitUsage,
 			stderr: `mount.bucketfs: unknown option "frob"`},
-		{name: "rw", args: []string{"s3://b", "/m", "-f", "-o", "rw"}, code: helperExitUsage, stderr: "add ro"},
+		{name: "rw", args: []string{"s3://b", t.TempDir(), "-f", "-o", "rw,staging_size=1GiB"}},
+		{name: "staging too small", args: []string{"s3://b", "/m", "-f", "-o", "rw,staging_size=1000"}, code: helperExitUsage, stderr: "--staging-size"},
 		{name: "bad bucket url", args: []string{"s3://b/a/../x", "/m", "-f", "-o", "ro"}, code: helperExitUsage, stderr: "segment"},
 		{name: "sloppy", args: []string{"s3://b", "/m", "-sf", "-o", "ro,frob"}, stderr: `ignoring unknown option "frob"`},
 	}

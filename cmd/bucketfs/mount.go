@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/bucketfs/bucketfs/auth"
 	"github.com/bucketfs/bucketfs/cache"
 	bfs "github.com/bucketfs/bucketfs/fs"
+	"github.com/bucketfs/bucketfs/stage"
 	"github.com/bucketfs/bucketfs/store"
 	s3store "github.com/bucketfs/bucketfs/store/s3"
 )
@@ -33,8 +35,13 @@ one bucket or prefix. Returns once the mount is ready; the mount keeps serving
 in the background until "bucketfs unmount MOUNTPOINT". With --foreground it
 stays attached and unmounts on Ctrl-C or SIGTERM.
 
-The mount is read-only: writes are refused with "Read-only file system".
-Read-only is the right mode for shared hosts such as Posit Connect.
+The mount is read-write: a file written through it is staged on local disk
+(--cache-dir, at most --staging-size) and uploaded when it is closed, so
+other readers see the old object or the new one, never half of it; a failed
+upload makes close() fail with EIO and keeps the data staged. With
+--read-only every change is refused with "Read-only file system": that is
+the right mode for content that must not change, such as Posit Connect
+content and other shared hosts.
 
 Credentials come from the standard AWS sources, in order: AWS_ACCESS_KEY_ID /
 AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), the shared config and
@@ -68,6 +75,8 @@ type mountConfig struct {
 	UID, GID          int
 	FileMode, DirMode uint32
 	CacheSize         int64
+	CacheDir          string // --cache-dir: "" for the user's cache directory
+	StagingSize       int64
 	MetadataTTL       time.Duration
 	RequestTimeout    time.Duration
 	StallTimeout      time.Duration
@@ -84,12 +93,10 @@ func (c mountConfig) source() string {
 
 func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	c := mountConfig{
-		ReadOnly:       true,
 		UID:            os.Getuid(),
 		GID:            os.Getgid(),
-		FileMode:       0o444,
-		DirMode:        0o555,
 		CacheSize:      cache.DefaultDataBytes,
+		StagingSize:    stage.DefaultLimit,
 		MetadataTTL:    cache.DefaultMetadataTTL,
 		RequestTimeout: cache.DefaultRequestTimeout,
 		LogLevel:       "info",
@@ -100,14 +107,16 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	fs.StringVar(&c.Profile, "profile", "", "`name` of a profile in ~/.aws/config and ~/.aws/credentials (also AWS_PROFILE)")
 	fs.StringVar(&c.Credentials, "credentials", "", "use only this credential `source`: env, profile, web-identity, container or instance-role (default: the standard chain)")
 	fs.BoolVar(&c.PathStyle, "path-style", false, "address buckets as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT (most S3-compatible servers)")
-	fs.BoolVar(&c.ReadOnly, "read-only", true, "refuse every change with EROFS; the only mode until writes land")
+	fs.BoolVar(&c.ReadOnly, "read-only", false, "refuse every change with EROFS (Read-only file system); the right mode for Posit Connect content and other data that must not change")
 	fs.BoolVar(&c.AllowOther, "allow-other", false, "let other users use the mount (needs user_allow_other in /etc/fuse.conf for non-root); every request is signed with the mounter's credentials")
 	fs.BoolVar(&c.Foreground, "foreground", false, "stay attached; unmount on SIGINT/SIGTERM")
 	fs.IntVar(&c.UID, "uid", c.UID, "owner `uid` of every file and directory")
 	fs.IntVar(&c.GID, "gid", c.GID, "group `gid` of every file and directory")
-	fs.Var(modeValue{&c.FileMode}, "file-mode", "permission `mode` of files, octal")
-	fs.Var(modeValue{&c.DirMode}, "dir-mode", "permission `mode` of directories, octal")
+	fs.Var(modeValue{&c.FileMode}, "file-mode", "permission `mode` of files, octal (default 0644, 0444 with --read-only)")
+	fs.Var(modeValue{&c.DirMode}, "dir-mode", "permission `mode` of directories, octal (default 0755, 0555 with --read-only)")
 	fs.Var(sizeValue{&c.CacheSize}, "cache-size", "`size` of memory for cached file data, e.g. 512MiB, 2GiB")
+	fs.StringVar(&c.CacheDir, "cache-dir", "", "`directory` for files being written (staged until uploaded); default the user's cache dir bucketfs/staging")
+	fs.Var(sizeValue{&c.StagingSize}, "staging-size", "`size` of disk that files being written may take in --cache-dir; writes beyond it fail with ENOSPC")
 	fs.Var(durationValue{&c.MetadataTTL}, "metadata-ttl", "`duration` for which listings and file attributes are trusted before asking S3 again, e.g. 60s, 5m")
 	fs.Var(durationValue{&c.RequestTimeout}, "request-timeout", "`duration` after which a request to S3 that keeps failing or hangs gives up, with retries, and the file operation fails with EIO")
 	fs.Var(defaultedDuration{durationValue{&c.StallTimeout}, cache.DefaultStallTimeout}, "stall-timeout", "`duration` after which a download that stopped moving is cut and the missing part asked for again")
@@ -136,8 +145,20 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	default:
 		return c, usagef("too many arguments %q: want [s3://BUCKET[/PREFIX]] MOUNTPOINT", pos)
 	}
-	if !c.ReadOnly {
-		return c, usagef("--read-only=false: writing is not supported yet; bucketfs mounts are read-only")
+	if c.FileMode == 0 {
+		c.FileMode = 0o644
+		if c.ReadOnly {
+			c.FileMode = 0o444
+		}
+	}
+	if c.DirMode == 0 {
+		c.DirMode = 0o755
+		if c.ReadOnly {
+			c.DirMode = 0o555
+		}
+	}
+	if !c.ReadOnly && c.StagingSize < 1<<20 {
+		return c, usagef("--staging-size %s is too small: give at least 1MiB", formatSize(c.StagingSize))
 	}
 	if c.MetadataTTL <= 0 {
 		return c, usagef("--metadata-ttl must be positive")
@@ -201,6 +222,9 @@ func mountCommand(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	c.MountPoint = mp
+	if err := checkAllowOther(c); err != nil {
+		return err
+	}
 	if !c.Foreground && os.Getenv(notifyEnv) == "" {
 		return startDaemon(c, stderr)
 	}
@@ -303,25 +327,38 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 
 	ch := cache.New(st, cache.Config{DataBytes: c.CacheSize, MetadataTTL: c.MetadataTTL, RequestTimeout: c.RequestTimeout, StallTimeout: c.StallTimeout, Logger: log})
 	limitMemory(ch.Config(), log)
-	root := bfs.New(ch, bfs.Config{
+	fcfg := bfs.Config{
 		Bucket: c.Bucket, Prefix: c.Prefix,
 		UID: uint32(c.UID), GID: uint32(c.GID),
 		FileMode: c.FileMode, DirMode: c.DirMode,
 		Logger: log,
-	})
+	}
+	var area *stage.Area
+	if !c.ReadOnly {
+		if area, err = openStaging(c, st, log); err != nil {
+			return err
+		}
+		fcfg.Writer, fcfg.Staging = st, area
+	}
+	root := bfs.New(ch, fcfg)
 	opts := bfs.Options(ch)
 	opts.MountOptions = fuse.MountOptions{
 		FsName:        c.source(),
 		Name:          "bucketfs",
 		AllowOther:    c.AllowOther,
-		Options:       []string{"ro", "default_permissions"},
+		Options:       mountOptions(c),
 		MaxWrite:      1 << 20,
 		MaxReadAhead:  1 << 20,
 		MaxBackground: 64,
 		DisableXAttrs: true,
 		DirectMount:   os.Geteuid() == 0,
 		// What fusermount3 would set, plus read-only for the mount itself.
-		DirectMountFlags: syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_RDONLY,
+		DirectMountFlags: directMountFlags(c),
+		// O_TRUNC comes with the open, so a file opened to be replaced is
+		// not fetched first only to be emptied. Descriptors that write
+		// bypass the page cache (FOPEN_DIRECT_IO); kernels from 6.6 on
+		// still let them be mapped shared.
+		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC | fuse.CAP_DIRECT_IO_ALLOW_MMAP,
 	}
 	server, err := gofs.Mount(c.MountPoint, root, opts)
 	if err != nil {
@@ -347,6 +384,15 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 		}
 	}()
 	server.Wait()
+	if area != nil {
+		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		kept := bfs.Drain(dctx, root)
+		dcancel()
+		if len(kept) > 0 {
+			log.Error("files that could not be uploaded are kept in the staging directory", "dir", area.Dir(), "files", len(kept))
+		}
+		_ = area.Close()
+	}
 	cs := ch.Stats()
 	log.Info("unmounted", "mountpoint", c.MountPoint, "block_hits", cs.BlockHits, "block_misses", cs.BlockMisses,
 		"gets", cs.Requests, "bytes_fetched", cs.BytesRead)
@@ -432,4 +478,97 @@ func limitMemory(cc cache.Config, log *slog.Logger) {
 	limit := cc.DataBytes + cc.MaxInflightBytes + memoryOverhead
 	debug.SetMemoryLimit(limit)
 	log.Debug("memory limit", "bytes", limit)
+}
+
+// mountOptions are the FUSE mount options: "ro" for a read-only mount, so
+// the kernel refuses changes before they reach the daemon.
+func mountOptions(c mountConfig) []string {
+	if c.ReadOnly {
+		return []string{"ro", "default_permissions"}
+	}
+	return []string{"default_permissions"}
+}
+
+func directMountFlags(c mountConfig) uintptr {
+	flags := uintptr(syscall.MS_NOSUID | syscall.MS_NODEV)
+	if c.ReadOnly {
+		flags |= syscall.MS_RDONLY
+	}
+	return flags
+}
+
+// stagingBases are the directories a mount may stage files being written
+// in, in order: --cache-dir; else the user's cache directory, then (for
+// users without a usable home, such as service accounts) a directory of
+// their own under the system's temporary directory.
+func stagingBases(c mountConfig) []string {
+	if c.CacheDir != "" {
+		return []string{c.CacheDir}
+	}
+	var bases []string
+	if dir, err := os.UserCacheDir(); err == nil {
+		bases = append(bases, filepath.Join(dir, "bucketfs"))
+	}
+	// TMPDIR may name a directory the user cannot write (a parent's TMPDIR
+	// inherited across su or runuser); /tmp is the last resort.
+	for _, tmp := range []string{os.TempDir(), "/tmp"} {
+		if b := filepath.Join(tmp, fmt.Sprintf("bucketfs-%d", os.Getuid())); !slices.Contains(bases, b) {
+			bases = append(bases, b)
+		}
+	}
+	return bases
+}
+
+// stagingDir is where this mount stages files below base: a directory of
+// its own named after the mount point, the time and the process, so two
+// mounts never share one and leftovers of an earlier mount are never
+// mixed in.
+func stagingDir(base string, c mountConfig, now time.Time) string {
+	name := strings.Trim(strings.ReplaceAll(filepath.Clean(c.MountPoint), "/", "-"), "-")
+	if name == "" {
+		name = "root"
+	}
+	id := fmt.Sprintf("%s-%s-%d", name, now.UTC().Format("20060102T150405"), os.Getpid())
+	return filepath.Join(base, "staging", id)
+}
+
+func openStaging(c mountConfig, w store.Writer, log *slog.Logger) (*stage.Area, error) {
+	var errs []string
+	for i, base := range stagingBases(c) {
+		if i > 0 {
+			// Under a shared temporary directory, someone else may have
+			// made the directory first: use it only if it is ours alone.
+			if err := os.Mkdir(base, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+				errs = append(errs, err.Error())
+				continue
+			}
+			if fi, err := os.Lstat(base); err != nil || !ownedDir(fi) {
+				errs = append(errs, base+" is not a directory of this user's alone")
+				continue
+			}
+		}
+		sweepStaging(base, log)
+		dir := stagingDir(base, c, time.Now())
+		// A part (16 MiB) gets the request timeout plus time to move at
+		// a slow 256 KiB/s.
+		area, err := stage.Open(stage.Config{Dir: dir, Limit: c.StagingSize, Writer: w, PartTimeout: c.RequestTimeout + time.Minute, Logger: log})
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		if i > 0 {
+			log.Warn("the user's cache directory is not usable; files being written are staged in the temporary directory instead (pass --cache-dir to choose)",
+				"dir", dir, "errors", strings.Join(errs, "; "))
+		}
+		log.Info("writes are staged", "dir", dir, "limit", c.StagingSize)
+		return area, nil
+	}
+	return nil, fmt.Errorf("cannot prepare a staging directory for writes (%s): pass --cache-dir DIR, or --read-only", strings.Join(errs, "; "))
+}
+
+// ownedDir reports whether fi is a real directory (not a link) owned by this
+// process's user that nobody else may write to.
+func ownedDir(fi os.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && fi.IsDir() && fi.Mode()&os.ModeSymlink == 0 && int(st.Uid) == os.Getuid() && fi.Mode().Perm()&0o022 == 0
 }

@@ -1,4 +1,4 @@
-// Package faultstore wraps a store.ObjectStore to count calls and inject
+// Package faultstore wraps a store.ObjectStore (and store.Writer) to count calls and inject
 // errors or delays, so cache and fs tests can assert how many requests reach
 // the object service and how failures propagate.
 package faultstore
@@ -18,6 +18,15 @@ const (
 	OpList        = "List"
 	OpStat        = "Stat"
 	OpReadAt      = "ReadAt"
+	// Writes (write.go).
+	OpCreateBucket = "CreateBucket"
+	OpPut          = "Put" // Put and PutIf; key is the object's
+	OpDelete       = "Delete"
+	OpCopy         = "Copy" // key is the destination
+	OpStartUpload  = "StartUpload"
+	OpPutPart      = "PutPart"
+	OpComplete     = "Complete"
+	OpAbort        = "Abort"
 )
 
 // Hook runs before each call with the operation name and its bucket and key
@@ -32,14 +41,19 @@ type Store struct {
 	inner store.ObjectStore
 
 	listBuckets, list, stat, readAt atomic.Int64
+	writes                          [8]atomic.Int64 // by writeOps index
 
 	mu   sync.RWMutex
 	hook Hook
 }
 
-var _ store.ObjectStore = (*Store)(nil)
+var (
+	_ store.ObjectStore = (*Store)(nil)
+	_ store.Writer      = (*Store)(nil)
+)
 
-// New wraps inner.
+// New wraps inner. The write methods work when inner is a store.Writer too,
+// and fail with store.ErrUnsupported otherwise.
 func New(inner store.ObjectStore) *Store {
 	return &Store{inner: inner}
 }
@@ -67,6 +81,9 @@ func (s *Store) Reset() {
 	s.list.Store(0)
 	s.stat.Store(0)
 	s.readAt.Store(0)
+	for i := range s.writes {
+		s.writes[i].Store(0)
+	}
 }
 
 func (s *Store) counter(op string) *atomic.Int64 {
@@ -79,6 +96,11 @@ func (s *Store) counter(op string) *atomic.Int64 {
 		return &s.stat
 	case OpReadAt:
 		return &s.readAt
+	}
+	for i, w := range writeOps {
+		if w == op {
+			return &s.writes[i]
+		}
 	}
 	return nil
 }

@@ -5,9 +5,7 @@ package memstore
 
 import (
 	"context"
-	"crypto/md5"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -286,40 +284,7 @@ func (s *Store) CreateBucket(ctx context.Context, name string) error {
 // Put stores a copy of size bytes read from body under key, replacing any
 // previous object. Any non-empty key is accepted.
 func (s *Store) Put(ctx context.Context, bucketName, key string, body io.ReaderAt, size int64) (store.Object, error) {
-	if err := ctx.Err(); err != nil {
-		return store.Object{}, err
-	}
-	if key == "" {
-		return store.Object{}, fmt.Errorf("memstore Put %s/: empty key", bucketName)
-	}
-	if size < 0 {
-		return store.Object{}, fmt.Errorf("memstore Put %s/%s: negative size %d", bucketName, key, size)
-	}
-	// Read outside the lock: body may be slow.
-	data := make([]byte, size)
-	if size > 0 {
-		if n, err := body.ReadAt(data, 0); n < len(data) {
-			return store.Object{}, fmt.Errorf("memstore Put %s/%s: read body: %d of %d bytes: %w", bucketName, key, n, size, err)
-		}
-	}
-	sum := md5.Sum(data)
-	o := object{data: data, etag: hex.EncodeToString(sum[:])}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, err := s.lookup("Put", bucketName, key)
-	if err != nil {
-		return store.Object{}, err
-	}
-	o.modTime = s.now()
-	if _, exists := b.objects[key]; !exists {
-		i := sort.SearchStrings(b.keys, key)
-		b.keys = append(b.keys, "")
-		copy(b.keys[i+1:], b.keys[i:])
-		b.keys[i] = key
-	}
-	b.objects[key] = o
-	return store.Object{Key: key, Size: size, ModTime: o.modTime, ETag: o.etag}, nil
+	return s.PutIf(ctx, bucketName, key, body, size, store.PutOptions{})
 }
 
 // Delete removes key. Deleting a missing key succeeds, as on S3; a missing

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/bucketfs/bucketfs/store"
 )
@@ -103,7 +105,11 @@ func (s *Store) ListBuckets(ctx context.Context) ([]store.Bucket, error) {
 
 // List returns one page of ListObjectsV2.
 func (s *Store) List(ctx context.Context, in store.ListInput) (store.ListPage, error) {
-	req := &s3.ListObjectsV2Input{Bucket: aws.String(in.Bucket)}
+	// Keys are arbitrary bytes, XML 1.0 cannot carry most control
+	// characters: ask for URL-encoded keys, which S3 sends with
+	// EncodingType "url" in the response. Servers that ignore the request
+	// (versitygw) send raw keys and no EncodingType, and are not decoded.
+	req := &s3.ListObjectsV2Input{Bucket: aws.String(in.Bucket), EncodingType: types.EncodingTypeUrl}
 	if in.Prefix != "" {
 		req.Prefix = aws.String(in.Prefix)
 	}
@@ -125,21 +131,44 @@ func (s *Store) List(ctx context.Context, in store.ListInput) (store.ListPage, e
 		return store.ListPage{}, convert("List", in.Bucket, in.Prefix, err)
 	}
 	page := store.ListPage{}
+	encoded := resp.EncodingType == types.EncodingTypeUrl
 	for _, o := range resp.Contents {
+		key, ok := s.listedKey(in, aws.ToString(o.Key), encoded)
+		if !ok {
+			continue
+		}
 		page.Objects = append(page.Objects, store.Object{
-			Key:     aws.ToString(o.Key),
+			Key:     key,
 			Size:    aws.ToInt64(o.Size),
 			ModTime: aws.ToTime(o.LastModified),
 			ETag:    unquote(aws.ToString(o.ETag)),
 		})
 	}
 	for _, p := range resp.CommonPrefixes {
-		page.Prefixes = append(page.Prefixes, aws.ToString(p.Prefix))
+		if prefix, ok := s.listedKey(in, aws.ToString(p.Prefix), encoded); ok {
+			page.Prefixes = append(page.Prefixes, prefix)
+		}
 	}
 	if aws.ToBool(resp.IsTruncated) {
 		page.NextToken = aws.ToString(resp.NextContinuationToken)
 	}
 	return page, nil
+}
+
+// listedKey decodes a key or common prefix of a listing sent with
+// EncodingType "url" (form encoding: "+" is a space, "%2B" a plus). A key
+// that does not decode, or decodes outside the prefix asked for, is a
+// server bug; it is left out rather than shown under a wrong name.
+func (s *Store) listedKey(in store.ListInput, raw string, encoded bool) (string, bool) {
+	if !encoded {
+		return raw, true
+	}
+	key, err := url.QueryUnescape(raw)
+	if err != nil || !strings.HasPrefix(key, in.Prefix) {
+		s.log.Warn("listing: leaving out a key the server sent badly encoded", "bucket", in.Bucket, "prefix", in.Prefix, "key", raw, "err", err)
+		return "", false
+	}
+	return key, true
 }
 
 // Stat returns the metadata of key via HeadObject.

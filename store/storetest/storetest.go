@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) (store.ObjectStore, store.Wri
 		{"OverwriteAndDelete", testOverwriteAndDelete},
 		{"Multipart40MiB", testMultipart},
 	}
+	tests = append(tests, writeTests[:]...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore) })
 	}

@@ -1,0 +1,259 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/bucketfs/bucketfs/store"
+)
+
+// The mount's own changes, recorded so that a file is listed and readable
+// with its new content right after close, and a deleted one is gone,
+// without asking the server. Listings are shared with DirReaders that walk
+// them, so an edit builds a new listing (copy on write).
+
+// listEdits serializes read-modify-write edits of cached listings.
+var listEdits sync.Mutex
+
+// editListing applies fn to the entries of the fresh cached listing of
+// prefix, if there is one. The edited listing keeps its age.
+func (m *metaCache) editListing(bucket, prefix string, fn func([]DirEntry) []DirEntry) {
+	listEdits.Lock()
+	defer listEdits.Unlock()
+	l := m.freshListing(bucket, prefix)
+	if l == nil {
+		return
+	}
+	entries := fn(append([]DirEntry(nil), l.entries...))
+	sort.SliceStable(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
+	nl := &listing{at: l.at, entries: entries, index: make(map[string]int, len(entries))}
+	for i, e := range entries {
+		nl.index[e.Name] = i
+	}
+	m.lists.Add(mkey(bucket, prefix), nl)
+}
+
+// setEntry adds kind (and the object, for a file) to name's entry in the
+// listing of prefix, or clears kind from it when add is false; an entry
+// left with no kind is removed.
+func (m *metaCache) setEntry(bucket, prefix, name string, kind Kind, obj store.Object, add bool) (empty bool) {
+	m.editListing(bucket, prefix, func(es []DirEntry) []DirEntry {
+		i := -1
+		for j := range es {
+			if es[j].Name == name {
+				i = j
+				break
+			}
+		}
+		switch {
+		case add && i < 0:
+			es = append(es, DirEntry{Name: name, Kind: kind, Object: obj})
+		case add:
+			es[i].Kind |= kind
+			if kind.Has(KindFile) {
+				es[i].Object = obj
+			}
+		case i >= 0:
+			es[i].Kind &^= kind
+			if kind.Has(KindFile) {
+				es[i].Object = store.Object{}
+			}
+			if es[i].Kind == 0 {
+				es = append(es[:i], es[i+1:]...)
+			}
+		}
+		empty = len(es) == 0
+		return es
+	})
+	return empty
+}
+
+// split returns the listing prefix holding key and key's name in it.
+func split(key string) (prefix, name string) {
+	prefix = parentPrefix(key)
+	return prefix, key[len(prefix):]
+}
+
+// Wrote records that the mount stored o (an upload or a copy). A missing
+// ModTime (upload responses carry none) becomes now.
+func (c *Cache) Wrote(bucket string, o store.Object) {
+	m := c.meta
+	if o.ModTime.IsZero() {
+		o.ModTime = m.cfg.Now()
+	}
+	m.putObj(bucket, o.Key, o, true, false)
+	prefix, name := split(o.Key)
+	m.setEntry(bucket, prefix, name, KindFile, o, true)
+	c.ancestors(bucket, o.Key)
+}
+
+// ancestors records that every directory above key exists.
+func (c *Cache) ancestors(bucket, key string) {
+	m := c.meta
+	for p := parentPrefix(key); p != ""; p = parentPrefix(strings.TrimSuffix(p, "/")) {
+		dir := strings.TrimSuffix(p, "/")
+		m.putDir(bucket, dir, true, false)
+		pp, name := split(dir)
+		m.setEntry(bucket, pp, name, KindDir, store.Object{}, true)
+	}
+}
+
+// Removed records that the mount deleted the object key. A directory that
+// held nothing else vanishes on S3 unless it has a marker, which the cache
+// cannot tell; then it forgets the directory, and the server decides.
+func (c *Cache) Removed(bucket, key string) {
+	m := c.meta
+	m.putObj(bucket, key, store.Object{}, false, false)
+	prefix, name := split(key)
+	if m.setEntry(bucket, prefix, name, KindFile, store.Object{}, false) && prefix != "" {
+		c.forgetDir(bucket, strings.TrimSuffix(prefix, "/"))
+	}
+}
+
+func (c *Cache) forgetDir(bucket, dir string) {
+	m := c.meta
+	m.dirs.Remove(mkey(bucket, dir))
+	m.lists.Remove(mkey(bucket, parentPrefix(dir)))
+}
+
+// MadeDir records that the mount created the directory key (a "key/"
+// marker): it exists, and is empty.
+func (c *Cache) MadeDir(bucket, key string) {
+	m := c.meta
+	m.putDir(bucket, key, true, true)
+	prefix, name := split(key)
+	m.setEntry(bucket, prefix, name, KindDir, store.Object{}, true)
+	c.ancestors(bucket, key)
+	m.lists.Add(mkey(bucket, key+"/"), &listing{at: m.cfg.Now(), entries: []DirEntry{}, index: map[string]int{}})
+}
+
+// RemovedDir records that the mount removed the empty directory key.
+func (c *Cache) RemovedDir(bucket, key string) {
+	m := c.meta
+	m.putDir(bucket, key, false, false)
+	m.lists.Remove(mkey(bucket, key+"/"))
+	prefix, name := split(key)
+	if m.setEntry(bucket, prefix, name, KindDir, store.Object{}, false) && prefix != "" {
+		c.forgetDir(bucket, strings.TrimSuffix(prefix, "/"))
+	}
+}
+
+// ForgetTree drops what the cache knows of the directory dir (no trailing
+// "/") and everything below it, and the listing that holds it: after a
+// directory was renamed.
+func (c *Cache) ForgetTree(bucket, dir string) {
+	m := c.meta
+	below := mkey(bucket, dir+"/")
+	for _, k := range m.objs.Keys() {
+		if strings.HasPrefix(k, below) {
+			m.objs.Remove(k)
+		}
+	}
+	for _, k := range m.dirs.Keys() {
+		if strings.HasPrefix(k, below) {
+			m.dirs.Remove(k)
+		}
+	}
+	for _, k := range m.lists.Keys() {
+		if strings.HasPrefix(k, below) {
+			m.lists.Remove(k)
+		}
+	}
+	m.objs.Remove(mkey(bucket, dir))
+	m.dirs.Remove(mkey(bucket, dir))
+	m.lists.Remove(mkey(bucket, parentPrefix(dir)))
+}
+
+// ListTree lists up to max keys under prefix, all levels (no delimiter),
+// and reports whether there are more.
+func (c *Cache) ListTree(ctx context.Context, bucket, prefix string, max int) ([]store.Object, bool, error) {
+	var out []store.Object
+	token := ""
+	for {
+		ctx2, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		page, err := c.store.List(ctx2, store.ListInput{Bucket: bucket, Prefix: prefix, Token: token, MaxKeys: min(max+1, 1000)})
+		cancel()
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, page.Objects...)
+		if len(out) > max {
+			return out[:max], true, nil
+		}
+		if page.NextToken == "" {
+			return out, false, nil
+		}
+		token = page.NextToken
+	}
+}
+
+// Fetch chunk size and parallelism: a whole object staged for writing is
+// fetched like the read-ahead of a sequential reader.
+const (
+	fetchChunk    = 8 << 20
+	fetchParallel = 8
+)
+
+// Fetch downloads the whole of obj (pinned to its ETag) into w, with
+// ranged GETs in parallel. It is how an existing object is staged before
+// it is changed.
+func (c *Cache) Fetch(ctx context.Context, bucket string, obj store.Object, w io.WriterAt) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n := int((obj.Size + fetchChunk - 1) / fetchChunk)
+	errs := make(chan error, n)
+	sem := make(chan struct{}, fetchParallel)
+	for i := range n {
+		off := int64(i) * fetchChunk
+		size := min(fetchChunk, obj.Size-off)
+		go func() {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs <- ctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			errs <- c.fetchRange(ctx, bucket, obj, w, off, size)
+		}()
+	}
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return first
+}
+
+func (c *Cache) fetchRange(ctx context.Context, bucket string, obj store.Object, w io.WriterAt, off, size int64) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	body, err := c.store.ReadRange(ctx, bucket, obj.Key, obj.ETag, off, size)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	buf := make([]byte, min(size, 1<<20))
+	for pos := off; pos < off+size; {
+		k, rerr := io.ReadFull(body, buf[:min(int64(len(buf)), off+size-pos)])
+		if k > 0 {
+			if _, werr := w.WriteAt(buf[:k], pos); werr != nil {
+				return werr
+			}
+			pos += int64(k)
+		}
+		if rerr != nil {
+			if pos < off+size {
+				return fmt.Errorf("fetch %s/%s at %d: %w", bucket, obj.Key, pos, rerr)
+			}
+			break
+		}
+	}
+	return nil
+}

@@ -1,0 +1,235 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+
+	"github.com/bucketfs/bucketfs/cache"
+	"github.com/bucketfs/bucketfs/store"
+)
+
+// MaxDirRename is the most objects a directory rename copies. S3 has no
+// rename: each object is copied, then the originals deleted. Above this
+// rename(2) fails with EXDEV, which makes mv copy and delete file by file
+// (R's file.rename does not fall back: it reports the failure).
+const MaxDirRename = 1000
+
+// renameFlagNoReplace is RENAME_NOREPLACE of renameat2(2).
+const renameFlagNoReplace = 0x1
+
+// Rename moves a file (CopyObject, then DeleteObject: the new name
+// appears whole) or a directory of up to MaxDirRename objects. Between
+// buckets it fails with EXDEV.
+func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
+	defer d.fs.guard("rename", d.bucket, d.prefix+name, &errno)
+	if !d.fs.writable() {
+		return syscall.EROFS
+	}
+	np, ok := newParent.(*dirNode)
+	if !ok || np.bucket != d.bucket {
+		return syscall.EXDEV
+	}
+	if flags&gofs.RENAME_EXCHANGE != 0 {
+		return syscall.EINVAL
+	}
+	if !usable(newName) || strings.HasSuffix(newName, ShadowSuffix) {
+		return syscall.EINVAL
+	}
+	dst := np.prefix + newName
+	if flags&renameFlagNoReplace != 0 {
+		if _, err := d.fs.cache.Lookup(ctx, d.bucket, dst); err == nil || d.fs.writes.get(d.bucket, dst) != nil {
+			return syscall.EEXIST
+		}
+	}
+	child := d.GetChild(name)
+	isDir := child != nil && child.StableAttr().Mode&syscall.S_IFMT == syscall.S_IFDIR
+	if child == nil && d.fs.writes.get(d.bucket, d.prefix+name) == nil {
+		n, err := d.fs.cache.Lookup(ctx, d.bucket, d.prefix+name)
+		if err != nil {
+			return d.fs.fail("rename", d.bucket, d.prefix+name, err)
+		}
+		isDir = n.Kind.Has(cache.KindDir)
+	}
+	if isDir {
+		errno = d.renameDir(ctx, d.prefix+name, dst)
+		if errno == 0 {
+			// The kernel moves the directory's inode to the new name, but
+			// that inode (and those below it) still know the old keys:
+			// drop both names, so the next access looks them up afresh.
+			// Not from inside RENAME, which holds the directories' locks.
+			go func() {
+				d.NotifyEntry(name)
+				np.NotifyEntry(newName)
+			}()
+		}
+		return errno
+	}
+	src := d.fileKey(ctx, name)
+	var node *fileNode
+	if child != nil {
+		node, _ = child.Operations().(*fileNode)
+	}
+	return d.renameFile(ctx, src, dst, node)
+}
+
+func (d *dirNode) renameFile(ctx context.Context, src, dst string, node *fileNode) syscall.Errno {
+	f := d.fs
+	w := f.writes.get(d.bucket, src)
+	if w == nil && node != nil {
+		w = node.ov.Load()
+	}
+	if w != nil {
+		// Staged bytes go up first, under the old name, so the copy is
+		// the file as written; the upload lock keeps them from moving.
+		w.upMu.Lock()
+		defer w.upMu.Unlock()
+		if errno := w.uploadLocked(ctx, "rename"); errno != 0 {
+			return errno
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, f.cache.Config().RequestTimeout*4)
+	defer cancel()
+	var etag string
+	if w != nil {
+		w.mu.Lock()
+		etag = w.obj.ETag
+		w.mu.Unlock()
+	}
+	o, err := f.cfg.Writer.Copy(rctx, d.bucket, src, etag, dst)
+	if errors.Is(err, store.ErrChanged) && etag != "" {
+		// Someone replaced the source since we wrote it: rename theirs.
+		o, err = f.cfg.Writer.Copy(rctx, d.bucket, src, "", dst)
+	}
+	if err != nil {
+		return f.writeFail("rename", d.bucket, src, err)
+	}
+	if err := f.cfg.Writer.Delete(rctx, d.bucket, src); err != nil {
+		f.log.Warn("rename: copied, but the old name could not be deleted; both exist now", "bucket", d.bucket, "from", src, "to", dst, "err", err)
+		return f.writeFail("rename", d.bucket, src, err)
+	}
+	if o.ModTime.IsZero() {
+		o.ModTime = time.Now()
+	}
+	f.cache.Removed(d.bucket, src)
+	f.cache.Wrote(d.bucket, o)
+	// A file being written under the new name is replaced: it uploads
+	// nothing more.
+	if old := f.writes.get(d.bucket, dst); old != nil && old != w {
+		old.mu.Lock()
+		old.unlinked = true
+		st := old.st
+		old.mu.Unlock()
+		if st != nil {
+			st.SetTarget("", "")
+		}
+		f.writes.remove(old)
+		old.closeIfIdle()
+	}
+	if w == nil && node != nil {
+		// The kernel moves this inode to the new name; it must read the
+		// new key from now on.
+		w = node.overlay()
+	}
+	if w != nil {
+		f.writes.remove(w)
+		w.mu.Lock()
+		w.key, w.obj = dst, o
+		st, keep := w.st, w.handles > 0 || w.dirty
+		w.mu.Unlock()
+		if st != nil {
+			st.SetTarget(d.bucket, dst)
+		}
+		if keep {
+			w.register()
+		}
+	}
+	return 0
+}
+
+// renameDir copies every object below src/ to dst/, then deletes the
+// originals: a failure midway leaves every byte under at least one name.
+func (d *dirNode) renameDir(ctx context.Context, src, dst string) syscall.Errno {
+	f := d.fs
+	for _, w := range f.writes.under(d.bucket, src+"/") {
+		w.mu.Lock()
+		busy := w.handles > 0 || w.dirty
+		w.mu.Unlock()
+		if busy {
+			return syscall.EBUSY
+		}
+	}
+	objs, more, err := f.cache.ListTree(ctx, d.bucket, src+"/", MaxDirRename)
+	if err != nil {
+		return f.fail("rename", d.bucket, src, err)
+	}
+	if more {
+		f.log.Info("directory too large to rename on S3; refused with EXDEV so mv copies it file by file",
+			"bucket", d.bucket, "dir", src, "limit", MaxDirRename)
+		return syscall.EXDEV
+	}
+	existing, _, err := f.cache.ListTree(ctx, d.bucket, dst+"/", 2)
+	if err != nil {
+		return f.fail("rename", d.bucket, dst, err)
+	}
+	for _, o := range existing {
+		if o.Key != dst+"/" {
+			return syscall.ENOTEMPTY
+		}
+	}
+	if len(objs) == 0 {
+		return syscall.ENOENT
+	}
+	rctx, cancel := context.WithTimeout(ctx, f.cache.Config().RequestTimeout*time.Duration(1+len(objs)/8))
+	defer cancel()
+	if err := parallel(rctx, objs, func(ctx context.Context, o store.Object) error {
+		_, err := f.cfg.Writer.Copy(ctx, d.bucket, o.Key, o.ETag, dst+"/"+strings.TrimPrefix(o.Key, src+"/"))
+		return err
+	}); err != nil {
+		f.cache.ForgetTree(d.bucket, dst)
+		return f.writeFail("rename", d.bucket, src, err)
+	}
+	err = parallel(rctx, objs, func(ctx context.Context, o store.Object) error {
+		return f.cfg.Writer.Delete(ctx, d.bucket, o.Key)
+	})
+	f.cache.ForgetTree(d.bucket, src)
+	f.cache.ForgetTree(d.bucket, dst)
+	if err != nil {
+		f.log.Warn("rename: copied, but not every old object could be deleted; they exist under both names", "bucket", d.bucket, "from", src, "to", dst, "err", err)
+		return f.writeFail("rename", d.bucket, src, err)
+	}
+	return 0
+}
+
+// parallel runs fn on every object, 8 at a time, and returns the first
+// error after all have run.
+func parallel(ctx context.Context, objs []store.Object, fn func(context.Context, store.Object) error) error {
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	sem := make(chan struct{}, 8)
+	for _, o := range objs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := fn(ctx, o); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}

@@ -1,0 +1,358 @@
+// Package stage keeps what the mount writes on local disk until it is
+// uploaded: one staging file per file open for writing, in a directory
+// bounded in bytes, and the upload of a staging file to its object (one
+// PutObject when small, else a multipart upload whose parts go out in
+// parallel, and out in the background while a file is still being
+// written sequentially).
+package stage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/bucketfs/bucketfs/store"
+)
+
+// Defaults for zero fields of Config.
+const (
+	DefaultLimit       = 10 << 30
+	DefaultPartSize    = 16 << 20
+	DefaultConcurrency = 16
+	DefaultThreshold   = 16 << 20
+	DefaultPartTimeout = 5 * time.Minute
+)
+
+// ErrFull is returned when a write would take the staging area past its
+// limit. It wraps ENOSPC, which is what the writer sees.
+var ErrFull = fmt.Errorf("staging area full: %w", syscall.ENOSPC)
+
+// Config says where to stage and how to upload.
+type Config struct {
+	// Dir is the staging directory, created (0700) if missing. Files
+	// left in it by an earlier mount are not touched.
+	Dir string
+	// Limit bounds the bytes of all staging files together (--staging-size).
+	Limit int64
+	// Writer uploads the staged files.
+	Writer store.Writer
+	// PartSize is the size of multipart upload parts (the first 1,000 of
+	// them; see partRange). Threshold is the size above which a file is
+	// uploaded in parts. Concurrency bounds one file's parts in flight.
+	PartSize    int64
+	Threshold   int64
+	Concurrency int
+	// PartTimeout bounds the upload of one part (or of one small object),
+	// retries included.
+	PartTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Limit <= 0 {
+		c.Limit = DefaultLimit
+	}
+	if c.PartSize < store.MinPartSize {
+		c.PartSize = DefaultPartSize
+	}
+	if c.Threshold <= 0 {
+		c.Threshold = DefaultThreshold
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.PartTimeout <= 0 {
+		c.PartTimeout = DefaultPartTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Area is the staging directory of one mount. It is safe for concurrent use.
+type Area struct {
+	cfg Config
+	seq atomic.Uint64
+
+	mu       sync.Mutex
+	used     int64
+	files    int
+	lastFull time.Time // when ErrFull was last logged
+}
+
+// Open prepares the staging directory.
+func Open(cfg Config) (*Area, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Dir == "" {
+		return nil, errors.New("stage: no directory")
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("staging directory: %w", err)
+	}
+	return &Area{cfg: cfg}, nil
+}
+
+// Config returns the effective configuration.
+func (a *Area) Config() Config { return a.cfg }
+
+// Dir is the staging directory.
+func (a *Area) Dir() string { return a.cfg.Dir }
+
+// Used returns the bytes staged now and the number of staging files.
+func (a *Area) Used() (bytes int64, files int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.used, a.files
+}
+
+// Close removes the staging directory if nothing is left in it: staging
+// files that still hold data nobody could upload stay, for the user to
+// recover.
+func (a *Area) Close() error {
+	err := os.Remove(a.cfg.Dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
+		return err
+	}
+	return nil
+}
+
+// reserve accounts for n more bytes (n may be negative).
+func (a *Area) reserve(n int64) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if n > 0 && a.used+n > a.cfg.Limit {
+		if now := time.Now(); now.Sub(a.lastFull) > 10*time.Second {
+			a.lastFull = now
+			a.cfg.Logger.Error("staging area full: writes fail with ENOSPC (No space left on device) until staged files are uploaded and closed; raise --staging-size or close files",
+				"dir", a.cfg.Dir, "used", a.used, "limit", a.cfg.Limit, "asked", n)
+		}
+		return ErrFull
+	}
+	a.used += n
+	return nil
+}
+
+// File is one staging file: the bytes of one file being written, with what
+// is needed to upload them. Its methods are safe for concurrent use.
+type File struct {
+	a    *Area
+	f    *os.File
+	path string
+
+	// io orders writes against the final upload: writes and truncations
+	// share it, Upload holds it alone so the object is one snapshot.
+	io sync.RWMutex
+
+	mu       sync.Mutex
+	size     int64
+	reserved int64 // bytes accounted in the area for this file
+	removed  bool
+	stream   stream // upload.go
+}
+
+// Create makes a new, empty staging file. label (a key) only helps a
+// person find the file in the directory.
+func (a *Area) Create(label string) (*File, error) {
+	name := strconv.FormatUint(a.seq.Add(1), 10) + "-" + sanitize(label)
+	p := filepath.Join(a.cfg.Dir, name)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("staging file: %w", err)
+	}
+	a.mu.Lock()
+	a.files++
+	a.mu.Unlock()
+	sf := &File{a: a, f: f, path: p}
+	sf.stream.init(sf)
+	return sf, nil
+}
+
+// sanitize keeps the last path segment of a key, in characters safe in a
+// file name, short.
+func sanitize(label string) string {
+	if i := len(label) - 1; i >= 0 {
+		label = filepath.Base(label)
+	}
+	b := make([]byte, 0, 64)
+	for i := 0; i < len(label) && len(b) < 64; i++ {
+		c := label[i]
+		if c == '/' || c == 0 || c < ' ' || c == 0x7f {
+			c = '_'
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+// Path is where the staged bytes are on disk.
+func (f *File) Path() string { return f.path }
+
+// Size is the staged file's size.
+func (f *File) Size() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.size
+}
+
+// grow accounts for the file reaching end bytes. Callers hold f.mu.
+func (f *File) growLocked(end int64) error {
+	if end <= f.reserved {
+		return nil
+	}
+	if err := f.a.reserve(end - f.reserved); err != nil {
+		return err
+	}
+	f.reserved = end
+	return nil
+}
+
+// WriteAt writes p at off, growing the file as needed; ErrFull when the
+// area has no room. A write that appends may start the upload of the
+// parts it completes (see stream.wrote).
+func (f *File) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("staging write at negative offset %d", off)
+	}
+	f.io.RLock()
+	defer f.io.RUnlock()
+	end := off + int64(len(p))
+	f.mu.Lock()
+	if f.removed {
+		f.mu.Unlock()
+		return 0, os.ErrClosed
+	}
+	if err := f.growLocked(end); err != nil {
+		f.mu.Unlock()
+		return 0, err
+	}
+	appended := off <= f.size && end > f.size
+	f.mu.Unlock()
+	n, err := f.f.WriteAt(p, off)
+	f.mu.Lock()
+	if end := off + int64(n); end > f.size {
+		f.size = end
+	}
+	f.stream.touchedLocked(off, off+int64(n))
+	f.mu.Unlock()
+	if err != nil {
+		return n, fmt.Errorf("staging write: %w", err)
+	}
+	if appended {
+		f.stream.wrote()
+	}
+	return n, nil
+}
+
+// ReadAt reads staged bytes; io.EOF at the end of the file.
+func (f *File) ReadAt(p []byte, off int64) (int, error) {
+	size := f.Size()
+	if off >= size {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > size-off {
+		p = p[:size-off]
+		n, err := f.f.ReadAt(p, off)
+		if err == nil {
+			err = io.EOF
+		}
+		return n, err
+	}
+	return f.f.ReadAt(p, off)
+}
+
+// Truncate sets the file's size.
+func (f *File) Truncate(size int64) error {
+	if size < 0 {
+		return fmt.Errorf("staging truncate to negative size %d", size)
+	}
+	f.io.RLock()
+	defer f.io.RUnlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.removed {
+		return os.ErrClosed
+	}
+	if err := f.growLocked(size); err != nil {
+		return err
+	}
+	if err := f.f.Truncate(size); err != nil {
+		return fmt.Errorf("staging truncate: %w", err)
+	}
+	lo, hi := min(size, f.size), max(size, f.size)
+	f.size = size
+	f.stream.touchedLocked(lo, max(hi, lo+1))
+	if size < f.reserved {
+		_ = f.a.reserve(size - f.reserved)
+		f.reserved = size
+	}
+	return nil
+}
+
+// Fill writes what r yields from offset 0, for staging an existing
+// object before it is changed. It does not count as appending.
+func (f *File) Fill(r io.Reader) (int64, error) {
+	buf := make([]byte, 1<<20)
+	var off int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			f.io.RLock()
+			f.mu.Lock()
+			gerr := f.growLocked(off + int64(n))
+			f.mu.Unlock()
+			if gerr != nil {
+				f.io.RUnlock()
+				return off, gerr
+			}
+			m, werr := f.f.WriteAt(buf[:n], off)
+			f.mu.Lock()
+			if off+int64(m) > f.size {
+				f.size = off + int64(m)
+			}
+			f.stream.touchedLocked(off, off+int64(m))
+			f.mu.Unlock()
+			f.io.RUnlock()
+			off += int64(m)
+			if werr != nil {
+				return off, fmt.Errorf("staging write: %w", werr)
+			}
+		}
+		if err == io.EOF {
+			return off, nil
+		}
+		if err != nil {
+			return off, err
+		}
+	}
+}
+
+// Remove stops any upload under way, deletes the staging file and gives
+// its bytes back to the area.
+func (f *File) Remove() error {
+	f.stream.stop()
+	f.io.Lock()
+	defer f.io.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.removed {
+		return nil
+	}
+	f.removed = true
+	_ = f.a.reserve(-f.reserved)
+	f.reserved = 0
+	f.a.mu.Lock()
+	f.a.files--
+	f.a.mu.Unlock()
+	cerr := f.f.Close()
+	rerr := os.Remove(f.path)
+	return errors.Join(cerr, rerr)
+}

@@ -1,0 +1,127 @@
+package s3store
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/bucketfs/bucketfs/store"
+)
+
+// copyMax is the largest object one CopyObject copies (store.MaxCopySize);
+// larger ones are copied in parts of copyPartSize. Variables so a test can
+// take the multipart path with small objects.
+var (
+	copyMax      int64 = store.MaxCopySize
+	copyPartSize int64 = 512 << 20
+)
+
+// Copy copies srcKey to dstKey inside bucket on the server: one CopyObject
+// up to 5 GiB, else a multipart upload of UploadPartCopy ranges. A
+// non-empty srcETag pins the source (x-amz-copy-source-if-match).
+func (s *Store) Copy(ctx context.Context, bucket, srcKey, srcETag, dstKey string) (store.Object, error) {
+	src, err := s.Stat(ctx, bucket, srcKey)
+	if err != nil {
+		return store.Object{}, err
+	}
+	if srcETag != "" && src.ETag != srcETag {
+		return store.Object{}, fmt.Errorf("s3 Copy %s/%s: source has ETag %s, not %s: %w", bucket, srcKey, src.ETag, srcETag, store.ErrChanged)
+	}
+	pin := aws.String(`"` + src.ETag + `"`)
+	source := copySource(bucket, srcKey)
+	if src.Size > copyMax {
+		return s.copyMultipart(ctx, bucket, source, pin, dstKey, src.Size)
+	}
+	var resp *s3.CopyObjectOutput
+	err = s.call(ctx, bucket, func(c *s3.Client) (err error) {
+		resp, err = c.CopyObject(ctx, &s3.CopyObjectInput{
+			Bucket:            aws.String(bucket),
+			Key:               aws.String(dstKey),
+			CopySource:        aws.String(source),
+			CopySourceIfMatch: pin,
+		})
+		return err
+	})
+	if err != nil {
+		return store.Object{}, convert("Copy", bucket, srcKey+" -> "+dstKey, err)
+	}
+	o := store.Object{Key: dstKey, Size: src.Size}
+	if r := resp.CopyObjectResult; r != nil {
+		o.ETag = unquote(aws.ToString(r.ETag))
+		o.ModTime = aws.ToTime(r.LastModified)
+	}
+	return o, nil
+}
+
+// copySource is the x-amz-copy-source value: bucket/key, URL-encoded.
+func copySource(bucket, key string) string {
+	return bucket + "/" + strings.ReplaceAll(url.PathEscape(key), "%2F", "/")
+}
+
+func (s *Store) copyMultipart(ctx context.Context, bucket, source string, pin *string, dstKey string, size int64) (_ store.Object, err error) {
+	up, err := s.StartUpload(ctx, bucket, dstKey)
+	if err != nil {
+		return store.Object{}, err
+	}
+	u := up.(*upload)
+	defer func() {
+		if err != nil {
+			abortQuietly(ctx, up)
+		}
+	}()
+	n := int((size + copyPartSize - 1) / copyPartSize)
+	ctx2, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 4)
+	for num := 1; num <= n; num++ {
+		off := int64(num-1) * copyPartSize
+		end := min(off+copyPartSize, size) - 1
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if ctx2.Err() != nil {
+				errs <- ctx2.Err()
+				return
+			}
+			resp, err := u.client.UploadPartCopy(ctx2, &s3.UploadPartCopyInput{
+				Bucket:            aws.String(bucket),
+				Key:               aws.String(dstKey),
+				UploadId:          u.id,
+				PartNumber:        aws.Int32(int32(num)),
+				CopySource:        aws.String(source),
+				CopySourceIfMatch: pin,
+				CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
+			})
+			if err != nil {
+				cancel()
+				errs <- convert(fmt.Sprintf("UploadPartCopy %d", num), bucket, dstKey, err)
+				return
+			}
+			part := types.CompletedPart{PartNumber: aws.Int32(int32(num))}
+			if r := resp.CopyPartResult; r != nil {
+				part.ETag, part.ChecksumCRC32 = r.ETag, r.ChecksumCRC32
+			}
+			u.mu.Lock()
+			u.parts[num], u.sizes[num] = part, end-off+1
+			u.mu.Unlock()
+			errs <- nil
+		}()
+	}
+	for range n {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
+	if err != nil {
+		return store.Object{}, err
+	}
+	o, err := up.Complete(ctx, n, store.PutOptions{})
+	o.Size = size
+	return o, err
+}
