@@ -149,5 +149,6 @@ func unescapeMountinfo(s string) string {
 // ("Transport endpoint is not connected").
 func isDeadMount(mp string) bool {
 	var st syscall.Statfs_t
-	return errors.Is(syscall.Statfs(mp, &st), syscall.ENOTCONN)
+	err := syscall.Statfs(mp, &st)
+	return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED)
 }
