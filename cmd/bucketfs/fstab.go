@@ -128,6 +128,7 @@ var fstabOptions = []fstabOption{
 	{name: "staging_size", flag: "staging-size", value: true, check: checkSize},
 	{name: "metadata_ttl", flag: "metadata-ttl", value: true, check: checkDuration},
 	{name: "request_timeout", flag: "request-timeout", value: true, check: checkDuration},
+	{name: "stall_timeout", flag: "stall-timeout", value: true, check: checkDuration},
 	{name: "log_level", flag: "log-level", value: true, check: checkLevel},
 	{name: "log_file", flag: "log-file", value: true},
 	{name: "credentials", flag: "credentials", value: true},

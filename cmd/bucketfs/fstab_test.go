@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"io"
+	"os"
 	"os/user"
 	"reflect"
 	"strings"
@@ -304,6 +305,38 @@ func TestSplitOptions(t *testing.T) {
 	for in, want := range tests {
 		if got := splitOptions(in); !reflect.DeepEqual(got, want) {
 			t.Errorf("splitOptions(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestEveryFlagReachable: every flag of "bucketfs mount" can be given as
+// an fstab option (or is one mount(8) itself handles), and is documented
+// in docs/CONFIGURATION.md.
+func TestEveryFlagReachable(t *testing.T) {
+	var help bytes.Buffer
+	_, _ = parseMountArgs([]string{"--help"}, &help)
+	doc, err := os.ReadFile("../../docs/CONFIGURATION.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byFlag := map[string]bool{
+		"read-only":  true, // ro / rw
+		"foreground": true, // the helper always daemonizes
+	}
+	for _, o := range fstabOptions {
+		byFlag[o.flag] = true
+	}
+	for _, line := range strings.Split(help.String(), "\n") {
+		f, ok := strings.CutPrefix(line, "  --")
+		if !ok {
+			continue
+		}
+		name := strings.Fields(f)[0]
+		if !byFlag[name] {
+			t.Errorf("--%s has no fstab option", name)
+		}
+		if !strings.Contains(string(doc), "`--"+name) {
+			t.Errorf("--%s is not documented in docs/CONFIGURATION.md", name)
 		}
 	}
 }
