@@ -29,12 +29,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/bucketfs/bucketfs/internal/units"
 	"io"
 	"math/rand/v2"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,10 +102,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var err error
-	if c.chunk, err = parseSize(*chunk); err != nil {
+	if c.chunk, err = units.ParseSize(*chunk); err != nil {
 		return err
 	}
-	if c.size, err = parseSize(*size); err != nil {
+	if c.size, err = units.ParseSize(*size); err != nil {
 		return err
 	}
 	if c.bucket == "" || c.key == "" || c.parallel < 1 || c.chunk < 1 || c.count < 1 || c.size < 1 {
@@ -147,7 +146,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		res.Requests = cr.n.Load()
 	case "put":
-		n, err := parseSize(*putSize)
+		n, err := units.ParseSize(*putSize)
 		if err != nil {
 			return err
 		}
@@ -255,24 +254,4 @@ func random(ctx context.Context, r reader, c config, etag string, size int64) (r
 		total += int64(n)
 	}
 	return result{Mode: "random", Bytes: total, Seconds: time.Since(start).Seconds()}, nil
-}
-
-// parseSize reads 8MiB, 256KiB, 1GiB or a plain number of bytes.
-func parseSize(v string) (int64, error) {
-	s := strings.ToLower(strings.TrimSpace(v))
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"b", 1}} {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a size like 8MiB", v)
-	}
-	return n * mult, nil
 }

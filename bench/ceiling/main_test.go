@@ -84,24 +84,3 @@ func TestRandom(t *testing.T) {
 		t.Error("reads larger than the object were accepted")
 	}
 }
-
-func TestParseSize(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int64
-		bad  bool
-	}{
-		{"8MiB", 8 << 20, false},
-		{"256KiB", 256 << 10, false},
-		{"1GiB", 1 << 30, false},
-		{"4096", 4096, false},
-		{"lots", 0, true},
-		{"-1", 0, true},
-	}
-	for _, tc := range tests {
-		got, err := parseSize(tc.in)
-		if (err != nil) != tc.bad || got != tc.want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d, error %v", tc.in, got, err, tc.want, tc.bad)
-		}
-	}
-}

@@ -29,10 +29,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/bucketfs/bucketfs/internal/units"
 	"io"
 	"math/rand/v2"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -66,7 +66,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err := fl.Parse(args[1:]); err != nil {
 			return err
 		}
-		bufSize, err := parseSize(*bufS)
+		bufSize, err := units.ParseSize(*bufS)
 		if err != nil || bufSize < 1 {
 			return fmt.Errorf("--buffer %q: want a size like 1MiB", *bufS)
 		}
@@ -97,7 +97,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err := fl.Parse(args[1:]); err != nil {
 			return err
 		}
-		size, err := parseSize(*sizeS)
+		size, err := units.ParseSize(*sizeS)
 		if err != nil || size < 1 || *count < 1 || fl.NArg() != 1 {
 			return errors.New("random: want one FILE, a positive --count and --size")
 		}
@@ -112,8 +112,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err := fl.Parse(args[1:]); err != nil {
 			return err
 		}
-		size, err1 := parseSize(*sizeS)
-		bufSize, err2 := parseSize(*bufS)
+		size, err1 := units.ParseSize(*sizeS)
+		bufSize, err2 := units.ParseSize(*bufS)
 		if err1 != nil || err2 != nil || size < 0 || bufSize < 1 || fl.NArg() != 1 {
 			return errors.New("write: want one FILE, a --size and a positive --buffer")
 		}
@@ -146,8 +146,8 @@ func parsePart(s string) (part, error) {
 	if !ok {
 		return part{}, fmt.Errorf("%q: want FILE@OFFSET+LENGTH", s)
 	}
-	off, err1 := parseSize(offS)
-	n, err2 := parseSize(lenS)
+	off, err1 := units.ParseSize(offS)
+	n, err2 := units.ParseSize(lenS)
 	if err1 != nil || err2 != nil {
 		return part{}, fmt.Errorf("%q: want FILE@OFFSET+LENGTH", s)
 	}
@@ -256,24 +256,4 @@ func randomReads(path string, count int, size int64, seed uint64) (result, error
 		}
 	}
 	return result{Bytes: total, Seconds: time.Since(start).Seconds()}, nil
-}
-
-// parseSize reads 1MiB, 256KiB, 1GiB, 512M, 1G or a plain number of bytes.
-func parseSize(v string) (int64, error) {
-	s := strings.ToLower(strings.TrimSpace(v))
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"b", 1}} {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a size like 1MiB", v)
-	}
-	return n * mult, nil
 }

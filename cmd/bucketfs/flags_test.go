@@ -7,31 +7,6 @@ import (
 	"time"
 )
 
-func TestParseSize(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"512MiB", 512 << 20, true},
-		{"2GiB", 2 << 30, true},
-		{"1G", 1 << 30, true},
-		{"100M", 100 << 20, true},
-		{"1.5GiB", 3 << 29, true},
-		{"1GB", 1e9, true},
-		{"4096", 4096, true},
-		{"64k", 64 << 10, true},
-		{"lots", 0, false},
-		{"-1MiB", 0, false},
-	}
-	for _, tt := range tests {
-		got, err := parseSize(tt.in)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d ok=%v", tt.in, got, err, tt.want, tt.ok)
-		}
-	}
-}
-
 func TestParseS3URL(t *testing.T) {
 	tests := []struct {
 		in, bucket, prefix string

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/bucketfs/bucketfs/internal/units"
 	"io"
 	"log/slog"
 	"os"
@@ -303,7 +304,7 @@ func checkMode(v string) (string, error) {
 }
 
 func checkSize(v string) (string, error) {
-	_, err := parseSize(v)
+	_, err := units.ParseSize(v)
 	return v, err
 }
 

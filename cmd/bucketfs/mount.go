@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bucketfs/bucketfs/internal/units"
 	"io"
 	"log/slog"
 	"os"
@@ -158,7 +159,7 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 		}
 	}
 	if !c.ReadOnly && c.StagingSize < 1<<20 {
-		return c, usagef("--staging-size %s is too small: give at least 1MiB", formatSize(c.StagingSize))
+		return c, usagef("--staging-size %s is too small: give at least 1MiB", units.FormatSize(c.StagingSize))
 	}
 	if c.MetadataTTL <= 0 {
 		return c, usagef("--metadata-ttl must be positive")
@@ -170,7 +171,7 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 		return c, usagef("--stall-timeout must be at least 100ms")
 	}
 	if c.CacheSize < cache.DefaultBlockSize {
-		return c, usagef("--cache-size %s is too small: give at least 1MiB", formatSize(c.CacheSize))
+		return c, usagef("--cache-size %s is too small: give at least 1MiB", units.FormatSize(c.CacheSize))
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return c, err

@@ -6,8 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"github.com/bucketfs/bucketfs/internal/units"
 	"io"
-	"strconv"
 	"strings"
 )
 
@@ -26,7 +26,7 @@ func parseRandomSpec(v string) (randomSpec, error) {
 	if !ok || bucket == "" || key == "" {
 		return randomSpec{}, fmt.Errorf("%q: want BUCKET/KEY:SIZE", v)
 	}
-	size, err := parseSize(sizeStr)
+	size, err := units.ParseSize(sizeStr)
 	if err != nil {
 		return randomSpec{}, fmt.Errorf("%q: %w", v, err)
 	}
@@ -39,38 +39,6 @@ func cutLast(s, sep string) (before, after string, ok bool) {
 		return s, "", false
 	}
 	return s[:i], s[i+len(sep):], true
-}
-
-// sizeUnits are checked in order, so longer suffixes come first.
-var sizeUnits = []struct {
-	suffix string
-	mult   int64
-}{
-	{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10},
-	{"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"kB", 1e3},
-	{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1},
-}
-
-// parseSize parses sizes such as 1GiB, 256MiB, 10KiB, 1.5GiB or 1234.
-func parseSize(s string) (int64, error) {
-	num, mult := strings.TrimSpace(s), int64(1)
-	for _, u := range sizeUnits {
-		if strings.HasSuffix(num, u.suffix) {
-			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
-			break
-		}
-	}
-	if n, err := strconv.ParseInt(num, 10, 64); err == nil {
-		if n < 0 || (n > 0 && mult > (1<<62)/n) {
-			return 0, fmt.Errorf("size %q out of range", s)
-		}
-		return n * mult, nil
-	}
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || f < 0 || f*float64(mult) > 1<<62 {
-		return 0, fmt.Errorf("bad size %q (want e.g. 1GiB, 256MiB, 10KiB, 1234)", s)
-	}
-	return int64(f * float64(mult)), nil
 }
 
 // randomReader is an io.ReaderAt over size pseudo-random bytes: the AES-CTR

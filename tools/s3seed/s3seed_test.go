@@ -18,35 +18,6 @@ import (
 	"github.com/bucketfs/bucketfs/store/memstore"
 )
 
-func TestParseSize(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"1GiB", 1 << 30, true},
-		{"256MiB", 256 << 20, true},
-		{"10KiB", 10 << 10, true},
-		{"1234", 1234, true},
-		{"0", 0, true},
-		{"1.5KiB", 1536, true},
-		{"2MB", 2000000, true},
-		{"7B", 7, true},
-		{"3M", 3 << 20, true},
-		{"", 0, false},
-		{"GiB", 0, false},
-		{"-1", 0, false},
-		{"12XB", 0, false},
-		{"99999999TiB", 0, false},
-	}
-	for _, tc := range tests {
-		got, err := parseSize(tc.in)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d, ok=%v", tc.in, got, err, tc.want, tc.ok)
-		}
-	}
-}
-
 func TestParseRandomSpec(t *testing.T) {
 	tests := []struct {
 		in   string
