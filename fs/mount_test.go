@@ -257,6 +257,15 @@ func mountMem(t *testing.T) string {
 // mountScenario starts a serving child for the named scenario.
 func mountScenario(t *testing.T, name string) *child {
 	t.Helper()
+	return startChild(t, func(mp string) []string { return []string{serveEnv + "=" + mp, scenarioEnv + "=" + name} })
+}
+
+// startChild re-executes this test binary with the environment env(mp)
+// returns, which makes it serve a mount at mp, waits until the mount is
+// ready, and stops it (and shows its log if the test failed) at cleanup.
+// Every FUSE test here mounts through it.
+func startChild(t *testing.T, env func(mp string) []string) *child {
+	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		if os.Getenv("BUCKETFS_REQUIRE_FUSE") == "1" {
 			t.Fatalf("/dev/fuse: %v", err)
@@ -270,7 +279,7 @@ func mountScenario(t *testing.T, name string) *child {
 	}
 	defer logF.Close()
 	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
-	c.cmd.Env = append(os.Environ(), serveEnv+"="+c.mp, scenarioEnv+"="+name)
+	c.cmd.Env = append(os.Environ(), env(c.mp)...)
 	c.cmd.Stderr = logF
 	out, err := c.cmd.StdoutPipe()
 	if err != nil {
@@ -299,13 +308,16 @@ func mountScenario(t *testing.T, name string) *child {
 		go func() { done <- c.cmd.Wait() }()
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(20 * time.Second):
 			c.cmd.Process.Kill()
 			exec.Command("fusermount3", "-u", "-z", c.mp).Run()
 			t.Error("mount child did not exit on SIGTERM")
 		}
 		if t.Failed() {
 			logged, _ := os.ReadFile(c.log)
+			if len(logged) > 20000 {
+				logged = logged[len(logged)-20000:]
+			}
 			t.Logf("child log:\n%s", logged)
 		}
 	})

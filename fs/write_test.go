@@ -16,13 +16,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -192,11 +190,10 @@ func writeCommand(ctx context.Context, mem *memstore.Store, fst *faultstore.Stor
 }
 
 // writeChild is a serving child for the write tests.
+// writeChild is a serving child (mount_test.go) with its staging directory.
 type writeChild struct {
-	mp, staging string
-	in          io.WriteCloser
-	out         *bufio.Reader
-	mu          sync.Mutex
+	*child
+	staging string
 }
 
 func (c *writeChild) ask(t *testing.T, format string, a ...any) string {
@@ -242,66 +239,15 @@ func (c *writeChild) count(t *testing.T, op string) int {
 
 func mountWrites(t *testing.T, readOnly bool) *writeChild {
 	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		if os.Getenv("BUCKETFS_REQUIRE_FUSE") == "1" {
-			t.Fatalf("/dev/fuse: %v", err)
-		}
-		t.Skip("no /dev/fuse on this machine")
-	}
-	c := &writeChild{mp: t.TempDir(), staging: filepath.Join(t.TempDir(), "staging")}
-	logPath := filepath.Join(t.TempDir(), "child.log")
-	logF, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logF.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	staging := filepath.Join(t.TempDir(), "staging")
 	ro := "0"
 	if readOnly {
 		ro = "1"
 	}
-	cmd.Env = append(os.Environ(), writeServeEnv+"="+c.mp, writeStagingEnv+"="+c.staging, writeROEnv+"="+ro)
-	cmd.Stderr = logF
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.in, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c.out = bufio.NewReader(out)
-	if line, _ := c.out.ReadString('\n'); strings.TrimSpace(line) != "ready" {
-		cmd.Wait()
-		logged, _ := os.ReadFile(logPath)
-		if os.Getenv("BUCKETFS_REQUIRE_FUSE") != "1" && os.Geteuid() != 0 {
-			t.Skip("cannot mount FUSE here")
-		}
-		t.Fatalf("mount child did not get ready: %q\n%s", line, logged)
-	}
-	t.Cleanup(func() {
-		c.in.Close()
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			exec.Command("fusermount3", "-u", "-z", c.mp).Run()
-			t.Error("mount child did not exit on SIGTERM")
-		}
-		if t.Failed() {
-			logged, _ := os.ReadFile(logPath)
-			if len(logged) > 20000 {
-				logged = logged[len(logged)-20000:]
-			}
-			t.Logf("child log:\n%s", logged)
-		}
+	c := startChild(t, func(mp string) []string {
+		return []string{writeServeEnv + "=" + mp, writeStagingEnv + "=" + staging, writeROEnv + "=" + ro}
 	})
-	return c
+	return &writeChild{child: c, staging: staging}
 }
 
 func readFile(t *testing.T, p string) string {
