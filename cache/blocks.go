@@ -35,6 +35,9 @@ type Stats struct {
 	BlockMisses int64 // blocks that needed a GET
 	Requests    int64 // ranged GETs sent (including retries)
 	BytesRead   int64 // bytes received from the store
+	// CachedBytes is the data held in the block cache now, CapacityBytes
+	// what it may hold (--cache-size).
+	CachedBytes, CapacityBytes int64
 }
 
 type blockCache struct {
@@ -50,6 +53,7 @@ type blockCache struct {
 	inflight map[blockKey]*pending
 
 	hits, misses, requests, bytes atomic.Int64
+	cached                        atomic.Int64 // bytes of the blocks in lru
 }
 
 func newBlockCache(s store.ObjectStore, cfg Config) *blockCache {
@@ -57,12 +61,13 @@ func newBlockCache(s store.ObjectStore, cfg Config) *blockCache {
 	if n < 1 {
 		n = 1
 	}
-	l, err := lru.New[blockKey, []byte](n)
+	b := &blockCache{}
+	l, err := lru.NewWithEvict(n, func(_ blockKey, v []byte) { b.cached.Add(-int64(len(v))) })
 	if err != nil {
 		panic(err) // only for n <= 0, excluded above
 	}
 	runBytes := int64(cfg.MaxRunBlocks) * cfg.BlockSize
-	b := &blockCache{
+	*b = blockCache{
 		s:        s,
 		cfg:      cfg,
 		lru:      l,
@@ -81,6 +86,9 @@ func (c *Cache) Stats() Stats {
 		BlockMisses: d.misses.Load(),
 		Requests:    d.requests.Load(),
 		BytesRead:   d.bytes.Load(),
+
+		CachedBytes:   d.cached.Load(),
+		CapacityBytes: d.cfg.DataBytes,
 	}
 }
 
@@ -277,6 +285,10 @@ func (b *blockCache) finish(keys []blockKey, data []byte, err error) {
 		delete(b.inflight, k)
 		p.data, p.err = data, err
 		if err == nil {
+			if old, ok := b.lru.Peek(k); ok {
+				b.cached.Add(-int64(len(old)))
+			}
+			b.cached.Add(int64(len(data)))
 			b.lru.Add(k, data)
 		}
 		close(p.done)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand"
 	"sync"
@@ -483,5 +484,40 @@ func TestStalledTransferRetried(t *testing.T) {
 	}
 	if n := f.fault.Count(faultstore.OpReadAt); n != 2 {
 		t.Errorf("GETs = %d, want 2 (the stalled one and its resumption)", n)
+	}
+}
+
+// CachedBytes follows what the block cache holds: it grows as blocks arrive
+// (the last one short) and never passes the capacity once blocks are evicted.
+func TestCachedBytes(t *testing.T) {
+	size := 3*testBlock + 100
+	f, _, o := newDataFixture(t, Config{DataBytes: 8 * testBlock}, size)
+	if st := f.c.Stats(); st.CachedBytes != 0 || st.CapacityBytes != 8*testBlock {
+		t.Fatalf("empty cache: %+v", st)
+	}
+	r := f.c.Open("b", o)
+	if _, err := r.ReadAt(context.Background(), make([]byte, size), 0); err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	r.Close()
+	if st := f.c.Stats(); st.CachedBytes != int64(size) {
+		t.Fatalf("after reading %d bytes: cached %d", size, st.CachedBytes)
+	}
+	for i := 0; i < 4; i++ {
+		if _, err := f.mem.Put(context.Background(), "b", fmt.Sprintf("big%d", i), bytes.NewReader(randomBytes(4*testBlock, int64(i))), 4*testBlock); err != nil {
+			t.Fatal(err)
+		}
+		ob, err := f.c.StatFile(context.Background(), "b", fmt.Sprintf("big%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb := f.c.Open("b", ob)
+		if _, err := rb.ReadAt(context.Background(), make([]byte, 4*testBlock), 0); err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+		rb.Close()
+		if st := f.c.Stats(); st.CachedBytes > st.CapacityBytes || st.CachedBytes <= 0 {
+			t.Fatalf("after object %d: cached %d of %d", i, st.CachedBytes, st.CapacityBytes)
+		}
 	}
 }
