@@ -521,3 +521,29 @@ func TestCachedBytes(t *testing.T) {
 		}
 	}
 }
+
+// A sequential reader keeps its read-ahead window full to within one run:
+// as many GETs stay in flight as the window holds runs. (Topping it up
+// only after half of it was read let throughput sag by half whenever the
+// network, not the CPU, was the limit.)
+func TestReadAheadWindowKeptFull(t *testing.T) {
+	const run = 4
+	size := 256 * testBlock
+	f, _, o := newDataFixture(t, Config{DataBytes: 512 * testBlock, MaxReadAhead: 32 * testBlock, MaxInflightBytes: 64 * testBlock, MaxRunBlocks: run}, size)
+	r := f.c.Open("b", o)
+	defer r.Close()
+	p := make([]byte, testBlock)
+	for off := int64(0); off < int64(size)-64*testBlock; off += testBlock {
+		if _, err := r.ReadAt(context.Background(), p, off); err != nil {
+			t.Fatal(err)
+		}
+		r.mu.Lock()
+		window, ahead := r.window, r.ahead
+		r.mu.Unlock()
+		end := off + testBlock
+		if window == 32*testBlock && ahead-end < window-run*testBlock {
+			t.Fatalf("after reading to %d blocks: read-ahead reaches %d blocks ahead, want at least %d (window %d less one run)",
+				end/testBlock, (ahead-end)/testBlock, (window-run*testBlock)/testBlock, window/testBlock)
+		}
+	}
+}

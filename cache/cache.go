@@ -67,9 +67,9 @@ const (
 	DefaultMaxMetadataEntries = 1 << 20
 	DefaultMaxListings        = 4096
 	DefaultMaxRequests        = 64
-	DefaultMaxReadAhead       = 128 << 20
-	DefaultMaxInflightBytes   = 128 << 20
-	DefaultMaxRunBlocks       = 8
+	DefaultMaxReadAhead       = 256 << 20
+	DefaultMaxInflightBytes   = 256 << 20
+	DefaultMaxRunBlocks       = 4
 	DefaultRequestTimeout     = time.Minute
 	DefaultStallTimeout       = 15 * time.Second
 )

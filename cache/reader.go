@@ -157,9 +157,13 @@ func (r *Reader) plan(off, end int64) (raFrom, raTo int64) {
 	}
 	target := min(end+r.window, r.obj.size)
 	from := max(end, r.ahead)
-	// Top the window up only once half of it has been consumed, so that
-	// read-ahead goes out in long runs rather than a block at a time.
-	if r.window == 0 || target <= from || (r.ahead-end > r.window/2 && target < r.obj.size) {
+	// Top the window up as soon as a whole run (MaxRunBlocks, or half a
+	// small window) can go out: read-ahead leaves in long GETs rather than
+	// a block at a time, yet the window stays full, so as many GETs stay
+	// in flight as the window holds runs (waiting until half the window was
+	// consumed let that number sag to half, and throughput with it).
+	need := min(int64(r.c.cfg.MaxRunBlocks)*bs, r.window/2)
+	if r.window == 0 || target <= from || (target-from < need && target < r.obj.size) {
 		return 0, -1
 	}
 	r.ahead = target
