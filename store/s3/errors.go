@@ -128,10 +128,25 @@ func convert(op, bucket, key string, err error) error {
 		if status != 0 {
 			detail = fmt.Sprintf("%s, HTTP %d", code, status)
 		}
-		return fmt.Errorf("s3 %s %s/%s: %w (%s)", op, bucket, key, s, detail)
+		return &statusError{msg: fmt.Sprintf("s3 %s %s/%s: %v (%s)", op, bucket, key, s, detail), sentinel: s, status: status}
 	}
 	return fmt.Errorf("s3 %s %s/%s: %w", op, bucket, key, err)
 }
+
+// statusError is a converted error: it wraps only the store sentinel (so
+// nothing of the SDK's error leaks through errors.Is or errors.As above the
+// store) but still tells the HTTP status, for log lines and metrics.
+type statusError struct {
+	msg      string
+	sentinel error
+	status   int
+}
+
+func (e *statusError) Error() string { return e.msg }
+func (e *statusError) Unwrap() error { return e.sentinel }
+
+// HTTPStatusCode is the status of the server's answer, 0 when none came.
+func (e *statusError) HTTPStatusCode() int { return e.status }
 
 // isCode reports whether err carries one of the given server error codes.
 func isCode(err error, codes ...string) bool {

@@ -78,6 +78,12 @@ func TestConvert(t *testing.T) {
 			if !strings.Contains(got.Error(), "ReadAt bkt/a/key") {
 				t.Errorf("message %q lacks operation, bucket and key", got)
 			}
+			// The HTTP status of a server's answer stays visible (log
+			// lines and metrics show it) whatever the conversion.
+			var hs interface{ HTTPStatusCode() int }
+			if want := httpStatusOf(tc.err); want != 0 && (!errors.As(got, &hs) || hs.HTTPStatusCode() != want) {
+				t.Errorf("convert = %v: HTTP status not kept (want %d)", got, want)
+			}
 		})
 	}
 	if convert("Stat", "b", "k", nil) != nil {
@@ -122,4 +128,12 @@ func TestPartSize(t *testing.T) {
 			t.Errorf("partSize(%d) gives %d parts", tc.size, parts)
 		}
 	}
+}
+
+func httpStatusOf(err error) int {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
 }
