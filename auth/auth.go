@@ -62,6 +62,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/smithy-go/logging"
+
+	"github.com/bucketfs/bucketfs/internal/reqstat"
 )
 
 // Options selects profile, region and endpoint; empty fields mean "discover".
@@ -75,6 +77,12 @@ type Options struct {
 	Credentials string
 	Logger      *slog.Logger
 	MaxConns    int // HTTP connections per host, 0 = DefaultMaxConns
+	// OnRefresh, if set, is called after every refresh of the credentials
+	// (not the first retrieval, which Load reports in Result): ok says
+	// whether the source answered with usable credentials, expires is
+	// the real expiry of the credentials in use afterwards (zero when
+	// they do not expire). For metrics; it must not block.
+	OnRefresh func(ok bool, expires time.Time)
 }
 
 // Result is what Load resolved. Config.Credentials is one shared
@@ -212,6 +220,7 @@ func Load(ctx context.Context, o Options) (Result, error) {
 	ref := newRefresher(cfg.Credentials, log, func(c aws.Credentials) string {
 		return describeSource(c, shared, env, profile)
 	})
+	ref.onRefresh = o.OnRefresh
 	cfg.Credentials = aws.NewCredentialsCache(ref)
 	cctx, cancel := context.WithTimeout(ctx, credentialsTimeout)
 	creds, err := cfg.Credentials.Retrieve(cctx)
@@ -334,14 +343,30 @@ var retryBudget uint = 5000
 
 // newRetryer builds the retryer of one client: at most maxAttempts attempts,
 // exponential backoff with full jitter capped at maxBackoff (the SDK's
-// standard retryer), and retries drawn from the shared budget.
+// standard retryer), and retries drawn from the shared budget. Every retry
+// granted is counted on the request's context (reqstat), so the store call
+// that sent it can report its retries.
 func newRetryer(budget retry.RateLimiter) aws.Retryer {
-	return retry.NewStandard(func(o *retry.StandardOptions) {
+	return countingRetryer{retry.NewStandard(func(o *retry.StandardOptions) {
 		o.MaxAttempts = maxAttempts
 		o.MaxBackoff = maxBackoff
 		o.RateLimiter = budget
 		o.Retryables = append(o.Retryables, retry.IsErrorRetryableFunc(truncatedResponse))
-	})
+	})}
+}
+
+// countingRetryer is the SDK's retryer plus a count of the retries it
+// grants. The SDK asks GetRetryToken, with the operation's context, once
+// before each retry and not at all when it gives up, so the count is the
+// number of attempts after the first.
+type countingRetryer struct{ aws.RetryerV2 }
+
+func (r countingRetryer) GetRetryToken(ctx context.Context, opErr error) (func(error) error, error) {
+	release, err := r.RetryerV2.GetRetryToken(ctx, opErr)
+	if err == nil {
+		reqstat.Retried(ctx)
+	}
+	return release, err
 }
 
 // truncatedResponse makes a response whose body ended before its

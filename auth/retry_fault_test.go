@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/bucketfs/bucketfs/internal/reqstat"
 	"github.com/bucketfs/bucketfs/store"
 	s3store "github.com/bucketfs/bucketfs/store/s3"
 )
@@ -115,4 +116,41 @@ func TestRetryBudget(t *testing.T) {
 	if hits := f.set(false, 0); hits != 2 {
 		t.Errorf("the transient failure took %d requests, want 2", hits)
 	}
+}
+
+// TestRetriesCounted: every retry the retryer grants is counted on the
+// context of the store call that sent the request, so metrics and the
+// failure log can tell what a call cost.
+func TestRetriesCounted(t *testing.T) {
+	isolate(t)
+	setEnvKeys(t)
+	f := &failingS3{}
+	srv := serve(t, f)
+	res := mustLoad(t, Options{Region: "us-east-1", EndpointURL: srv.URL})
+	st := s3store.New(res.Config, s3store.Options{Endpoint: res.Endpoint, PathStyle: true})
+	for _, tc := range []struct {
+		name     string
+		failNext int
+		failing  bool
+		want     int64
+		wantErr  bool
+	}{
+		{"no fault", 0, false, 0, false},
+		{"one 500", 1, false, 1, false},
+		{"two 500s", 2, false, 2, false},
+		{"dead server: every retry", 0, true, maxAttempts - 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f.set(tc.failing, tc.failNext)
+			ctx, c := reqstat.WithCounter(context.Background())
+			_, err := st.Stat(ctx, "bkt", "key")
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("Stat: %v, want error %v", err, tc.wantErr)
+			}
+			if got := c.Retries(); got != tc.want {
+				t.Errorf("retries counted %d, want %d", got, tc.want)
+			}
+		})
+	}
+	f.set(false, 0)
 }

@@ -55,6 +55,9 @@ type refresher struct {
 	p      aws.CredentialsProvider
 	log    *slog.Logger
 	source func(aws.Credentials) string // names the source in log lines
+	// onRefresh, if set, hears the outcome of every refresh after the
+	// first retrieval (Options.OnRefresh).
+	onRefresh func(ok bool, expires time.Time)
 
 	mu   sync.Mutex
 	last aws.Credentials // the newest good credentials, with their real expiry
@@ -93,6 +96,9 @@ func (r *refresher) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		err = fmt.Errorf("provider returned credentials that expired at %s", creds.Expires.UTC().Format(time.RFC3339))
 	}
 	if err != nil {
+		if last.HasKeys() {
+			r.refreshed(false, last)
+		}
 		if !stillValid {
 			return aws.Credentials{Source: creds.Source}, err
 		}
@@ -113,6 +119,7 @@ func (r *refresher) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	r.last = creds
 	r.mu.Unlock()
 	if last.HasKeys() {
+		r.refreshed(true, creds)
 		if last.AccessKeyID != creds.AccessKeyID || last.SessionToken != creds.SessionToken {
 			r.log.Info("AWS credentials rotated", "source", r.source(creds), "expires", expiresText(creds))
 		} else {
@@ -123,6 +130,19 @@ func (r *refresher) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		creds.Expires = creds.Expires.Add(-earlyBy(creds.Expires.Sub(now)))
 	}
 	return creds, nil
+}
+
+// refreshed reports a refresh and the real expiry of the credentials in
+// use after it.
+func (r *refresher) refreshed(ok bool, inUse aws.Credentials) {
+	if r.onRefresh == nil {
+		return
+	}
+	var expires time.Time
+	if inUse.CanExpire {
+		expires = inUse.Expires
+	}
+	r.onRefresh(ok, expires)
 }
 
 // earlyBy is how long before expiry credentials with left remaining are

@@ -251,3 +251,53 @@ func testRotation(t *testing.T, source string) {
 	served, failed := f.stats()
 	t.Logf("served %v, %d requests failed during the outage", served, failed)
 }
+
+// TestRefreshHook: Options.OnRefresh hears every refresh after the first
+// retrieval, with its outcome and the real expiry of the credentials in use.
+func TestRefreshHook(t *testing.T) {
+	now := time.Now()
+	creds := func(id string, left time.Duration) aws.Credentials {
+		return aws.Credentials{AccessKeyID: id, SecretAccessKey: testSecret, CanExpire: true, Expires: now.Add(left)}
+	}
+	down := errors.New("metadata service down")
+	type call struct {
+		ok      bool
+		expires time.Time
+	}
+	for _, tc := range []struct {
+		name   string
+		script []scripted
+		want   []call
+	}{
+		{"first retrieval is no refresh", []scripted{{creds("A", time.Hour), nil}}, nil},
+		{"rotation", []scripted{{creds("A", 2*time.Minute), nil}, {creds("B", time.Hour), nil}},
+			[]call{{true, now.Add(time.Hour)}}},
+		{"long-term keys report no expiry", []scripted{
+			{aws.Credentials{AccessKeyID: "A", SecretAccessKey: testSecret}, nil},
+			{aws.Credentials{AccessKeyID: "A", SecretAccessKey: testSecret}, nil}},
+			[]call{{true, time.Time{}}}},
+		{"failure keeps the old expiry", []scripted{{creds("A", 2*time.Minute), nil}, {aws.Credentials{}, down}, {creds("B", time.Hour), nil}},
+			[]call{{false, now.Add(2 * time.Minute)}, {true, now.Add(time.Hour)}}},
+		{"failure of nearly expired credentials", []scripted{{creds("A", 5*time.Second), nil}, {aws.Credentials{}, down}},
+			[]call{{false, now.Add(5 * time.Second)}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			isolate(t)
+			p := &scriptedProvider{results: tc.script}
+			r := newRefresher(p, slog.New(slog.DiscardHandler), func(aws.Credentials) string { return "test source" })
+			var got []call
+			r.onRefresh = func(ok bool, expires time.Time) { got = append(got, call{ok, expires}) }
+			for range tc.script {
+				_, _ = r.Retrieve(context.Background())
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("hook calls %v, want %v", got, tc.want)
+			}
+			for i := range got {
+				if got[i].ok != tc.want[i].ok || !got[i].expires.Equal(tc.want[i].expires) {
+					t.Errorf("call %d = %v, want %v", i, got[i], tc.want[i])
+				}
+			}
+		})
+	}
+}
