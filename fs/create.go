@@ -37,14 +37,14 @@ func (f *FS) requestContext(ctx context.Context) (context.Context, context.Cance
 // then the object is created only if no other writer created it in the
 // meantime (If-None-Match: *).
 func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (_ *gofs.Inode, _ gofs.FileHandle, _ uint32, errno syscall.Errno) {
-	defer d.fs.guard("create", d.bucket, d.prefix+name, &errno)
+	defer d.fs.guard("create", d.bucket, d.dir()+name, &errno)
 	if !d.fs.writable() {
 		return nil, nil, 0, syscall.EROFS
 	}
 	if !usable(name) || strings.HasSuffix(name, ShadowSuffix) {
 		return nil, nil, 0, syscall.EINVAL
 	}
-	key := d.prefix + name
+	key := d.dir() + name
 	w := d.fs.writes.get(d.bucket, key)
 	if w == nil {
 		w = &wfile{fs: d.fs, ino: d.fs.newIno(d.bucket, key), bucket: d.bucket, key: key, obj: store.Object{}, created: true}
@@ -67,14 +67,14 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 
 // Mkdir stores the marker "key/", so the directory exists while empty.
 func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
-	defer d.fs.guard("mkdir", d.bucket, d.prefix+name, &errno)
+	defer d.fs.guard("mkdir", d.bucket, d.dir()+name, &errno)
 	if !d.fs.writable() {
 		return nil, syscall.EROFS
 	}
 	if !usable(name) {
 		return nil, syscall.EINVAL
 	}
-	key := d.prefix + name
+	key := d.dir() + name
 	rctx, cancel := d.fs.requestContext(ctx)
 	defer cancel()
 	_, err := d.fs.cfg.Writer.PutIf(rctx, d.bucket, key+"/", bytes.NewReader(nil), 0, store.PutOptions{IfAbsent: true})
@@ -96,7 +96,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 // "x" + ShadowSuffix that is not a key of its own, the object "x" that a
 // directory "x" hides.
 func (d *dirNode) fileKey(ctx context.Context, name string) string {
-	key := d.prefix + name
+	key := d.dir() + name
 	if !strings.HasSuffix(name, ShadowSuffix) || d.fs.writes.get(d.bucket, key) != nil {
 		return key
 	}
@@ -113,7 +113,10 @@ func (d *dirNode) fileKey(ctx context.Context, name string) string {
 // Unlink deletes the object. A file still open keeps its staged bytes
 // for its readers and writers, but nothing more is uploaded.
 func (d *dirNode) Unlink(ctx context.Context, name string) (errno syscall.Errno) {
-	defer d.fs.guard("unlink", d.bucket, d.prefix+name, &errno)
+	defer d.fs.guard("unlink", d.bucket, d.dir()+name, &errno)
+	if d.reserved(name) {
+		return syscall.EPERM // the control directory (control.go)
+	}
 	if !d.fs.writable() {
 		return syscall.EROFS
 	}
@@ -162,11 +165,14 @@ func (w *wfile) closeIfIdle() {
 // directory with any key below it (or a file being written there) is not
 // empty.
 func (d *dirNode) Rmdir(ctx context.Context, name string) (errno syscall.Errno) {
-	defer d.fs.guard("rmdir", d.bucket, d.prefix+name, &errno)
+	defer d.fs.guard("rmdir", d.bucket, d.dir()+name, &errno)
+	if d.reserved(name) {
+		return syscall.EPERM // the control directory (control.go)
+	}
 	if !d.fs.writable() {
 		return syscall.EROFS
 	}
-	key := d.prefix + name
+	key := d.dir() + name
 	if len(d.fs.writes.under(d.bucket, key+"/")) > 0 {
 		return syscall.ENOTEMPTY
 	}
@@ -191,7 +197,7 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) (errno syscall.Errno) 
 // Setattr on a directory: S3 keeps no times or modes for prefixes; accept
 // and ignore them (touch DIR, cp -rp).
 func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
-	defer d.fs.guard("setattr", d.bucket, d.prefix, &errno)
+	defer d.fs.guard("setattr", d.bucket, d.dir(), &errno)
 	if !d.fs.writable() {
 		return syscall.EROFS
 	}

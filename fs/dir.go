@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -16,7 +17,19 @@ type dirNode struct {
 	gofs.Inode
 	fs     *FS
 	bucket string
-	prefix string // "" or ending in "/"
+	at     string // the prefix it was made for: "" or ending in "/"
+	// moved is the prefix it has had since a rename of it or of a
+	// directory above it (rename.go): the kernel keeps this inode under
+	// the new name until the old entries are dropped.
+	moved atomic.Pointer[string]
+}
+
+// dir is the directory's prefix: "" or ending in "/".
+func (d *dirNode) dir() string {
+	if p := d.moved.Load(); p != nil {
+		return *p
+	}
+	return d.at
 }
 
 var (
@@ -29,10 +42,10 @@ var (
 	_ gofs.FileSeekdirer      = (*dirHandle)(nil)
 )
 
-func (d *dirNode) key() string { return strings.TrimSuffix(d.prefix, "/") }
+func (d *dirNode) key() string { return strings.TrimSuffix(d.dir(), "/") }
 
 func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
-	defer d.fs.guard("getattr", d.bucket, d.prefix, &errno)
+	defer d.fs.guard("getattr", d.bucket, d.dir(), &errno)
 	d.fs.dirAttr(&out.Attr, d.bucket, d.key())
 	return 0
 }
@@ -45,11 +58,14 @@ func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno
 // Lookup resolves one name. A name ending in ShadowSuffix that is not a key
 // itself names the object hidden by a directory of the same name.
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
-	defer d.fs.guard("lookup", d.bucket, d.prefix+name, &errno)
+	defer d.fs.guard("lookup", d.bucket, d.dir()+name, &errno)
+	if d.reserved(name) {
+		return d.fs.lookupControl(ctx, d.EmbeddedInode(), name, out), 0
+	}
 	if !usable(name) {
 		return nil, syscall.ENOENT
 	}
-	key := d.prefix + name
+	key := d.dir() + name
 	if in := d.lookupWriting(ctx, key, out); in != nil {
 		return in, 0 // a file being written (write.go)
 	}
@@ -73,8 +89,8 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 }
 
 func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
-	defer d.fs.guard("opendir", d.bucket, d.prefix, &errno)
-	return &dirHandle{d: d, r: d.fs.cache.ReadDir(d.bucket, d.prefix)}, 0, 0
+	defer d.fs.guard("opendir", d.bucket, d.dir(), &errno)
+	return &dirHandle{d: d, r: d.fs.cache.ReadDir(d.bucket, d.dir())}, 0, 0
 }
 
 // dirHandle streams one directory as the kernel reads it; pages of the
@@ -94,7 +110,7 @@ type dirHandle struct {
 }
 
 func (h *dirHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno syscall.Errno) {
-	defer h.d.fs.guard("readdir", h.d.bucket, h.d.prefix, &errno)
+	defer h.d.fs.guard("readdir", h.d.bucket, h.d.dir(), &errno)
 	for {
 		var e cache.DirEntry
 		shadow := false
@@ -103,7 +119,7 @@ func (h *dirHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno sys
 			var err error
 			e, ok, err = h.r.Next(ctx)
 			if err != nil {
-				return nil, h.d.fs.fail("readdir", h.d.bucket, h.d.prefix, err)
+				return nil, h.d.fs.fail("readdir", h.d.bucket, h.d.dir(), err)
 			}
 			h.done = !ok
 		}
@@ -114,10 +130,14 @@ func (h *dirHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno sys
 			e, h.queue, shadow = h.queue[0], h.queue[1:], true
 		}
 		if !usable(e.Name) {
-			h.d.fs.hide(h.d.bucket, h.d.prefix+e.Name, whyUnusable(e.Name))
+			h.d.fs.hide(h.d.bucket, h.d.dir()+e.Name, whyUnusable(e.Name))
 			continue
 		}
-		key := h.d.prefix + e.Name
+		if h.d.reserved(e.Name) {
+			h.d.fs.hide(h.d.bucket, h.d.dir()+e.Name, "the mount root's "+ControlDir+" is bucketfs's control directory")
+			continue
+		}
+		key := h.d.dir() + e.Name
 		if !shadow && strings.HasSuffix(e.Name, ShadowSuffix) {
 			if h.taken == nil {
 				h.taken = map[string]bool{}
@@ -153,9 +173,9 @@ func (h *dirHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno sys
 // Lookup serves READDIRPLUS from the entry just produced: the listing
 // already told us everything, so no request is sent.
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
-	defer h.d.fs.guard("readdirplus", h.d.bucket, h.d.prefix+name, &errno)
+	defer h.d.fs.guard("readdirplus", h.d.bucket, h.d.dir()+name, &errno)
 	e := h.last
-	key := h.d.prefix + e.Name
+	key := h.d.dir() + e.Name
 	parent := h.d.EmbeddedInode()
 	if !h.shadow && e.Kind.Has(cache.KindDir) {
 		h.d.fs.dirAttr(&out.Attr, h.d.bucket, key)
@@ -167,11 +187,11 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 
 // Seekdir supports rewinddir; go-fuse itself replays an interrupted read.
 func (h *dirHandle) Seekdir(ctx context.Context, off uint64) (errno syscall.Errno) {
-	defer h.d.fs.guard("seekdir", h.d.bucket, h.d.prefix, &errno)
+	defer h.d.fs.guard("seekdir", h.d.bucket, h.d.dir(), &errno)
 	if off != 0 {
 		return syscall.ENOTSUP
 	}
-	h.r = h.d.fs.cache.ReadDir(h.d.bucket, h.d.prefix)
+	h.r = h.d.fs.cache.ReadDir(h.d.bucket, h.d.dir())
 	h.queue, h.taken, h.done = nil, nil, false
 	return 0
 }
@@ -209,6 +229,9 @@ func (b *bucketsNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.E
 // the bucket exists and may be read.
 func (b *bucketsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
 	defer b.fs.guard("lookup", name, "", &errno)
+	if in := b.fs.lookupControl(ctx, b.EmbeddedInode(), name, out); in != nil {
+		return in, 0
+	}
 	if !validBucketName(name) {
 		return nil, syscall.ENOENT
 	}

@@ -42,6 +42,10 @@ type Config struct {
 	// every change is refused with EROFS.
 	Writer  store.Writer
 	Staging *stage.Area
+	// Status, if set, makes the control directory ControlDir at the root
+	// (control.go): it is called at each open of one of its files, and
+	// returns the mount's status for people and as JSON.
+	Status func() (text, json []byte)
 }
 
 // FS holds what every node shares.
@@ -69,7 +73,7 @@ func New(c *cache.Cache, cfg Config) gofs.InodeEmbedder {
 	if cfg.Bucket == "" {
 		return &bucketsNode{fs: f}
 	}
-	return &dirNode{fs: f, bucket: cfg.Bucket, prefix: cfg.Prefix}
+	return &dirNode{fs: f, bucket: cfg.Bucket, at: cfg.Prefix}
 }
 
 // Options returns the go-fuse options that match the cache's TTLs: the
@@ -170,7 +174,7 @@ func (f *FS) fileAttr(out *fuse.Attr, bucket string, o store.Object) {
 // newDir and newFile make (or find, by inode number) child inodes.
 func (f *FS) newDir(ctx context.Context, parent *gofs.Inode, bucket, prefix string) *gofs.Inode {
 	key := prefix[:max(len(prefix)-1, 0)]
-	return parent.NewInode(ctx, &dirNode{fs: f, bucket: bucket, prefix: prefix},
+	return parent.NewInode(ctx, &dirNode{fs: f, bucket: bucket, at: prefix},
 		gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(bucket, key, true)})
 }
 

@@ -75,26 +75,26 @@ func FuzzReaddir(f *testing.F) {
 		dirs := []string{""}
 		for pass := 0; pass < 2; pass++ {
 			for i := 0; i < len(dirs) && i < 20; i++ {
-				d := &dirNode{fs: fsys, bucket: "b", prefix: dirs[i]}
-				h := &dirHandle{d: d, r: c.ReadDir("b", d.prefix)}
+				d := &dirNode{fs: fsys, bucket: "b", at: dirs[i]}
+				h := &dirHandle{d: d, r: c.ReadDir("b", d.dir())}
 				seen := map[string]bool{}
 				for {
 					e, errno := h.Readdirent(ctx)
 					if errno != 0 {
-						t.Fatalf("readdir %q: %v", d.prefix, errno)
+						t.Fatalf("readdir %q: %v", d.dir(), errno)
 					}
 					if e == nil {
 						break
 					}
 					if !safeName(e.Name) {
-						t.Fatalf("readdir %q yields unsafe name %q", d.prefix, e.Name)
+						t.Fatalf("readdir %q yields unsafe name %q", d.dir(), e.Name)
 					}
 					if seen[e.Name] {
-						t.Fatalf("readdir %q yields %q twice", d.prefix, e.Name)
+						t.Fatalf("readdir %q yields %q twice", d.dir(), e.Name)
 					}
 					seen[e.Name] = true
 					if pass == 0 && e.Mode&0o170000 == 0o040000 {
-						dirs = append(dirs, d.prefix+e.Name+"/")
+						dirs = append(dirs, d.dir()+e.Name+"/")
 					}
 				}
 			}

@@ -27,7 +27,10 @@ const renameFlagNoReplace = 0x1
 // appears whole) or a directory of up to MaxDirRename objects. Between
 // buckets it fails with EXDEV.
 func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
-	defer d.fs.guard("rename", d.bucket, d.prefix+name, &errno)
+	defer d.fs.guard("rename", d.bucket, d.dir()+name, &errno)
+	if d.renamesControl(name, newParent, newName) {
+		return syscall.EPERM // the control directory (control.go)
+	}
 	if !d.fs.writable() {
 		return syscall.EROFS
 	}
@@ -41,7 +44,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	if !usable(newName) || strings.HasSuffix(newName, ShadowSuffix) {
 		return syscall.EINVAL
 	}
-	dst := np.prefix + newName
+	dst := np.dir() + newName
 	if flags&renameFlagNoReplace != 0 {
 		if _, err := d.fs.cache.Lookup(ctx, d.bucket, dst); err == nil || d.fs.writes.get(d.bucket, dst) != nil {
 			return syscall.EEXIST
@@ -49,15 +52,22 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	}
 	child := d.GetChild(name)
 	isDir := child != nil && child.StableAttr().Mode&syscall.S_IFMT == syscall.S_IFDIR
-	if child == nil && d.fs.writes.get(d.bucket, d.prefix+name) == nil {
-		n, err := d.fs.cache.Lookup(ctx, d.bucket, d.prefix+name)
+	if child == nil && d.fs.writes.get(d.bucket, d.dir()+name) == nil {
+		n, err := d.fs.cache.Lookup(ctx, d.bucket, d.dir()+name)
 		if err != nil {
-			return d.fs.fail("rename", d.bucket, d.prefix+name, err)
+			return d.fs.fail("rename", d.bucket, d.dir()+name, err)
 		}
 		isDir = n.Kind.Has(cache.KindDir)
 	}
 	if isDir {
-		errno = d.renameDir(ctx, d.prefix+name, dst)
+		var moved map[string]store.Object
+		moved, errno = d.renameDir(ctx, d.dir()+name, dst)
+		if errno == 0 && child != nil {
+			// Until the kernel drops the old entries (below), it keeps
+			// using this inode and those under it, now under the new
+			// name: they read and list the new keys from this moment.
+			d.fs.moveTree(child, d.dir()+name+"/", dst+"/", moved)
+		}
 		if errno == 0 {
 			// The kernel moves the directory's inode to the new name, but
 			// that inode (and those below it) still know the old keys:
@@ -154,45 +164,58 @@ func (d *dirNode) renameFile(ctx context.Context, src, dst string, node *fileNod
 
 // renameDir copies every object below src/ to dst/, then deletes the
 // originals: a failure midway leaves every byte under at least one name.
-func (d *dirNode) renameDir(ctx context.Context, src, dst string) syscall.Errno {
+// It returns the objects made, by key.
+func (d *dirNode) renameDir(ctx context.Context, src, dst string) (map[string]store.Object, syscall.Errno) {
 	f := d.fs
 	for _, w := range f.writes.under(d.bucket, src+"/") {
 		w.mu.Lock()
 		busy := w.handles > 0 || w.dirty
 		w.mu.Unlock()
 		if busy {
-			return syscall.EBUSY
+			return nil, syscall.EBUSY
 		}
 	}
 	objs, more, err := f.cache.ListTree(ctx, d.bucket, src+"/", MaxDirRename)
 	if err != nil {
-		return f.fail("rename", d.bucket, src, err)
+		return nil, f.fail("rename", d.bucket, src, err)
 	}
 	if more {
 		f.log.Info("directory too large to rename on S3; refused with EXDEV so mv copies it file by file",
 			"bucket", d.bucket, "dir", src, "limit", MaxDirRename)
-		return syscall.EXDEV
+		return nil, syscall.EXDEV
 	}
 	existing, _, err := f.cache.ListTree(ctx, d.bucket, dst+"/", 2)
 	if err != nil {
-		return f.fail("rename", d.bucket, dst, err)
+		return nil, f.fail("rename", d.bucket, dst, err)
 	}
 	for _, o := range existing {
 		if o.Key != dst+"/" {
-			return syscall.ENOTEMPTY
+			return nil, syscall.ENOTEMPTY
 		}
 	}
 	if len(objs) == 0 {
-		return syscall.ENOENT
+		return nil, syscall.ENOENT
 	}
 	rctx, cancel := context.WithTimeout(ctx, f.cache.Config().RequestTimeout*time.Duration(1+len(objs)/8))
 	defer cancel()
+	var mu sync.Mutex
+	made := make(map[string]store.Object, len(objs))
 	if err := parallel(rctx, objs, func(ctx context.Context, o store.Object) error {
-		_, err := f.cfg.Writer.Copy(ctx, d.bucket, o.Key, o.ETag, dst+"/"+strings.TrimPrefix(o.Key, src+"/"))
+		k := dst + "/" + strings.TrimPrefix(o.Key, src+"/")
+		n, err := f.cfg.Writer.Copy(ctx, d.bucket, o.Key, o.ETag, k)
+		if err == nil {
+			n.Key = k
+			if n.ModTime.IsZero() {
+				n.ModTime = time.Now()
+			}
+			mu.Lock()
+			made[k] = n
+			mu.Unlock()
+		}
 		return err
 	}); err != nil {
 		f.cache.ForgetTree(d.bucket, dst)
-		return f.writeFail("rename", d.bucket, src, err)
+		return nil, f.writeFail("rename", d.bucket, src, err)
 	}
 	err = parallel(rctx, objs, func(ctx context.Context, o store.Object) error {
 		return f.cfg.Writer.Delete(ctx, d.bucket, o.Key)
@@ -201,9 +224,34 @@ func (d *dirNode) renameDir(ctx context.Context, src, dst string) syscall.Errno 
 	f.cache.ForgetTree(d.bucket, dst)
 	if err != nil {
 		f.log.Warn("rename: copied, but not every old object could be deleted; they exist under both names", "bucket", d.bucket, "from", src, "to", dst, "err", err)
-		return f.writeFail("rename", d.bucket, src, err)
+		return nil, f.writeFail("rename", d.bucket, src, err)
 	}
-	return 0
+	return made, 0
+}
+
+// moveTree points the inodes of a renamed directory and everything below
+// it that the kernel knows at their new keys (src and dst end in "/"):
+// directories list the new prefix, files read the copies made (from the
+// objects in made, by key).
+func (f *FS) moveTree(in *gofs.Inode, src, dst string, made map[string]store.Object) {
+	switch n := in.Operations().(type) {
+	case *dirNode:
+		p := dst + strings.TrimPrefix(n.dir(), src)
+		n.moved.Store(&p)
+	case *fileNode:
+		w := n.overlay()
+		w.mu.Lock()
+		if strings.HasPrefix(w.key, src) {
+			w.key = dst + strings.TrimPrefix(w.key, src)
+			if o, ok := made[w.key]; ok {
+				w.obj = o
+			}
+		}
+		w.mu.Unlock()
+	}
+	for _, c := range in.Children() {
+		f.moveTree(c, src, dst, made)
+	}
 }
 
 // parallel runs fn on every object, 8 at a time, and returns the first

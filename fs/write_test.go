@@ -488,8 +488,17 @@ func TestWrites(t *testing.T) {
 	})
 	t.Run("rename dir", func(t *testing.T) {
 		ls(t, p("renamed"))
+		readFile(t, p("renamed/two/2.tx")) // the kernel knows the inodes below it
 		if err := os.Rename(p("renamed"), p("moved")); err != nil {
 			t.Fatal(err)
+		}
+		// Right away, before the kernel has dropped the old entries, the
+		// inodes it keeps under the new name read and list the new keys.
+		if got := readFile(t, p("moved/two/2.tx")); got != "two" {
+			t.Errorf("read under the moved dir right after the rename = %q", got)
+		}
+		if got := ls(t, p("moved/two")); got != "2.tx" {
+			t.Errorf("ls moved/two right after the rename = %q", got)
 		}
 		c.mustHold(t, "moved/one.txt", []byte("one"))
 		c.mustHold(t, "moved/two/2.tx", []byte("two"))

@@ -1,0 +1,288 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// The control directory: ControlDir at the root of the mount, holding
+// read-only files that describe the running mount (Config.Status). A
+// directory rather than an extended attribute, so the mount can keep
+// extended attributes disabled: with them on, the kernel asks for
+// security labels and ACLs on every file, which made "ls -lR" of 10,000
+// files eight times slower.
+//
+// Lookup finds it but no listing shows it, so find, du, rsync and R's
+// list.files never see it or descend into it. Nothing in it, nor the
+// directory itself, can be changed: every change fails with EPERM (a
+// read-write mount answers EPERM, not EROFS, since the rest of it is
+// writable; a read-only mount's kernel answers EROFS first, and with
+// default_permissions a user other than root gets EACCES from the mode
+// bits before any of this is asked).
+
+// ControlDir is the name of the control directory at the mount's root. It
+// is reserved there (and only there): a key or prefix of that name at the
+// root of a bucket or prefix mount is not shown.
+const ControlDir = ".bucketfs"
+
+// The files of ControlDir: the status for people ("bucketfs status"
+// prints the same) and as JSON.
+const (
+	StatusFile     = "status"
+	StatusJSONFile = "status.json"
+)
+
+// controlDir is ControlDir.
+type controlDir struct {
+	gofs.Inode
+	fs *FS
+}
+
+// controlFile is one file of ControlDir; json chooses which rendering of
+// the status it holds.
+type controlFile struct {
+	gofs.Inode
+	fs   *FS
+	json bool
+}
+
+// controlHandle holds the bytes generated at open.
+type controlHandle struct {
+	data []byte
+}
+
+var (
+	_ gofs.NodeLookuper  = (*controlDir)(nil)
+	_ gofs.NodeReaddirer = (*controlDir)(nil)
+	_ gofs.NodeGetattrer = (*controlDir)(nil)
+	_ gofs.NodeStatfser  = (*controlDir)(nil)
+	_ gofs.NodeSetattrer = (*controlDir)(nil)
+	_ gofs.NodeCreater   = (*controlDir)(nil)
+	_ gofs.NodeMkdirer   = (*controlDir)(nil)
+	_ gofs.NodeMknoder   = (*controlDir)(nil)
+	_ gofs.NodeSymlinker = (*controlDir)(nil)
+	_ gofs.NodeLinker    = (*controlDir)(nil)
+	_ gofs.NodeUnlinker  = (*controlDir)(nil)
+	_ gofs.NodeRmdirer   = (*controlDir)(nil)
+	_ gofs.NodeRenamer   = (*controlDir)(nil)
+	_ gofs.NodeGetattrer = (*controlFile)(nil)
+	_ gofs.NodeStatfser  = (*controlFile)(nil)
+	_ gofs.NodeSetattrer = (*controlFile)(nil)
+	_ gofs.NodeOpener    = (*controlFile)(nil)
+	_ gofs.FileReader    = (*controlHandle)(nil)
+	_ gofs.NodeUnlinker  = (*bucketsNode)(nil)
+	_ gofs.NodeRmdirer   = (*bucketsNode)(nil)
+	_ gofs.NodeRenamer   = (*bucketsNode)(nil)
+)
+
+// control reports whether the mount has a control directory: only when
+// there is a status to show.
+func (f *FS) control() bool { return f.cfg.Status != nil }
+
+// controlIno gives the control directory and its files inode numbers no
+// bucket's name can produce (bucket names hold no NUL).
+func controlIno(name string, dir bool) uint64 { return ino("\x00"+ControlDir, name, dir) }
+
+// isRoot reports whether d is the root of a bucket or prefix mount: the
+// one directory with the mount's own bucket and prefix (every other has a
+// longer prefix, or is a bucket of an all-buckets mount).
+func (d *dirNode) isRoot() bool {
+	return d.fs.cfg.Bucket != "" && d.bucket == d.fs.cfg.Bucket && d.dir() == d.fs.cfg.Prefix
+}
+
+// reserved reports whether name, in d, is the control directory.
+func (d *dirNode) reserved(name string) bool {
+	return name == ControlDir && d.fs.control() && d.isRoot()
+}
+
+// renamesControl reports whether a rename from name in d to newName in
+// newParent would move the control directory, replace it, or move
+// something into or out of it.
+func (d *dirNode) renamesControl(name string, newParent gofs.InodeEmbedder, newName string) bool {
+	if d.reserved(name) {
+		return true
+	}
+	switch np := newParent.(type) {
+	case *controlDir:
+		return true
+	case *dirNode:
+		return np.reserved(newName)
+	case *bucketsNode:
+		return newName == ControlDir && np.fs.control()
+	}
+	return false
+}
+
+// lookupControl returns the control directory's inode, or nil when name
+// at the root (parent) is not it.
+func (f *FS) lookupControl(ctx context.Context, parent *gofs.Inode, name string, out *fuse.EntryOut) *gofs.Inode {
+	if name != ControlDir || !f.control() {
+		return nil
+	}
+	f.controlDirAttr(&out.Attr)
+	return parent.NewInode(ctx, &controlDir{fs: f}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: controlIno("", true)})
+}
+
+func (f *FS) controlDirAttr(out *fuse.Attr) {
+	out.Mode = syscall.S_IFDIR | 0o555
+	out.Ino = controlIno("", true)
+	out.Nlink = 2
+	out.Size = 4096
+	out.Blksize = 4096
+	out.Owner = fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
+	t := f.cfg.MountTime
+	out.SetTimes(&t, &t, &t)
+}
+
+// controlFileAttr: size 0, as for the files of /proc. The content is made
+// at each open and its length is not known before; the handle is opened
+// with FOPEN_DIRECT_IO, so reads go on to the end of what was made
+// whatever the size says. The times are now: the content is as of now.
+func (f *FS) controlFileAttr(out *fuse.Attr, name string) {
+	out.Mode = syscall.S_IFREG | 0o444
+	out.Ino = controlIno(name, false)
+	out.Nlink = 1
+	out.Blksize = 4096
+	out.Owner = fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
+	t := time.Now()
+	out.SetTimes(&t, &t, &t)
+}
+
+func (c *controlDir) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer c.fs.guard("getattr", "", ControlDir, &errno)
+	c.fs.controlDirAttr(&out.Attr)
+	return 0
+}
+
+func (c *controlDir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	statfs(out)
+	return 0
+}
+
+func (c *controlDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+	defer c.fs.guard("lookup", "", ControlDir+"/"+name, &errno)
+	if name != StatusFile && name != StatusJSONFile {
+		return nil, syscall.ENOENT
+	}
+	c.fs.controlFileAttr(&out.Attr, name)
+	return c.NewInode(ctx, &controlFile{fs: c.fs, json: name == StatusJSONFile},
+		gofs.StableAttr{Mode: syscall.S_IFREG, Ino: controlIno(name, false)}), 0
+}
+
+func (c *controlDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+	return gofs.NewListDirStream([]fuse.DirEntry{
+		{Name: StatusFile, Mode: syscall.S_IFREG, Ino: controlIno(StatusFile, false)},
+		{Name: StatusJSONFile, Mode: syscall.S_IFREG, Ino: controlIno(StatusJSONFile, false)},
+	}), 0
+}
+
+// Every change to the control directory fails with EPERM. go-fuse would
+// answer ENOTSUP for most of them, and for unlink and rmdir success
+// without doing anything.
+
+func (c *controlDir) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return syscall.EPERM
+}
+
+func (c *controlDir) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	return nil, nil, 0, syscall.EPERM
+}
+
+func (c *controlDir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+func (c *controlDir) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+func (c *controlDir) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+func (c *controlDir) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	return nil, syscall.EPERM
+}
+
+func (c *controlDir) Unlink(ctx context.Context, name string) syscall.Errno { return syscall.EPERM }
+
+func (c *controlDir) Rmdir(ctx context.Context, name string) syscall.Errno { return syscall.EPERM }
+
+func (c *controlDir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	return syscall.EPERM
+}
+
+func (n *controlFile) name() string {
+	if n.json {
+		return StatusJSONFile
+	}
+	return StatusFile
+}
+
+func (n *controlFile) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer n.fs.guard("getattr", "", ControlDir+"/"+n.name(), &errno)
+	n.fs.controlFileAttr(&out.Attr, n.name())
+	return 0
+}
+
+func (n *controlFile) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	statfs(out)
+	return 0
+}
+
+func (n *controlFile) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	return syscall.EPERM
+}
+
+// Open makes the content: each open sees the mount as it is then, and
+// keeps that one snapshot however it reads it.
+func (n *controlFile) Open(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
+	defer n.fs.guard("open", "", ControlDir+"/"+n.name(), &errno)
+	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&(syscall.O_TRUNC|syscall.O_APPEND) != 0 {
+		return nil, 0, syscall.EPERM
+	}
+	text, js := n.fs.cfg.Status()
+	data := text
+	if n.json {
+		data = js
+	}
+	return &controlHandle{data: data}, fuse.FOPEN_DIRECT_IO, 0
+}
+
+func (h *controlHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if off >= int64(len(h.data)) {
+		return fuse.ReadResultData(nil), 0
+	}
+	end := min(off+int64(len(dest)), int64(len(h.data)))
+	return fuse.ReadResultData(h.data[off:end]), 0
+}
+
+// The all-buckets root makes no buckets and removes none; these answer
+// what go-fuse would not (it lets unlink and rmdir succeed without doing
+// anything), with EPERM for the control directory.
+
+func (b *bucketsNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	return b.refuse(name)
+}
+
+func (b *bucketsNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	return b.refuse(name)
+}
+
+func (b *bucketsNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if _, into := newParent.(*controlDir); into || newName == ControlDir {
+		return b.refuse(ControlDir)
+	}
+	return b.refuse(name)
+}
+
+func (b *bucketsNode) refuse(name string) syscall.Errno {
+	if name == ControlDir && b.fs.control() {
+		return syscall.EPERM
+	}
+	return syscall.ENOTSUP
+}
