@@ -146,3 +146,12 @@ func New(s store.ObjectStore, cfg Config) *Cache {
 
 // Config returns the effective configuration (defaults filled in).
 func (c *Cache) Config() Config { return c.cfg }
+
+// ReceiveBytes bounds the memory of GETs in flight beyond DataBytes: the
+// bytes of the blocks being received. Each GET fills one block at a time
+// and hands it to the cache as soon as it is full, so this is one block
+// per GET in flight, and never more than the in-flight budget. Call it on
+// a Config with defaults applied (Cache.Config).
+func (c Config) ReceiveBytes() int64 {
+	return min(c.MaxInflightBytes, int64(c.MaxRequests)*c.BlockSize)
+}

@@ -50,6 +50,10 @@ func TestParseMountArgs(t *testing.T) {
 			return c.FileMode == 0o440 && c.DirMode == 0o550 && c.UID == 7
 		}, ""},
 		{[]string{"--metadata-ttl", "30", "/m"}, func(c mountConfig) bool { return c.MetadataTTL == 30*time.Second }, ""},
+		{[]string{"/m"}, func(c mountConfig) bool { return c.MetricsAddr == "" }, ""},
+		{[]string{"--metrics-addr", "127.0.0.1:9100", "/m"}, func(c mountConfig) bool { return c.MetricsAddr == "127.0.0.1:9100" }, ""},
+		{[]string{"--metrics-addr", "9100", "/m"}, nil, `--metrics-addr "9100": want HOST:PORT`},
+		{[]string{"--metrics-addr", "127.0.0.1:http", "/m"}, nil, "the port must be a number"},
 		{nil, nil, "missing MOUNTPOINT"},
 		{[]string{"a", "b", "c"}, nil, "too many arguments"},
 		{[]string{"--staging-size", "10", "/m"}, nil, "--staging-size"},

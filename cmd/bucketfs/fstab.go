@@ -133,6 +133,7 @@ var fstabOptions = []fstabOption{
 	{name: "log_level", flag: "log-level", value: true, check: checkLevel},
 	{name: "log_file", flag: "log-file", value: true},
 	{name: "credentials", flag: "credentials", value: true},
+	{name: "metrics_addr", flag: "metrics-addr", value: true, check: checkMetricsAddrOption},
 }
 
 // genericOptions are the options mount(8) and systemd put on fstab lines

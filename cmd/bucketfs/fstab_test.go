@@ -76,11 +76,11 @@ func TestTranslateOptions(t *testing.T) {
 			want: []string{"--read-only", "--allow-other", "--uid=1000", "--gid=1000"}},
 		{name: "every option", opts: []string{"ro,allow_other,uid=1,gid=2,file_mode=0440,dir_mode=0550," +
 			"endpoint=http://127.0.0.1:7070,region=eu-west-1,profile=analytics,path_style,cache_size=2GiB," +
-			"metadata_ttl=5m,log_level=debug,log_file=/var/log/b.log,credentials=instance-role,cache_dir=/var/cache/b,staging_size=20GiB"},
+			"metadata_ttl=5m,log_level=debug,log_file=/var/log/b.log,credentials=instance-role,cache_dir=/var/cache/b,staging_size=20GiB,metrics_addr=127.0.0.1:9100"},
 			want: []string{"--read-only", "--allow-other", "--uid=1", "--gid=2", "--file-mode=0440", "--dir-mode=0550",
 				"--endpoint-url=http://127.0.0.1:7070", "--region=eu-west-1", "--profile=analytics", "--path-style",
 				"--cache-size=2GiB", "--metadata-ttl=5m", "--log-level=debug", "--log-file=/var/log/b.log",
-				"--credentials=instance-role", "--cache-dir=/var/cache/b", "--staging-size=20GiB"}},
+				"--credentials=instance-role", "--cache-dir=/var/cache/b", "--staging-size=20GiB", "--metrics-addr=127.0.0.1:9100"}},
 		{name: "endpoint_url and flag spellings", opts: []string{"ro,endpoint_url=https://s3.example.com,allow-other,path-style"},
 			want: []string{"--read-only", "--endpoint-url=https://s3.example.com", "--allow-other", "--path-style"}},
 		{name: "generic options ignored", opts: []string{"defaults,ro,_netdev,nofail,noauto,auto,user,users,nouser,owner," +
@@ -105,6 +105,8 @@ func TestTranslateOptions(t *testing.T) {
 		{name: "bad ttl", opts: []string{"ro,metadata_ttl=soon"}, wantErr: "option metadata_ttl=soon"},
 		{name: "zero ttl", opts: []string{"ro,metadata_ttl=0"}, wantErr: "must be positive"},
 		{name: "bad level", opts: []string{"ro,log_level=loud"}, wantErr: "option log_level=loud"},
+		{name: "metrics on IPv6 loopback", opts: []string{"metrics_addr=[::1]:9100"}, want: []string{"--metrics-addr=[::1]:9100"}},
+		{name: "metrics address without port", opts: []string{"ro,metrics_addr=localhost"}, wantErr: "option metrics_addr=localhost: want HOST:PORT"},
 		{name: "credentials without the flag", opts: []string{"ro,credentials=env"}, haveFlag: noCredentials,
 			wantErr: "no --credentials flag"},
 		{name: "generic name with a value", opts: []string{"ro,nofail=1"}, wantErr: `unknown option "nofail=1"`},

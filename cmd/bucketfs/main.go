@@ -19,6 +19,7 @@ Usage:
   bucketfs mount [flags] MOUNTPOINT                     mount every bucket the credentials can list
   bucketfs mount [flags] s3://BUCKET[/PREFIX] MOUNTPOINT mount one bucket, or a prefix of it
   bucketfs unmount MOUNTPOINT                           unmount
+  bucketfs status [--json] MOUNTPOINT                   show a running mount's requests, bytes, cache and credentials
   bucketfs whoami [flags]                               show which credentials a mount would use and check them
   bucketfs version                                      print the version
 
@@ -26,6 +27,7 @@ Examples:
   bucketfs mount /mnt/s3 && ls /mnt/s3
   bucketfs mount s3://my-bucket/data /mnt/data
   Rscript -e 'head(read.csv("/mnt/s3/my-bucket/flights.csv"))'
+  bucketfs status /mnt/s3
   bucketfs unmount /mnt/s3
   bucketfs whoami --credentials instance-role
 
@@ -55,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = unmountCommand(args[1:], stdout)
 	case "whoami":
 		err = whoamiCommand(args[1:], stdout, stderr)
+	case "status":
+		err = statusCommand(args[1:], stdout)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "bucketfs %s\n", versionString())
 		return 0
@@ -62,7 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, mainUsage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "bucketfs: unknown command %q: use mount, unmount, whoami or version (bucketfs --help)\n", args[0])
+		fmt.Fprintf(stderr, "bucketfs: unknown command %q: use mount, unmount, status, whoami or version (bucketfs --help)\n", args[0])
 		return 2
 	}
 	var ue usageError

@@ -24,6 +24,7 @@ import (
 	bfs "github.com/bucketfs/bucketfs/fs"
 	"github.com/bucketfs/bucketfs/stage"
 	"github.com/bucketfs/bucketfs/store"
+	"github.com/bucketfs/bucketfs/store/metered"
 	s3store "github.com/bucketfs/bucketfs/store/s3"
 )
 
@@ -82,6 +83,7 @@ type mountConfig struct {
 	RequestTimeout    time.Duration
 	StallTimeout      time.Duration
 	LogLevel, LogFile string
+	MetricsAddr       string // --metrics-addr: "" for off
 }
 
 // source is how the mount names what it shows, e.g. in /proc/mounts.
@@ -123,6 +125,7 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	fs.Var(defaultedDuration{durationValue{&c.StallTimeout}, cache.DefaultStallTimeout}, "stall-timeout", "`duration` after which a download that stopped moving is cut and the missing part asked for again")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "`level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFile, "log-file", "", "write logs to `path` (default: stderr with --foreground, else the user's cache dir bucketfs/bucketfs.log)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics, and the Go profiler under /debug/pprof/ (default off; use 127.0.0.1:PORT)")
 
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -178,6 +181,9 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	}
 	if err := auth.CheckCredentialsSource(c.Credentials); err != nil {
 		return c, usageError{err.Error()}
+	}
+	if err := checkMetricsAddr(c.MetricsAddr); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -305,13 +311,30 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	// unmounting it.
 	_ = os.Chdir("/")
 
+	// Metrics (metrics.go) count from the first request; their port is
+	// taken before anything is mounted, so a busy one fails the mount.
+	m := newMountMetrics(c)
+	ln, err := listenMetrics(c.MetricsAddr)
+	if err != nil {
+		return err
+	}
+	mctx, stopMetrics := context.WithCancel(context.Background())
+	defer stopMetrics()
+	if ln != nil {
+		go serveMetrics(mctx, m, ln, log)
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	a, err := auth.Load(ctx, auth.Options{Profile: c.Profile, Region: c.Region, EndpointURL: c.Endpoint, Credentials: c.Credentials, Logger: log})
+	a, err := auth.Load(ctx, auth.Options{Profile: c.Profile, Region: c.Region, EndpointURL: c.Endpoint, Credentials: c.Credentials, Logger: log,
+		OnRefresh: m.CredentialRefreshed})
 	if err != nil {
 		return errors.New(auth.Explain(err))
 	}
-	st := s3store.New(a.Config, s3store.Options{Endpoint: a.Endpoint, PathStyle: c.PathStyle, Logger: log})
+	m.SetCredentials(a.Source, a.Expires)
+	// Everything above the store, the cache included, goes through the
+	// metered store, so every request is counted.
+	st := metered.New(s3store.New(a.Config, s3store.Options{Endpoint: a.Endpoint, PathStyle: c.PathStyle, Logger: log}), m, log)
 	warning, err := preflight(ctx, st, c)
 	if err != nil {
 		return explainPreflight(err, a.Endpoint)
@@ -328,18 +351,21 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 
 	ch := cache.New(st, cache.Config{DataBytes: c.CacheSize, MetadataTTL: c.MetadataTTL, RequestTimeout: c.RequestTimeout, StallTimeout: c.StallTimeout, Logger: log})
 	limitMemory(ch.Config(), log)
+	m.SetCacheStats(cacheStats(ch))
 	fcfg := bfs.Config{
 		Bucket: c.Bucket, Prefix: c.Prefix,
 		UID: uint32(c.UID), GID: uint32(c.GID),
 		FileMode: c.FileMode, DirMode: c.DirMode,
 		Logger: log,
+		Status: statusFiles(m),
 	}
 	var area *stage.Area
 	if !c.ReadOnly {
-		if area, err = openStaging(c, st, log); err != nil {
+		w := st.(store.Writer) // the S3 store writes, and so its metered wrapper
+		if area, err = openStaging(c, w, log); err != nil {
 			return err
 		}
-		fcfg.Writer, fcfg.Staging = st, area
+		fcfg.Writer, fcfg.Staging = w, area
 	}
 	root := bfs.New(ch, fcfg)
 	opts := bfs.Options(ch)
@@ -476,7 +502,7 @@ func limitMemory(cc cache.Config, log *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	limit := cc.DataBytes + cc.MaxInflightBytes + memoryOverhead
+	limit := cc.DataBytes + cc.ReceiveBytes() + memoryOverhead
 	debug.SetMemoryLimit(limit)
 	log.Debug("memory limit", "bytes", limit)
 }
