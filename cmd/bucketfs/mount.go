@@ -392,6 +392,7 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 		return mountError(c, err)
 	}
 	log.Info("mounted", "source", c.source(), "mountpoint", c.MountPoint)
+	raiseKernelReadAhead(c.MountPoint, log)
 	if notify != nil {
 		notify.ready()
 		notify = nil

@@ -94,13 +94,31 @@ func unmount(mp string, lazy bool) error {
 // findMount returns the file system type mounted at mp ("" if none), from
 // /proc/self/mountinfo.
 func findMount(mp string) (string, error) {
+	e, err := mountEntry(mp)
+	return e.fstype, err
+}
+
+// mountInfo is what mountinfo says of one mount.
+type mountInfo struct {
+	fstype string // "" when nothing is mounted there
+	dev    string // "major:minor" of its file system
+}
+
+// mountEntry reads /proc/self/mountinfo for the mount visible at mp.
+func mountEntry(mp string) (mountInfo, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return "", err
+		return mountInfo{}, err
 	}
 	defer f.Close()
-	found := ""
-	sc := bufio.NewScanner(f)
+	return parseMountinfo(f, mp)
+}
+
+// parseMountinfo finds the last mount at mp in a mountinfo listing: the
+// last one is the visible one.
+func parseMountinfo(r io.Reader, mp string) (mountInfo, error) {
+	var found mountInfo
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for sc.Scan() {
 		// id parent major:minor root mountpoint options... - fstype source superopts
@@ -110,7 +128,7 @@ func findMount(mp string) (string, error) {
 		}
 		for i, fld := range fields {
 			if fld == "-" && i+1 < len(fields) {
-				found = fields[i+1] // the last mount at mp is the visible one
+				found = mountInfo{fstype: fields[i+1], dev: fields[2]}
 			}
 		}
 	}
