@@ -2,6 +2,9 @@ package s3store
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -58,9 +61,53 @@ func (s *Store) PutIf(ctx context.Context, bucket, key string, body io.ReaderAt,
 		return err
 	})
 	if err != nil {
+		if o, serr := s.settleConditional(ctx, bucket, key, body, size, opts, err); serr == nil {
+			return o, nil
+		} else if serr != err {
+			return store.Object{}, serr
+		}
 		return store.Object{}, convertPut("Put", bucket, key, err, opts)
 	}
 	return store.Object{Key: key, Size: size, ETag: unquote(aws.ToString(resp.ETag))}, nil
+}
+
+// settleConditional decides a conditional PutObject that ended without an
+// answer from the server (the connection broke, on every attempt). A
+// server may refuse a condition before it has read the body and close the
+// connection while the body is still being sent; the client then sees the
+// reset, not the refusal (versitygw does this to If-None-Match). So the
+// object is looked at. If it now holds exactly these bytes (ETag = MD5, as
+// S3 sets it for a single PutObject) the put happened: nil error. (An
+// object with the same bytes already there counts too: the name holds what
+// was written.) Otherwise for IfAbsent another object there means
+// ErrExists, and for IfMatch an object with another ETag, or none, means
+// ErrChanged. When nothing can be told (the key is free, or the old
+// version is still there) err comes back as it was.
+func (s *Store) settleConditional(ctx context.Context, bucket, key string, body io.ReaderAt, size int64, opts store.PutOptions, err error) (store.Object, error) {
+	if !opts.IfAbsent && opts.IfMatch == "" {
+		return store.Object{}, err
+	}
+	if code, status := errCode(err); code != "" || status != 0 || ctx.Err() != nil {
+		return store.Object{}, err // the server answered, or the caller gave up
+	}
+	cur, serr := s.Stat(ctx, bucket, key)
+	switch {
+	case errors.Is(serr, store.ErrNotFound) && opts.IfMatch != "":
+		return store.Object{}, fmt.Errorf("s3 Put %s/%s: the object is gone (after the write broke off: %v): %w", bucket, key, err, store.ErrChanged)
+	case serr != nil:
+		return store.Object{}, err
+	}
+	h := md5.New()
+	if _, herr := io.Copy(h, io.NewSectionReader(body, 0, size)); herr == nil && cur.Size == size && cur.ETag == hex.EncodeToString(h.Sum(nil)) {
+		return store.Object{Key: key, Size: size, ETag: cur.ETag}, nil
+	}
+	switch {
+	case opts.IfAbsent:
+		return store.Object{}, fmt.Errorf("s3 Put %s/%s: another object has the key (the server broke off the write): %w", bucket, key, store.ErrExists)
+	case cur.ETag != opts.IfMatch:
+		return store.Object{}, fmt.Errorf("s3 Put %s/%s: the object has ETag %s, not %s (the server broke off the write): %w", bucket, key, cur.ETag, opts.IfMatch, store.ErrChanged)
+	}
+	return store.Object{}, err
 }
 
 // conditions sets the If-None-Match and If-Match headers of a request.
