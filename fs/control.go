@@ -128,14 +128,7 @@ func (f *FS) lookupControl(ctx context.Context, parent *gofs.Inode, name string,
 }
 
 func (f *FS) controlDirAttr(out *fuse.Attr) {
-	out.Mode = syscall.S_IFDIR | 0o555
-	out.Ino = controlIno("", true)
-	out.Nlink = 2
-	out.Size = 4096
-	out.Blksize = 4096
-	out.Owner = fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
-	t := f.cfg.MountTime
-	out.SetTimes(&t, &t, &t)
+	f.dirAttrOf(out, controlIno("", true), 0o555)
 }
 
 // controlFileAttr: size 0, as for the files of /proc. The content is made

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -22,9 +21,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/bucketfs/bucketfs/cache"
@@ -117,13 +114,8 @@ func serveControl(mp, kind, staging string) error {
 		DirectMount: os.Geteuid() == 0, DisableXAttrs: true,
 		Debug: os.Getenv("BUCKETFS_FS_TEST_DEBUG") != "",
 	}
-	server, err := gofs.Mount(mp, New(c, cfg), opts)
-	if err != nil {
-		return err
-	}
-	fmt.Println("ready")
 	// "keys" answers the bucket's keys, sorted, on one line.
-	go func() {
+	return serveUntilSignal(mp, New(c, cfg), opts, func() {
 		sc := bufio.NewScanner(os.Stdin)
 		for sc.Scan() {
 			page, err := mem.List(ctx, store.ListInput{Bucket: "b"})
@@ -134,17 +126,7 @@ func serveControl(mp, kind, staging string) error {
 			sort.Strings(keys)
 			fmt.Println(strings.Join(keys, " "), err)
 		}
-	}()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		<-sig
-		for server.Unmount() != nil {
-			time.Sleep(100 * time.Millisecond)
-		}
-	}()
-	server.Wait()
-	return nil
+	})
 }
 
 func mountControl(t *testing.T, kind string) *child {

@@ -149,8 +149,14 @@ func (f *FS) fail(op, bucket, key string, err error) syscall.Errno {
 }
 
 func (f *FS) dirAttr(out *fuse.Attr, bucket, key string) {
-	out.Mode = syscall.S_IFDIR | f.cfg.DirMode
-	out.Ino = ino(bucket, key, true)
+	f.dirAttrOf(out, ino(bucket, key, true), f.cfg.DirMode)
+}
+
+// dirAttrOf fills the attributes every directory shares, with its own
+// inode number and permissions.
+func (f *FS) dirAttrOf(out *fuse.Attr, ino uint64, perm uint32) {
+	out.Mode = syscall.S_IFDIR | perm
+	out.Ino = ino
 	out.Nlink = 2
 	out.Size = 4096
 	out.Blksize = 4096

@@ -125,12 +125,21 @@ func serveForTest(mp, name string) error {
 		DirectMount: os.Geteuid() == 0, DisableXAttrs: true,
 		Debug: os.Getenv("BUCKETFS_FS_TEST_DEBUG") != "",
 	}
-	server, err := gofs.Mount(mp, New(c, Config{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), FileMode: 0o444, DirMode: 0o555, Logger: log}), opts)
+	root := New(c, Config{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), FileMode: 0o444, DirMode: 0o555, Logger: log})
+	return serveUntilSignal(mp, root, opts, func() { control(ctx, mem) })
+}
+
+// serveUntilSignal is the serving child's part once its file system is
+// built: it mounts root at mp, says "ready" to the test, runs control (which
+// answers the test's commands on stdin) and serves until SIGTERM or SIGINT
+// unmounts it.
+func serveUntilSignal(mp string, root gofs.InodeEmbedder, opts *gofs.Options, control func()) error {
+	server, err := gofs.Mount(mp, root, opts)
 	if err != nil {
 		return err
 	}
 	fmt.Println("ready")
-	go control(ctx, mem)
+	go control()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	go func() {

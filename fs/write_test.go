@@ -16,7 +16,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -25,7 +24,6 @@ import (
 	"testing"
 	"time"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/bucketfs/bucketfs/cache"
@@ -106,21 +104,9 @@ func serveWrites(mp, staging string, readOnly bool) error {
 		Debug:             os.Getenv("BUCKETFS_FS_TEST_DEBUG") != "",
 	}
 	root := New(c, cfg)
-	server, err := gofs.Mount(mp, root, opts)
-	if err != nil {
+	if err := serveUntilSignal(mp, root, opts, func() { writeControl(ctx, mem, fst) }); err != nil {
 		return err
 	}
-	fmt.Println("ready")
-	go writeControl(ctx, mem, fst)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		<-sig
-		for server.Unmount() != nil {
-			time.Sleep(100 * time.Millisecond)
-		}
-	}()
-	server.Wait()
 	Drain(ctx, root)
 	return nil
 }

@@ -262,8 +262,8 @@ func checkMountPoint(p string) (string, error) {
 	case !st.IsDir():
 		return "", fmt.Errorf("mount point %s is not a directory", abs)
 	}
-	if m, _ := findMount(abs); m != "" {
-		return "", fmt.Errorf("%s is already a mount point (%s): unmount it first with bucketfs unmount %s", abs, m, abs)
+	if e, _ := mountEntry(abs); e.fstype != "" {
+		return "", fmt.Errorf("%s is already a mount point (%s): unmount it first with bucketfs unmount %s", abs, e.fstype, abs)
 	}
 	return abs, nil
 }

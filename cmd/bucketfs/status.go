@@ -48,11 +48,7 @@ func statusCommand(args []string, stdout io.Writer) error {
 	if len(pos) != 1 {
 		return usagef("want exactly one MOUNTPOINT")
 	}
-	mp, err := filepath.Abs(pos[0])
-	if err != nil {
-		return err
-	}
-	fstype, err := findMount(mp)
+	mp, fstype, err := mountAt(pos[0])
 	if err != nil {
 		return err
 	}

@@ -36,11 +36,7 @@ func unmountCommand(args []string, stdout io.Writer) error {
 	if len(pos) != 1 {
 		return usagef("want exactly one MOUNTPOINT")
 	}
-	mp, err := filepath.Abs(pos[0])
-	if err != nil {
-		return err
-	}
-	fstype, err := findMount(mp)
+	mp, fstype, err := mountAt(pos[0])
 	if err != nil {
 		return err
 	}
@@ -91,11 +87,14 @@ func unmount(mp string, lazy bool) error {
 	return nil
 }
 
-// findMount returns the file system type mounted at mp ("" if none), from
-// /proc/self/mountinfo.
-func findMount(mp string) (string, error) {
+// mountAt makes arg, a mount point given on the command line, absolute and
+// returns the file system type mounted there ("" if none).
+func mountAt(arg string) (mp, fstype string, err error) {
+	if mp, err = filepath.Abs(arg); err != nil {
+		return "", "", err
+	}
 	e, err := mountEntry(mp)
-	return e.fstype, err
+	return mp, e.fstype, err
 }
 
 // mountInfo is what mountinfo says of one mount.
