@@ -61,19 +61,18 @@ func newBlockCache(s store.ObjectStore, cfg Config) *blockCache {
 	if n < 1 {
 		n = 1
 	}
-	b := &blockCache{}
-	l, err := lru.NewWithEvict(n, func(_ blockKey, v []byte) { b.cached.Add(-int64(len(v))) })
-	if err != nil {
-		panic(err) // only for n <= 0, excluded above
-	}
 	runBytes := int64(cfg.MaxRunBlocks) * cfg.BlockSize
-	*b = blockCache{
+	b := &blockCache{
 		s:        s,
 		cfg:      cfg,
-		lru:      l,
 		sem:      make(chan struct{}, cfg.MaxRequests),
 		budget:   newBudget(max(cfg.MaxInflightBytes, runBytes)),
 		inflight: make(map[blockKey]*pending),
+	}
+	var err error
+	b.lru, err = lru.NewWithEvict(n, func(_ blockKey, v []byte) { b.cached.Add(-int64(len(v))) })
+	if err != nil {
+		panic(err) // only for n <= 0, excluded above
 	}
 	return b
 }
