@@ -16,7 +16,8 @@ import (
 
 // Creating and removing names: create stages an empty file (uploaded at
 // close), mkdir stores a "dir/" marker, unlink deletes the object, rmdir
-// deletes the marker of an empty directory.
+// deletes the marker of an empty directory. Deletes ask the delete guard
+// first (deletecheck.go).
 
 var (
 	_ gofs.NodeCreater   = (*dirNode)(nil)
@@ -77,9 +78,9 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	key := d.dir() + name
 	rctx, cancel := d.fs.requestContext(ctx)
 	defer cancel()
-	_, err := d.fs.cfg.Writer.PutIf(rctx, d.bucket, key+"/", bytes.NewReader(nil), 0, store.PutOptions{IfAbsent: true})
+	o, err := d.fs.cfg.Writer.PutIf(rctx, d.bucket, key+"/", bytes.NewReader(nil), 0, store.PutOptions{IfAbsent: true})
 	if errors.Is(err, store.ErrUnsupported) {
-		_, err = d.fs.cfg.Writer.Put(rctx, d.bucket, key+"/", bytes.NewReader(nil), 0)
+		o, err = d.fs.cfg.Writer.Put(rctx, d.bucket, key+"/", bytes.NewReader(nil), 0)
 	}
 	switch {
 	case errors.Is(err, store.ErrExists):
@@ -87,6 +88,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	case err != nil:
 		return nil, d.fs.writeFail("mkdir", d.bucket, key, err)
 	}
+	d.fs.deletes.wrote(d.bucket, key+"/", o.ETag)
 	d.fs.cache.MadeDir(d.bucket, key)
 	d.fs.dirAttr(&out.Attr, d.bucket, key)
 	return d.fs.newDir(ctx, d.EmbeddedInode(), d.bucket, key+"/"), 0
@@ -121,8 +123,17 @@ func (d *dirNode) Unlink(ctx context.Context, name string) (errno syscall.Errno)
 		return syscall.EROFS
 	}
 	key := d.fileKey(ctx, name)
+	w := d.fs.writes.get(d.bucket, key)
+	gone := false
+	if d.fs.guarded() && (w == nil || !w.isCreated()) {
+		o, errno := d.fs.deletable(ctx, "unlink", d.bucket, key)
+		if errno != 0 {
+			return errno
+		}
+		gone = o.Key == "" // nothing left to delete
+	}
 	neverUploaded := false
-	if w := d.fs.writes.get(d.bucket, key); w != nil {
+	if w != nil {
 		w.mu.Lock()
 		w.unlinked = true
 		neverUploaded = w.created
@@ -134,7 +145,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) (errno syscall.Errno)
 		d.fs.writes.remove(w)
 		w.closeIfIdle()
 	}
-	if !neverUploaded {
+	if !neverUploaded && !gone {
 		// A file created here and never uploaded has no object: the key
 		// may hold another writer's, which is not ours to delete.
 		rctx, cancel := d.fs.requestContext(ctx)
@@ -143,8 +154,17 @@ func (d *dirNode) Unlink(ctx context.Context, name string) (errno syscall.Errno)
 			return d.fs.writeFail("unlink", d.bucket, key, err)
 		}
 	}
+	d.fs.deletes.removed(d.bucket, key)
 	d.fs.cache.Removed(d.bucket, key)
 	return 0
+}
+
+// isCreated reports whether w was created here and never uploaded: it has
+// no object of its own yet.
+func (w *wfile) isCreated() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.created
 }
 
 // closeIfIdle frees the staging file of an unlinked file nobody has open.
@@ -180,15 +200,26 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) (errno syscall.Errno) 
 	if err != nil {
 		return d.fs.fail("rmdir", d.bucket, key, err)
 	}
+	var marker []store.Object
 	for _, o := range objs {
 		if o.Key != key+"/" {
 			return syscall.ENOTEMPTY
 		}
+		marker = append(marker, o)
 	}
-	rctx, cancel := d.fs.requestContext(ctx)
-	defer cancel()
-	if err := d.fs.cfg.Writer.Delete(rctx, d.bucket, key+"/"); err != nil {
-		return d.fs.writeFail("rmdir", d.bucket, key, err)
+	if len(marker) > 0 {
+		// Only the marker is left: deleting it is a delete like any other.
+		if d.fs.guarded() {
+			if errno := d.fs.listedDeletable("rmdir", d.bucket, marker[0]); errno != 0 {
+				return errno
+			}
+		}
+		rctx, cancel := d.fs.requestContext(ctx)
+		defer cancel()
+		if err := d.fs.cfg.Writer.Delete(rctx, d.bucket, key+"/"); err != nil {
+			return d.fs.writeFail("rmdir", d.bucket, key, err)
+		}
+		d.fs.deletes.removed(d.bucket, key+"/")
 	}
 	d.fs.cache.RemovedDir(d.bucket, key)
 	return 0

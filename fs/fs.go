@@ -42,6 +42,11 @@ type Config struct {
 	// every change is refused with EROFS.
 	Writer  store.Writer
 	Staging *stage.Area
+	// AllowDelete lets the mount delete objects it did not write itself
+	// (--allow-delete); without it such deletes fail with EPERM
+	// (deleteguard.go). The guard asks Writer, which must then also be a
+	// store.ObjectStore, for an object's current ETag.
+	AllowDelete bool
 	// Status, if set, makes the control directory ControlDir at the root
 	// (control.go): it is called at each open of one of its files, and
 	// returns the mount's status for people and as JSON.
@@ -58,7 +63,8 @@ type FS struct {
 	panics   atomic.Int64 // requests that panicked, for the log
 	panicked sync.Map     // operations whose panic stack was logged
 
-	writes writes // files being written (write.go)
+	writes  writes       // files being written (write.go)
+	deletes *deleteGuard // which deletes are allowed (deleteguard.go)
 }
 
 // New returns the root node for cfg over c.
@@ -70,6 +76,7 @@ func New(c *cache.Cache, cfg Config) gofs.InodeEmbedder {
 		cfg.MountTime = time.Now()
 	}
 	f := &FS{cfg: cfg, cache: c, log: cfg.Logger}
+	f.deletes = newDeleteGuard(cfg.AllowDelete, DefaultOwnedMax, cfg.Logger)
 	if cfg.Bucket == "" {
 		return &bucketsNode{fs: f}
 	}

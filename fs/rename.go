@@ -111,18 +111,36 @@ func (d *dirNode) renameFile(ctx context.Context, src, dst string, node *fileNod
 		etag = w.obj.ETag
 		w.mu.Unlock()
 	}
+	if f.guarded() {
+		// The rename deletes the source: only one this mount wrote, and
+		// the copy is pinned to the ETag the guard checked.
+		cur, errno := f.deletable(rctx, "rename", d.bucket, src)
+		if errno != 0 {
+			return errno
+		}
+		if cur.Key == "" {
+			return syscall.ENOENT
+		}
+		etag = cur.ETag
+	}
 	o, err := f.cfg.Writer.Copy(rctx, d.bucket, src, etag, dst)
 	if errors.Is(err, store.ErrChanged) && etag != "" {
+		if f.guarded() {
+			f.deletes.refuse("rename", d.bucket, src, "replaced by another writer since this mount wrote it")
+			return syscall.EPERM
+		}
 		// Someone replaced the source since we wrote it: rename theirs.
 		o, err = f.cfg.Writer.Copy(rctx, d.bucket, src, "", dst)
 	}
 	if err != nil {
 		return f.writeFail("rename", d.bucket, src, err)
 	}
+	f.deletes.wrote(d.bucket, dst, o.ETag)
 	if err := f.cfg.Writer.Delete(rctx, d.bucket, src); err != nil {
 		f.log.Warn("rename: copied, but the old name could not be deleted; both exist now", "bucket", d.bucket, "from", src, "to", dst, "err", err)
 		return f.writeFail("rename", d.bucket, src, err)
 	}
+	f.deletes.removed(d.bucket, src)
 	if o.ModTime.IsZero() {
 		o.ModTime = time.Now()
 	}
@@ -196,6 +214,15 @@ func (d *dirNode) renameDir(ctx context.Context, src, dst string) (map[string]st
 	if len(objs) == 0 {
 		return nil, syscall.ENOENT
 	}
+	if f.guarded() {
+		// The rename deletes every object below src: all must be this
+		// mount's, with the ETags listed, to which the copies are pinned.
+		for _, o := range objs {
+			if errno := f.listedDeletable("rename", d.bucket, o); errno != 0 {
+				return nil, errno
+			}
+		}
+	}
 	rctx, cancel := context.WithTimeout(ctx, f.cache.Config().RequestTimeout*time.Duration(1+len(objs)/8))
 	defer cancel()
 	var mu sync.Mutex
@@ -208,6 +235,7 @@ func (d *dirNode) renameDir(ctx context.Context, src, dst string) (map[string]st
 			if n.ModTime.IsZero() {
 				n.ModTime = time.Now()
 			}
+			f.deletes.wrote(d.bucket, k, n.ETag)
 			mu.Lock()
 			made[k] = n
 			mu.Unlock()
@@ -218,7 +246,11 @@ func (d *dirNode) renameDir(ctx context.Context, src, dst string) (map[string]st
 		return nil, f.writeFail("rename", d.bucket, src, err)
 	}
 	err = parallel(rctx, objs, func(ctx context.Context, o store.Object) error {
-		return f.cfg.Writer.Delete(ctx, d.bucket, o.Key)
+		err := f.cfg.Writer.Delete(ctx, d.bucket, o.Key)
+		if err == nil {
+			f.deletes.removed(d.bucket, o.Key)
+		}
+		return err
 	})
 	f.cache.ForgetTree(d.bucket, src)
 	f.cache.ForgetTree(d.bucket, dst)

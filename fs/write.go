@@ -327,6 +327,7 @@ func (w *wfile) uploadLocked(ctx context.Context, op string) syscall.Errno {
 	}
 	w.mu.Unlock()
 	w.fs.cache.Wrote(bucket, o)
+	w.fs.deletes.wrote(bucket, key, o.ETag)
 	w.fs.log.Debug("uploaded", "bucket", bucket, "key", key, "size", o.Size, "took", time.Since(start))
 	return 0
 }

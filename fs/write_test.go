@@ -36,7 +36,7 @@ import (
 const (
 	writeServeEnv   = "BUCKETFS_FS_WRITE_SERVE"   // mount point
 	writeStagingEnv = "BUCKETFS_FS_WRITE_STAGING" // staging directory
-	writeROEnv      = "BUCKETFS_FS_WRITE_RO"      // "1": no writer (read-only)
+	writeModeEnv    = "BUCKETFS_FS_WRITE_MODE"    // a writeMode
 	// Staging is small so that ENOSPC is cheap to reach; parts are the
 	// smallest S3 allows so a 24 MiB file streams in several.
 	testStagingLimit = 40 << 20
@@ -50,7 +50,7 @@ func init() {
 	if mp == "" {
 		return
 	}
-	if err := serveWrites(mp, os.Getenv(writeStagingEnv), os.Getenv(writeROEnv) == "1"); err != nil {
+	if err := serveWrites(mp, os.Getenv(writeStagingEnv), writeMode(os.Getenv(writeModeEnv))); err != nil {
 		fmt.Fprintln(os.Stderr, "serve:", err)
 		os.Exit(1)
 	}
@@ -71,7 +71,16 @@ var writeSeed = map[string]string{
 	"empty/":           "",
 }
 
-func serveWrites(mp, staging string, readOnly bool) error {
+// writeMode is how the serving child mounts.
+type writeMode string
+
+const (
+	readWrite   writeMode = "rw"           // deletes guarded (the default)
+	allowDelete writeMode = "allow-delete" // --allow-delete
+	readOnly    writeMode = "ro"           // no writer
+)
+
+func serveWrites(mp, staging string, mode writeMode) error {
 	ctx := context.Background()
 	mem := memstore.New()
 	if err := mem.CreateBucket(ctx, "w"); err != nil {
@@ -85,9 +94,10 @@ func serveWrites(mp, staging string, readOnly bool) error {
 	fst := faultstore.New(mem)
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c := cache.New(fst, cache.Config{Logger: log})
-	cfg := Config{Bucket: "w", UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), FileMode: 0o644, DirMode: 0o755, Logger: log}
+	cfg := Config{Bucket: "w", UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), FileMode: 0o644, DirMode: 0o755, Logger: log,
+		AllowDelete: mode == allowDelete}
 	mopts := []string{}
-	if readOnly {
+	if mode == readOnly {
 		mopts = append(mopts, "ro")
 	} else {
 		area, err := stage.Open(stage.Config{Dir: staging, Limit: testStagingLimit, Writer: fst, PartSize: testPartSize, Threshold: testPartSize + 1, Logger: log})
@@ -223,15 +233,11 @@ func (c *writeChild) count(t *testing.T, op string) int {
 	return n
 }
 
-func mountWrites(t *testing.T, readOnly bool) *writeChild {
+func mountWrites(t *testing.T, mode writeMode) *writeChild {
 	t.Helper()
 	staging := filepath.Join(t.TempDir(), "staging")
-	ro := "0"
-	if readOnly {
-		ro = "1"
-	}
 	c := startChild(t, func(mp string) []string {
-		return []string{writeServeEnv + "=" + mp, writeStagingEnv + "=" + staging, writeROEnv + "=" + ro}
+		return []string{writeServeEnv + "=" + mp, writeStagingEnv + "=" + staging, writeModeEnv + "=" + string(mode)}
 	})
 	return &writeChild{child: c, staging: staging}
 }
@@ -264,7 +270,7 @@ func ls(t *testing.T, dir string) string {
 }
 
 func TestWrites(t *testing.T) {
-	c := mountWrites(t, false)
+	c := mountWrites(t, allowDelete) // it deletes and renames seeded objects
 	p := func(name string) string { return filepath.Join(c.mp, name) }
 
 	t.Run("create", func(t *testing.T) {
@@ -617,7 +623,7 @@ func TestWrites(t *testing.T) {
 }
 
 func TestWritesReadOnly(t *testing.T) {
-	c := mountWrites(t, true)
+	c := mountWrites(t, readOnly)
 	p := func(name string) string { return filepath.Join(c.mp, name) }
 	checks := []struct {
 		name string
