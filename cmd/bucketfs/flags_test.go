@@ -40,6 +40,9 @@ func TestParseMountArgs(t *testing.T) {
 				c.StagingSize == 10<<30 && c.CacheDir == ""
 		}, ""},
 		{[]string{"--read-only", "/m"}, func(c mountConfig) bool { return c.ReadOnly && c.FileMode == 0o444 && c.DirMode == 0o555 }, ""},
+		{[]string{"/m"}, func(c mountConfig) bool { return !c.AllowDelete }, ""},
+		{[]string{"--allow-delete", "/m"}, func(c mountConfig) bool { return c.AllowDelete }, ""},
+		{[]string{"--allow-delete", "--read-only", "/m"}, nil, "--allow-delete and --read-only contradict"},
 		{[]string{"--cache-dir", "/var/tmp/b", "--staging-size", "2GiB", "/m"}, func(c mountConfig) bool {
 			return c.CacheDir == "/var/tmp/b" && c.StagingSize == 2<<30
 		}, ""},

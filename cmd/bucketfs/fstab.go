@@ -115,6 +115,7 @@ type fstabOption struct {
 
 var fstabOptions = []fstabOption{
 	{name: "allow_other", flag: "allow-other"},
+	{name: "allow_delete", flag: "allow-delete"},
 	{name: "uid", flag: "uid", value: true, check: lookupUID},
 	{name: "gid", flag: "gid", value: true, check: lookupGID},
 	{name: "file_mode", flag: "file-mode", value: true, check: checkMode},

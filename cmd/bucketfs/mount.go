@@ -45,6 +45,11 @@ upload makes close() fail with EIO and keeps the data staged. With
 the right mode for content that must not change, such as Posit Connect
 content and other shared hosts.
 
+Deletes are guarded: the mount deletes (and renames away) only files and
+directories it wrote itself; removing or renaming any other object fails
+with "Operation not permitted", so a stray "rm -rf" cannot empty a bucket.
+--allow-delete lifts the guard.
+
 Credentials come from the standard AWS sources, in order: AWS_ACCESS_KEY_ID /
 AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), the shared config and
 credentials files (--profile or AWS_PROFILE), web identity (AWS_ROLE_ARN with
@@ -71,6 +76,7 @@ type mountConfig struct {
 	Credentials               string // --credentials: "" for the standard chain
 	PathStyle                 bool
 	ReadOnly                  bool
+	AllowDelete               bool
 	AllowOther                bool
 	Foreground                bool
 
@@ -111,6 +117,7 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	fs.StringVar(&c.Credentials, "credentials", "", "use only this credential `source`: env, profile, web-identity, container or instance-role (default: the standard chain)")
 	fs.BoolVar(&c.PathStyle, "path-style", false, "address buckets as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT (most S3-compatible servers)")
 	fs.BoolVar(&c.ReadOnly, "read-only", false, "refuse every change with EROFS (Read-only file system); the right mode for Posit Connect content and other data that must not change")
+	fs.BoolVar(&c.AllowDelete, "allow-delete", false, "let rm, rmdir and mv delete objects this mount did not write (default: only its own files and directories; any other delete fails with EPERM)")
 	fs.BoolVar(&c.AllowOther, "allow-other", false, "let other users use the mount (needs user_allow_other in /etc/fuse.conf for non-root); every request is signed with the mounter's credentials")
 	fs.BoolVar(&c.Foreground, "foreground", false, "stay attached; unmount on SIGINT/SIGTERM")
 	fs.IntVar(&c.UID, "uid", c.UID, "owner `uid` of every file and directory")
@@ -160,6 +167,9 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 		if c.ReadOnly {
 			c.DirMode = 0o555
 		}
+	}
+	if c.ReadOnly && c.AllowDelete {
+		return c, usagef("--allow-delete and --read-only contradict each other: a read-only mount deletes nothing; drop one")
 	}
 	if !c.ReadOnly && c.StagingSize < 1<<20 {
 		return c, usagef("--staging-size %s is too small: give at least 1MiB", units.FormatSize(c.StagingSize))
@@ -366,6 +376,10 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 			return err
 		}
 		fcfg.Writer, fcfg.Staging = w, area
+		fcfg.AllowDelete = c.AllowDelete
+		if !c.AllowDelete {
+			log.Info("deletes guarded: this mount deletes only what it wrote itself; --allow-delete lifts it")
+		}
 	}
 	root := bfs.New(ch, fcfg)
 	opts := bfs.Options(ch)
