@@ -82,7 +82,7 @@ func TestBadCredentialMessages(t *testing.T) {
 		for _, cmd := range []string{"whoami", "mount"} {
 			t.Run(cmd+"/"+tc.name, func(t *testing.T) {
 				logFile := filepath.Join(t.TempDir(), "bucketfs.log")
-				mp := t.TempDir()
+				mp := s.mountDir(t)
 				args := []string{cmd, "--endpoint-url", s.endpoint, "--region", s.region}
 				if cmd == "mount" {
 					args = append(args, "--path-style", "--log-file", logFile)

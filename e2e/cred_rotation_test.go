@@ -315,7 +315,7 @@ func TestCredentialRotation(t *testing.T) {
 		env = append(env, kv)
 	}
 	env = append(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT="+imdsSrv.URL, "AWS_CONFIG_FILE="+empty, "AWS_SHARED_CREDENTIALS_FILE="+empty)
-	mp := t.TempDir()
+	mp := s.mountDir(t)
 	logFile := filepath.Join(dir, "bucketfs.log")
 	t.Cleanup(func() {
 		s.cleanupMount(t, mp)

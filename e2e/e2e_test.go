@@ -45,7 +45,11 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	if the != nil {
-		os.RemoveAll(the.tmp)
+		// Every mount is undone by its test; never remove through one
+		// that is left.
+		if err := removeOneFS(the.tmp); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		}
 	}
 	os.Exit(code)
 }
@@ -282,8 +286,15 @@ func (s *suite) mountOpts(logFile string) []string {
 // directory and returns it; the mount is undone when the test ends.
 func (s *suite) mount(t *testing.T, source string, flags ...string) string {
 	t.Helper()
-	mp := t.TempDir()
-	logFile := filepath.Join(t.TempDir(), "bucketfs.log")
+	mp := s.mountDir(t)
+	s.mountAt(t, mp, source, flags...)
+	return mp
+}
+
+// mountAt is mount on the directory mp; it returns the mount's log file.
+func (s *suite) mountAt(t *testing.T, mp, source string, flags ...string) (logFile string) {
+	t.Helper()
+	logFile = filepath.Join(t.TempDir(), "bucketfs.log")
 	args := append([]string{"mount"}, s.mountOpts(logFile)...)
 	args = append(args, flags...)
 	if source != "" {
@@ -304,7 +315,7 @@ func (s *suite) mount(t *testing.T, source string, flags ...string) string {
 		t.Fatalf("bucketfs mount %s exited 0 but %s is not a mount", source, mp)
 	}
 	t.Logf("mounted %q in %v", source, r.took.Round(time.Millisecond))
-	return mp
+	return logFile
 }
 
 // unmount runs `bucketfs unmount` and fails the test if the mount stays.

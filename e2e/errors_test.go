@@ -38,7 +38,7 @@ func TestMountErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			mp := t.TempDir()
+			mp := s.mountDir(t)
 			if tc.missingMP {
 				mp = filepath.Join(mp, "does-not-exist")
 			}

@@ -106,7 +106,7 @@ func TestFstabHelper(t *testing.T) {
 	}
 
 	t.Run("mount -t", func(t *testing.T) {
-		mp := t.TempDir()
+		mp := s.mountDir(t)
 		logFile := filepath.Join(t.TempDir(), "bucketfs.log")
 		r := mountCmd(t, mp, "-t", "bucketfs", "-o", "ro,"+server+",file_mode=0440,log_file="+logFile, "s3://"+bkt, mp)
 		if r.err != nil {
@@ -138,7 +138,7 @@ func TestFstabHelper(t *testing.T) {
 	})
 
 	t.Run("fstab line", func(t *testing.T) {
-		mp := t.TempDir()
+		mp := s.mountDir(t)
 		logFile := filepath.Join(t.TempDir(), "bucketfs.log")
 		fstab := filepath.Join(t.TempDir(), "fstab")
 		line := "s3://" + bkt + "/data/2024 " + mp + " bucketfs _netdev,nofail,ro," + server +
@@ -168,7 +168,7 @@ func TestFstabHelper(t *testing.T) {
 	})
 
 	t.Run("all buckets", func(t *testing.T) {
-		mp := t.TempDir()
+		mp := s.mountDir(t)
 		logFile := filepath.Join(t.TempDir(), "bucketfs.log")
 		if r := mountCmd(t, mp, "-t", "bucketfs", "-o", "ro,"+server+",log_file="+logFile, "bucketfs", mp); r.err != nil {
 			logTail(t, logFile)
@@ -201,7 +201,7 @@ func TestFstabHelper(t *testing.T) {
 	}
 	for _, tc := range failures {
 		t.Run("refused/"+tc.name, func(t *testing.T) {
-			mp := t.TempDir()
+			mp := s.mountDir(t)
 			// A log file of its own: as root the helper's default is
 			// /var/log/bucketfs.
 			logFile := filepath.Join(t.TempDir(), "bucketfs.log")
@@ -235,7 +235,7 @@ func TestSystemdNotify(t *testing.T) {
 	}
 	defer conn.Close()
 
-	mp := t.TempDir()
+	mp := s.mountDir(t)
 	logFile := filepath.Join(t.TempDir(), "bucketfs.log")
 	args := append([]string{"mount", "--foreground"}, s.mountOpts(logFile)...)
 	cmd := exec.Command(s.bin, append(args, "s3://"+bkt, mp)...)

@@ -21,7 +21,7 @@ func TestForegroundSIGTERM(t *testing.T) {
 	s := need(t)
 	bkt := s.bucket("fg")
 	s.seedBuckets(t, map[string]map[string][]byte{bkt: {"f.txt": []byte("foreground\n")}})
-	mp := t.TempDir()
+	mp := s.mountDir(t)
 	logFile := filepath.Join(t.TempDir(), "bucketfs.log")
 	args := append([]string{"mount", "--foreground"}, s.mountOpts(logFile)...)
 	args = append(args, "s3://"+bkt, mp)
@@ -110,24 +110,17 @@ func TestNonRootUser(t *testing.T) {
 		t.Fatalf("/dev/fuse must be mode 0666 for non-root mounts (scripts/lib.sh sets it): %v", fi.Mode())
 	}
 
-	// A world-traversable directory under /tmp (scripts/test unmounts
-	// anything left below /tmp/bucketfs-e2e-*), with a copy of the binary the
-	// user can run wherever the checkout is.
-	dir, err := os.MkdirTemp("/tmp", "bucketfs-e2e-nonroot-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A world-traversable directory (sharedDir: scripts/test unmounts
+	// what its run leaves there), with a copy of the binary the user can
+	// run wherever the checkout is.
+	dir := sharedDir(t, s, "nonroot")
 	mp := filepath.Join(dir, "mnt")
 	t.Cleanup(func() {
 		s.cleanupMount(t, mp)
 		if t.Failed() {
 			logTail(t, filepath.Join(dir, "bucketfs.log"))
 		}
-		os.RemoveAll(dir)
 	})
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	bin := filepath.Join(dir, "bucketfs")
 	copyFile(t, s.bin, bin, 0o755)
 	if err := os.Mkdir(mp, 0o755); err != nil {

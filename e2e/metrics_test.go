@@ -241,7 +241,7 @@ func TestMetricsPortBusy(t *testing.T) {
 	defer ln.Close()
 	addr := ln.Addr().String()
 
-	mp := t.TempDir()
+	mp := s.mountDir(t)
 	logFile := filepath.Join(t.TempDir(), "bucketfs.log")
 	args := append([]string{"mount"}, s.mountOpts(logFile)...)
 	args = append(args, "--metrics-addr", addr, "s3://"+bkt, mp)

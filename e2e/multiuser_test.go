@@ -47,29 +47,6 @@ func needUsers(t *testing.T, names ...string) []localUser {
 	return out
 }
 
-// sharedDir makes a world-traversable directory under /tmp (scripts/test
-// clears mounts left below /tmp/bucketfs-e2e-*), removed when the test ends.
-func sharedDir(t *testing.T, s *suite, tag string) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "bucketfs-e2e-"+tag+"-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-			if d != nil && d.IsDir() && isMounted(t, p) {
-				s.cleanupMount(t, p)
-			}
-			return nil
-		})
-		os.RemoveAll(dir)
-	})
-	return dir
-}
-
 // runAs runs a command as user u (root's own commands when u is "").
 func (s *suite) runAs(t *testing.T, u string, home string, args ...string) result {
 	t.Helper()
@@ -113,23 +90,6 @@ func newUserHome(t *testing.T, s *suite, u localUser) *userHome {
 func (h *userHome) run(t *testing.T, args ...string) result {
 	t.Helper()
 	return h.s.runAs(t, h.u.name, h.dir, args...)
-}
-
-// mountAt mounts source on mp as root with extra flags.
-func (s *suite) mountAt(t *testing.T, mp, source string, flags ...string) {
-	t.Helper()
-	logFile := filepath.Join(t.TempDir(), "bucketfs.log")
-	args := append(append([]string{"mount"}, s.mountOpts(logFile)...), flags...)
-	args = append(args, source, mp)
-	t.Cleanup(func() {
-		s.cleanupMount(t, mp)
-		if t.Failed() {
-			logTail(t, logFile)
-		}
-	})
-	if r := s.exec(t, time.Minute, nil, s.bin, args...); r.err != nil {
-		t.Fatalf("bucketfs mount %v: %v\n%s", flags, r.err, clip(r.stderr))
-	}
 }
 
 func denied(r result) bool {

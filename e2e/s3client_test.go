@@ -60,6 +60,12 @@ func (c *s3client) do(ctx context.Context, method, bucket, key string, body []by
 	if err != nil {
 		return nil, err
 	}
+	return c.send(ctx, req, body)
+}
+
+// send signs req, whose body is body, sends it, and turns an answer other
+// than 2xx into an error.
+func (c *s3client) send(ctx context.Context, req *http.Request, body []byte) (*http.Response, error) {
 	sum := sha256.Sum256(body)
 	hash := hex.EncodeToString(sum[:])
 	req.Header.Set("X-Amz-Content-Sha256", hash)
@@ -75,7 +81,7 @@ func (c *s3client) do(ctx context.Context, method, bucket, key string, body []by
 	if resp.StatusCode/100 != 2 {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		resp.Body.Close()
-		return nil, fmt.Errorf("%s /%s/%s: %s: %s", method, bucket, key, resp.Status, msg)
+		return nil, fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, msg)
 	}
 	return resp, nil
 }

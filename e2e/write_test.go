@@ -178,7 +178,9 @@ func TestWriteShell(t *testing.T) {
 		tree[fmt.Sprintf("tree/sub%d/f%d.txt", i%2, i)] = []byte(fmt.Sprintf("file %d\n", i))
 	}
 	s.seedBuckets(t, map[string]map[string][]byte{bkt: tree})
-	mp := s.mount(t, "s3://"+bkt, "--cache-dir", t.TempDir())
+	// It moves and removes seeded objects: deletes of objects the mount
+	// did not write need --allow-delete (deleteguard_test.go has the guard).
+	mp := s.mount(t, "s3://"+bkt, "--allow-delete", "--cache-dir", t.TempDir())
 
 	t.Run("cp large file", func(t *testing.T) {
 		size := bigSize(t)

@@ -8,6 +8,8 @@
 #   bfs_vgw_stop           stop the server bfs_vgw_start started
 #   bfs_build              go build -o bin/bucketfs ./cmd/bucketfs
 #   bfs_unmount_under DIR  lazily unmount every mount at or below DIR
+#   bfs_safe_rm DIR...     unmount below DIR, then rm -rf --one-file-system it,
+#                          unless a mount remains (then it refuses, and says so)
 
 # Demo credentials for the throwaway local server. They are not secrets: the
 # server listens on loopback only and lives for one test run.
@@ -212,4 +214,27 @@ bfs_unmount_under() {
 		bfs_log "unmounting stray mount $mp"
 		fusermount3 -u -z "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null || true
 	done < <(bfs_mounts_under "$dir")
+}
+
+# bfs_safe_rm DIR... removes work directories that may have held mounts.
+# Removing a directory with a read-write mount of all buckets left in it
+# would delete every object, so it unmounts everything at or below DIR
+# first, checks /proc/self/mountinfo again, and refuses (exit status 1,
+# naming the mount) when any mount remains; rm's --one-file-system keeps it
+# out of a mount made after the check.
+bfs_safe_rm() {
+	local dir left rc=0
+	for dir in "$@"; do
+		[[ -n $dir && -e $dir ]] || continue
+		bfs_unmount_under "$dir"
+		left=$(bfs_mounts_under "$dir")
+		if [[ -n $left ]]; then
+			printf 'error: not removing %s: still mounted there: %s (unmount it, then remove the directory by hand)\n' \
+				"$dir" "${left//$'\n'/, }" >&2
+			rc=1
+			continue
+		fi
+		rm -rf --one-file-system -- "$dir" || rc=1
+	done
+	return "$rc"
 }
