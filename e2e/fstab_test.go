@@ -189,7 +189,7 @@ func TestFstabHelper(t *testing.T) {
 		want   string
 	}{
 		{name: "unknown option", opts: "ro,frobnicate=yes," + server, source: "s3://" + bkt, code: 1,
-			want: `mount.bucketfs: unknown option "frobnicate=yes": valid options are ro, rw, allow_other, uid=`},
+			want: `mount.bucketfs: unknown option "frobnicate=yes": valid options are ro, rw, allow_other, allow_delete, uid=`},
 		{name: "staging too small", opts: "rw,staging_size=10," + server, source: "s3://" + bkt, code: 1,
 			want: "mount.bucketfs: --staging-size 10 is too small"},
 		{name: "bad value", opts: "ro,cache_size=huge," + server, source: "s3://" + bkt, code: 1,
