@@ -23,7 +23,8 @@ import (
 
 // DefaultOwnedMax is how many objects a mount remembers having written:
 // beyond it the oldest are forgotten, and deleting them needs
-// --allow-delete. Each costs about 50 bytes (two 64-bit hashes and a slot).
+// --allow-delete. Each costs about 80 bytes (two 64-bit hashes and a
+// slot, with the map's overhead): 8 MB at most.
 const DefaultOwnedMax = 100_000
 
 // deleteGuard decides which deletes the mount makes.
@@ -93,7 +94,7 @@ func (g *deleteGuard) refuse(op, bucket, key, why string) {
 
 // ownedSet is the bounded registry of what the mount wrote: a hash of
 // bucket and key to a hash of the ETag, forgetting the oldest entry when
-// full. Hashes, not strings, keep an entry at about 50 bytes whatever the
+// full. Hashes, not strings, keep an entry at about 80 bytes whatever the
 // key's length; two different objects (or ETags) share a 64-bit hash with
 // a chance of about 2^-64, and a wrong match needs both.
 type ownedSet struct {
