@@ -52,7 +52,13 @@ func TestDeleteGuardRmRf(t *testing.T) {
 		if user != "" {
 			args = append([]string{"runuser", "-u", user, "--"}, args...)
 		}
+		mark := s.log.mark(t)
 		r := s.exec(t, 5*time.Minute, nil, args[0], args[1:]...)
+		ops := s.log.count(t, mark, "")
+		t.Logf("rm -rf took %v; requests: %v", r.took.Round(time.Millisecond), ops)
+		if ops["DeleteObject"]+ops["DeleteObjects"]+ops["CopyObject"] != 0 {
+			t.Errorf("rm -rf sent deletes or copies: %v", ops)
+		}
 		if r.err == nil {
 			t.Errorf("rm -rf %s succeeded", mp)
 		}
