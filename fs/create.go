@@ -200,17 +200,17 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) (errno syscall.Errno) 
 	if err != nil {
 		return d.fs.fail("rmdir", d.bucket, key, err)
 	}
-	var marker []store.Object
-	for _, o := range objs {
+	var marker *store.Object
+	for i, o := range objs {
 		if o.Key != key+"/" {
 			return syscall.ENOTEMPTY
 		}
-		marker = append(marker, o)
+		marker = &objs[i]
 	}
-	if len(marker) > 0 {
+	if marker != nil {
 		// Only the marker is left: deleting it is a delete like any other.
 		if d.fs.guarded() {
-			if errno := d.fs.listedDeletable("rmdir", d.bucket, marker[0]); errno != 0 {
+			if errno := d.fs.listedDeletable("rmdir", d.bucket, *marker); errno != 0 {
 				return errno
 			}
 		}
