@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -227,4 +228,71 @@ func ls(t *testing.T, dir string) string {
 		names = append(names, e.Name())
 	}
 	return strings.Join(names, " ")
+}
+
+// TestSafeRmScript: scripts/lib.sh's bfs_safe_rm, which scripts/test,
+// demo, soak and bench clean up with, removes nothing when a mount below
+// the directory cannot be unmounted (here a tmpfs, with fusermount3 and
+// umount made to fail), and removes the directory once it is unmounted.
+func TestSafeRmScript(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts a tmpfs")
+	}
+	lib, err := filepath.Abs("../scripts/lib.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "bucketfs-saferm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt, kept, keptInMount := filepath.Join(dir, "mnt"), filepath.Join(dir, "x", "f"), filepath.Join(dir, "mnt", "keep")
+	for _, d := range []string{mnt, filepath.Dir(kept)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mount("none", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() {
+		syscall.Unmount(mnt, syscall.MNT_DETACH)
+		if err := removeOneFS(dir); err != nil {
+			t.Error(err)
+		}
+	})
+	for _, f := range []string{kept, keptInMount} {
+		if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failing := t.TempDir()
+	for _, tool := range []string{"fusermount3", "umount"} {
+		if err := os.WriteFile(filepath.Join(failing, tool), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	safeRm := func(path string) (string, error) {
+		cmd := exec.Command("bash", "-c", `source "$1" && bfs_safe_rm "$2"`, "bash", lib, dir)
+		cmd.Env = append(os.Environ(), "PATH="+path)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	out, err := safeRm(failing + ":" + os.Getenv("PATH"))
+	if err == nil || !strings.Contains(out, "not removing "+dir) || !strings.Contains(out, mnt) {
+		t.Errorf("bfs_safe_rm with a mount it cannot unmount: %v, %q; want a refusal naming %s", err, out, mnt)
+	}
+	for _, f := range []string{kept, keptInMount} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%s removed although a mount was left: %v", f, err)
+		}
+	}
+
+	if out, err := safeRm(os.Getenv("PATH")); err != nil {
+		t.Fatalf("bfs_safe_rm once it can unmount: %v: %s", err, out)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s still there: %v", dir, err)
+	}
 }
