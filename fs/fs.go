@@ -18,6 +18,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/bucketfs/bucketfs/cache"
+	"github.com/bucketfs/bucketfs/internal/watchdog"
 	"github.com/bucketfs/bucketfs/stage"
 	"github.com/bucketfs/bucketfs/store"
 )
@@ -46,6 +47,8 @@ type Config struct {
 	// (control.go): it is called at each open of one of its files, and
 	// returns the mount's status for people and as JSON.
 	Status func() (text, json []byte)
+	// Tracker, if set, is told of every request in flight (inflight.go).
+	Tracker *watchdog.Tracker
 }
 
 // FS holds what every node shares.

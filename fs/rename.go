@@ -27,6 +27,7 @@ const renameFlagNoReplace = 0x1
 // appears whole) or a directory of up to MaxDirRename objects. Between
 // buckets it fails with EXDEV.
 func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
+	defer d.fs.track(ctx, "rename", d.bucket, d.dir()+name)()
 	defer d.fs.guard("rename", d.bucket, d.dir()+name, &errno)
 	if d.renamesControl(name, newParent, newName) {
 		return syscall.EPERM // the control directory (control.go)

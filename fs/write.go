@@ -381,6 +381,7 @@ func (h *wHandle) name() (string, string) {
 
 func (h *wHandle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadResult, errno syscall.Errno) {
 	b, k := h.name()
+	defer h.w.fs.track(ctx, "read", b, k)()
 	defer h.w.fs.guard("read", b, k, &errno)
 	w := h.w
 	w.mu.Lock()
@@ -421,6 +422,7 @@ func (h *wHandle) reader(obj store.Object) *cache.Reader {
 
 func (h *wHandle) Write(ctx context.Context, data []byte, off int64) (_ uint32, errno syscall.Errno) {
 	b, k := h.name()
+	defer h.w.fs.track(ctx, "write", b, k)()
 	defer h.w.fs.guard("write", b, k, &errno)
 	if !h.writer() {
 		return 0, syscall.EBADF
@@ -448,6 +450,7 @@ func (h *wHandle) Write(ctx context.Context, data []byte, off int64) (_ uint32, 
 // uploaded, and a failure is what close() returns.
 func (h *wHandle) Flush(ctx context.Context) (errno syscall.Errno) {
 	b, k := h.name()
+	defer h.w.fs.track(ctx, "flush", b, k)()
 	defer h.w.fs.guard("flush", b, k, &errno)
 	if !h.writer() {
 		return 0 // a reader's close does not answer for a writer's upload
@@ -457,6 +460,7 @@ func (h *wHandle) Flush(ctx context.Context) (errno syscall.Errno) {
 
 func (h *wHandle) Fsync(ctx context.Context, flags uint32) (errno syscall.Errno) {
 	b, k := h.name()
+	defer h.w.fs.track(ctx, "fsync", b, k)()
 	defer h.w.fs.guard("fsync", b, k, &errno)
 	return h.w.upload(ctx, "fsync")
 }
@@ -465,6 +469,7 @@ func (h *wHandle) Fsync(ctx context.Context, flags uint32) (errno syscall.Errno)
 // can arrive after the last close), then lets go of the handle.
 func (h *wHandle) Release(ctx context.Context) (errno syscall.Errno) {
 	b, k := h.name()
+	defer h.w.fs.track(ctx, "release", b, k)()
 	defer h.w.fs.guard("release", b, k, &errno)
 	h.w.mu.Lock()
 	retry := h.w.failedGen != h.w.gen // not what the last close just failed to send
@@ -484,6 +489,7 @@ func (h *wHandle) Release(ctx context.Context) (errno syscall.Errno) {
 
 func (h *wHandle) Getattr(ctx context.Context, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := h.name()
+	defer h.w.fs.track(ctx, "getattr", b, k)()
 	defer h.w.fs.guard("getattr", b, k, &errno)
 	h.w.attr(&out.Attr)
 	return 0
@@ -491,6 +497,7 @@ func (h *wHandle) Getattr(ctx context.Context, out *fuse.AttrOut) (errno syscall
 
 func (h *wHandle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := h.name()
+	defer h.w.fs.track(ctx, "setattr", b, k)()
 	defer h.w.fs.guard("setattr", b, k, &errno)
 	if sz, ok := in.GetSize(); ok {
 		if errno := h.w.truncate(ctx, int64(sz)); errno != 0 {
@@ -505,6 +512,7 @@ func (h *wHandle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.Att
 // uploaded at once; times, modes and owners are not kept by S3 and are
 // accepted and ignored, so touch, cp -p and R's file.copy work.
 func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer n.fs.track(ctx, "setattr", n.bucket, n.key)()
 	defer n.fs.guard("setattr", n.bucket, n.key, &errno)
 	if h, ok := fh.(*wHandle); ok {
 		return h.Setattr(ctx, in, out)

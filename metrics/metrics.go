@@ -40,6 +40,10 @@ const (
 	nameBuildInfo       = "bucketfs_build_info"
 	nameMountInfo       = "bucketfs_mount_info"
 	nameStartTimestamp  = "bucketfs_mount_start_timestamp_seconds"
+	nameOpsInFlight     = "bucketfs_fuse_ops_in_flight"
+	nameOpDuration      = "bucketfs_fuse_op_duration_seconds"
+	nameOpsStuck        = "bucketfs_fuse_ops_stuck"
+	nameOpsStuckTotal   = "bucketfs_fuse_ops_stuck_total"
 	statusOK            = "ok"
 	refreshOK           = "ok"
 	refreshError        = "error"
@@ -70,12 +74,21 @@ type CacheStats struct {
 	CachedBytes, CapacityBytes int64
 }
 
+// InFlightStats are the figures of the file operations in flight, read at
+// every scrape through the hook given to SetInFlightStats.
+type InFlightStats struct {
+	InFlight, Stuck int   // operations in flight now; those of them stuck
+	StuckTotal      int64 // operations ever reported stuck
+}
+
 // Metrics owns the registry and the collectors of one mount. Its methods
 // are safe for concurrent use.
 type Metrics struct {
-	reg   *prometheus.Registry
-	opts  Options
-	cache atomic.Pointer[func() CacheStats]
+	reg      *prometheus.Registry
+	opts     Options
+	cache    atomic.Pointer[func() CacheStats]
+	inflight atomic.Pointer[func() InFlightStats]
+	opTime   *prometheus.HistogramVec
 
 	requests     *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
@@ -157,6 +170,34 @@ func New(o Options) *Metrics {
 			return 0
 		}
 	}
+	m.opTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Subsystem: "fuse", Name: "op_duration_seconds",
+		Help:    "Time the mount took to answer a file operation (lookup, read, readdir...), by operation.",
+		Buckets: durationBuckets,
+	}, []string{"op"})
+	opFunc := func(pick func(InFlightStats) float64) func() float64 {
+		return func() float64 {
+			if f := m.inflight.Load(); f != nil {
+				return pick((*f)())
+			}
+			return 0
+		}
+	}
+	m.reg.MustRegister(
+		m.opTime,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "fuse", Name: "ops_in_flight",
+			Help: "File operations the mount is serving now.",
+		}, opFunc(func(s InFlightStats) float64 { return float64(s.InFlight) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "fuse", Name: "ops_stuck",
+			Help: "File operations in flight for longer than the request timeout plus a margin: the mount is not answering them.",
+		}, opFunc(func(s InFlightStats) float64 { return float64(s.Stuck) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "fuse", Name: "ops_stuck_total",
+			Help: "File operations ever reported stuck (each is logged at warn level with what it waits for).",
+		}, opFunc(func(s InFlightStats) float64 { return float64(s.StuckTotal) })),
+	)
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -195,6 +236,18 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // the store it reads through, which is metered first.
 func (m *Metrics) SetCacheStats(f func() CacheStats) {
 	m.cache.Store(&f)
+}
+
+// SetInFlightStats installs the hook the figures of operations in flight
+// are read through at every scrape.
+func (m *Metrics) SetInFlightStats(f func() InFlightStats) {
+	m.inflight.Store(&f)
+}
+
+// ObserveOp records one answered file operation; it makes Metrics a
+// watchdog.Observer.
+func (m *Metrics) ObserveOp(op string, took time.Duration) {
+	m.opTime.WithLabelValues(op).Observe(took.Seconds())
 }
 
 // ObserveRequest records one store call: op and status label it, took is
