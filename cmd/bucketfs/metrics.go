@@ -87,4 +87,3 @@ func cacheStats(ch *cache.Cache) func() metrics.CacheStats {
 		return metrics.CacheStats{BlockHits: s.BlockHits, BlockMisses: s.BlockMisses, CachedBytes: s.CachedBytes, CapacityBytes: s.CapacityBytes}
 	}
 }
-
