@@ -135,6 +135,17 @@ func TestStuckRead(t *testing.T) {
 		}
 	}
 
+	// The list of operations in flight, which answers without the mount.
+	resp, err = http.Get(strings.TrimSuffix(url, "/metrics") + "/debug/ops")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`(?m)^ +\d+\.\ds read +bkt/` + stuckKey + ` pid=\d+ uid=\d+$`).Match(body) {
+		t.Errorf("/debug/ops lists no stuck read:\n%s", body)
+	}
+
 	// Killable: SIGKILL and SIGINT free a blocked reader within a second.
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGINT} {
 		if sig != syscall.SIGKILL {

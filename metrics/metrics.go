@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/bucketfs/bucketfs/internal/watchdog"
 )
 
 // Metric names, for the tests and for Snapshot.
@@ -88,6 +90,7 @@ type Metrics struct {
 	opts     Options
 	cache    atomic.Pointer[func() CacheStats]
 	inflight atomic.Pointer[func() InFlightStats]
+	tracker  atomic.Pointer[watchdog.Tracker] // for /debug/ops
 	opTime   *prometheus.HistogramVec
 
 	requests     *prometheus.CounterVec
@@ -311,8 +314,8 @@ func (m *Metrics) Handler() http.Handler {
 	})
 }
 
-// Mux is what Serve serves: /metrics and the profiler under
-// /debug/pprof/, on a mux of its own (never http.DefaultServeMux, which
+// Mux is what Serve serves: /metrics, the profiler under /debug/pprof/
+// and the operations in flight at /debug/ops, on a mux of its own (never http.DefaultServeMux, which
 // any imported package may add handlers to).
 func (m *Metrics) Mux() *http.ServeMux {
 	mux := http.NewServeMux()
@@ -322,6 +325,7 @@ func (m *Metrics) Mux() *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/ops", m.serveOps)
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write([]byte(`<html><body><h1>bucketfs</h1><p><a href="/metrics">/metrics</a> <a href="/debug/pprof/">/debug/pprof/</a></p></body></html>`))

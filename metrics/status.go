@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"math"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -84,8 +85,10 @@ type CredentialSnapshot struct {
 }
 
 // WatchInFlight makes t's operations in flight part of the figures: the
-// ops_in_flight and ops_stuck gauges and ops_stuck_total.
+// ops_in_flight and ops_stuck gauges and ops_stuck_total, and the list
+// served at /debug/ops.
 func (m *Metrics) WatchInFlight(t *watchdog.Tracker) {
+	m.tracker.Store(t)
 	m.SetInFlightStats(func() InFlightStats {
 		return InFlightStats{InFlight: t.InFlight(), Stuck: t.Stuck(), StuckTotal: t.StuckTotal()}
 	})
@@ -309,4 +312,21 @@ func formatBytes(n int64) string {
 		return fmt.Sprintf("%d B", n)
 	}
 	return fmt.Sprintf("%.1f %s", v, units[i])
+}
+
+// serveOps lists every operation in flight, oldest first, one a line:
+// seconds, operation, path, pid and uid. It reads no file of the mount, so
+// it answers even when the mount does not.
+func (m *Metrics) serveOps(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	t := m.tracker.Load()
+	if t == nil {
+		fmt.Fprintln(w, "no watchdog on this mount")
+		return
+	}
+	ops := t.Older(0)
+	fmt.Fprintf(w, "%d operations in flight\n", len(ops))
+	for _, o := range ops {
+		fmt.Fprintf(w, "%9.1fs %-11s %s pid=%d uid=%d\n", o.Seconds, o.Op, o.Path, o.PID, o.UID)
+	}
 }
