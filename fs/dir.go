@@ -75,8 +75,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if toErrno(err) == syscall.ENOENT && strings.HasSuffix(name, ShadowSuffix) {
 		base := strings.TrimSuffix(key, ShadowSuffix)
 		if bn, berr := d.fs.cache.Lookup(ctx, d.bucket, base); berr == nil && bn.Kind.Has(cache.KindFile|cache.KindDir) {
-			d.fs.fileAttr(&out.Attr, d.bucket, bn.Object)
-			return d.fs.newFile(ctx, d.EmbeddedInode(), d.bucket, bn.Object), 0
+			return d.fs.newFile(ctx, d.EmbeddedInode(), d.bucket, name, bn.Object, &out.Attr), 0
 		}
 	}
 	if err != nil {
@@ -86,8 +85,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		d.fs.dirAttr(&out.Attr, d.bucket, key)
 		return d.fs.newDir(ctx, d.EmbeddedInode(), d.bucket, key+"/"), 0
 	}
-	d.fs.fileAttr(&out.Attr, d.bucket, n.Object)
-	return d.fs.newFile(ctx, d.EmbeddedInode(), d.bucket, n.Object), 0
+	return d.fs.newFile(ctx, d.EmbeddedInode(), d.bucket, name, n.Object, &out.Attr), 0
 }
 
 func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
@@ -186,8 +184,7 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		h.d.fs.dirAttr(&out.Attr, h.d.bucket, key)
 		return h.d.fs.newDir(ctx, parent, h.d.bucket, key+"/"), 0
 	}
-	h.d.fs.fileAttr(&out.Attr, h.d.bucket, e.Object)
-	return h.d.fs.newFile(ctx, parent, h.d.bucket, e.Object), 0
+	return h.d.fs.newFile(ctx, parent, h.d.bucket, name, e.Object, &out.Attr), 0
 }
 
 // Seekdir supports rewinddir; go-fuse itself replays an interrupted read.

@@ -96,12 +96,18 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.R
 // stale makes the next open of the name see the current object: the cache
 // forgets what it knew of the key, and the kernel drops its entry for the
 // name, which still leads to this (old) inode until the metadata TTL ends.
-// Safe inside READ: invalidating an entry locks the parent directory, which
-// a read does not hold.
+//
+// The entry is dropped after the READ has been answered, never inside it:
+// the kernel takes the parent directory's lock to drop it, and a LOOKUP or
+// READDIRPLUS of that directory may hold the lock while it waits for this
+// very read (it drops pages of the file, which stay locked until the read
+// is answered). Notifying from inside READ deadlocked the mount: cat in D
+// state on a page lock, ls or find in getdents, the daemon idle in write(2)
+// to /dev/fuse (fs/notify_test.go).
 func (n *fileNode) stale() {
 	n.fs.cache.Forget(n.bucket, n.key)
 	if name, parent := n.Parent(); parent != nil {
-		parent.NotifyEntry(name)
+		go parent.NotifyEntry(name)
 	}
 }
 
