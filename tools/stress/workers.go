@@ -28,6 +28,8 @@ const (
 	bigSize    = 48 << 20
 	hotCount   = 4
 	hotSize    = 2 << 20
+	sameCount  = 4
+	sameSize   = 1 << 20
 	smallDirs  = 20
 	smallFiles = 50
 	csvCount   = 8
@@ -36,6 +38,8 @@ const (
 
 func bigKey(i int) string          { return fmt.Sprintf("big/big%d.bin", i) }
 func hotKey(i int) string          { return fmt.Sprintf("hot/h%d.bin", i) }
+func sameKey(i int) string         { return fmt.Sprintf("same/s%d.bin", i) }
+func sameContent(i int) content    { return content{seed: uint64(2000 + i), size: sameSize} }
 func smallKey(d, f int) string     { return fmt.Sprintf("small/d%02d/f%03d.txt", d, f) }
 func smallContent(d, f int) []byte { return []byte(smallKey(d, f) + "\n") }
 func csvKey(i int) string          { return fmt.Sprintf("csv/part%d.csv", i) }
@@ -126,6 +130,9 @@ func seed(ctx context.Context, st *s3store.Store) error {
 	for i := 0; i < hotCount; i++ {
 		puts = append(puts, put{hotKey(i), newHot(i, 0), hotSize})
 	}
+	for i := 0; i < sameCount; i++ {
+		puts = append(puts, put{sameKey(i), sameContent(i), sameSize})
+	}
 	for d := 0; d < smallDirs; d++ {
 		for f := 0; f < smallFiles; f++ {
 			b := smallContent(d, f)
@@ -184,10 +191,13 @@ func (r *runner) start(ctx context.Context) {
 		add("cat-"+m.name, func(w *worker) { r.cat(w, mp) })
 		add("write-"+m.name, func(w *worker) { r.write(w, mp, m.name) })
 		add("hot-"+m.name, func(w *worker) { r.hotRead(w, mp) })
+		add("reput-"+m.name, func(w *worker) { r.reputRead(w, mp) })
+		add("lsl-"+m.name, func(w *worker) { r.lsSame(w, mp) })
 	}
 	r.sameFile(add, r.mounts[0].dir)
 	add("fread-"+r.mounts[1].name, func(w *worker) { r.fread(w, r.mounts[1].dir) })
 	add("s3put", func(w *worker) { r.overwrite(ctx, w) })
+	add("s3reput", func(w *worker) { r.reput(ctx, w) })
 }
 
 // race reports whether err is what a change made on purpose may cause: a
@@ -502,4 +512,47 @@ for (i in 1:20) for (f in list.files(%q, full.names = TRUE)) {
 		}
 	}
 	w.pids.Delete(cmd.Process.Pid)
+}
+
+// reput deletes an object of same/ and puts the same bytes again through
+// the S3 API: the ETag stays, the time changes, and readers in between
+// find it gone.
+func (r *runner) reput(ctx context.Context, w *worker) {
+	i := int(w.units.Load() % sameCount)
+	w.set("S3 delete and put again of " + sameKey(i))
+	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := r.st.Delete(pctx, bucket, sameKey(i)); err != nil {
+		r.ioError(w, err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, err := r.st.Put(pctx, bucket, sameKey(i), sameContent(i), sameSize); err != nil {
+		r.ioError(w, err)
+	}
+	w.progress()
+	time.Sleep(400 * time.Millisecond)
+}
+
+// reputRead reads an object of same/ whole.
+func (r *runner) reputRead(w *worker, mp string) {
+	i := rand.IntN(sameCount)
+	w.set("read of " + sameKey(i))
+	got, err := os.ReadFile(filepath.Join(mp, sameKey(i)))
+	w.progress()
+	if err != nil {
+		r.fail(w, err)
+		return
+	}
+	if int64(len(got)) != sameSize || !sameContent(i).matches(got, 0) {
+		r.wrongData("%s: %s: wrong bytes (%d)", w.name, sameKey(i), len(got))
+	}
+}
+
+// lsSame lists same/ with attributes, over and over.
+func (r *runner) lsSame(w *worker, mp string) {
+	w.set("ls -l " + mp + "/same")
+	_, stderr, _ := r.command(w, nil, "ls", "-l", filepath.Join(mp, "same"))
+	r.stderrErrors(w, stderr)
+	w.progress()
+	time.Sleep(100 * time.Millisecond)
 }
