@@ -98,8 +98,10 @@ func (d *dirNode) renameFile(ctx context.Context, src, dst string, node *fileNod
 	if w != nil {
 		// Staged bytes go up first, under the old name, so the copy is
 		// the file as written; the upload lock keeps them from moving.
-		w.upMu.Lock()
-		defer w.upMu.Unlock()
+		if err := w.upMu.lock(ctx); err != nil {
+			return syscall.EINTR
+		}
+		defer w.upMu.unlock()
 		if errno := w.uploadLocked(ctx, "rename"); errno != 0 {
 			return errno
 		}

@@ -99,9 +99,11 @@ type wfile struct {
 	ino uint64 // the inode number of its inode
 
 	// upMu serializes uploads and the renames that move the staged bytes.
-	upMu sync.Mutex
+	// It is held across the upload: waiters can be interrupted.
+	upMu waitLock
 	// matMu serializes staging (fetching the object into a staging file).
-	matMu sync.Mutex
+	// It is held across the fetch: waiters can be interrupted.
+	matMu waitLock
 
 	mu          sync.Mutex
 	bucket, key string
@@ -206,8 +208,10 @@ func (w *wfile) open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32
 // stage makes sure the file's bytes are in a staging file, fetching the
 // object unless empty says it is about to be emptied anyway.
 func (w *wfile) stage(ctx context.Context, empty bool) (*stage.File, error) {
-	w.matMu.Lock()
-	defer w.matMu.Unlock()
+	if err := w.matMu.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer w.matMu.unlock()
 	w.mu.Lock()
 	if w.st != nil {
 		st := w.st
@@ -283,10 +287,13 @@ func (w *wfile) uploadTimeout(size int64) time.Duration {
 }
 
 // upload stores the staged bytes if they changed. It runs to the end even
-// if the caller is interrupted (a half-done upload helps nobody).
+// if the caller is interrupted (a half-done upload helps nobody); waiting
+// for another upload of the file to end can be interrupted (EINTR).
 func (w *wfile) upload(ctx context.Context, op string) syscall.Errno {
-	w.upMu.Lock()
-	defer w.upMu.Unlock()
+	if err := w.upMu.lock(ctx); err != nil {
+		return syscall.EINTR
+	}
+	defer w.upMu.unlock()
 	return w.uploadLocked(ctx, op)
 }
 
