@@ -144,10 +144,16 @@ func (d *dirNode) renameFile(ctx context.Context, src, dst string, node *fileNod
 		f.writes.remove(old)
 		old.closeIfIdle()
 	}
-	if w == nil && node != nil {
+	if node != nil {
 		// The kernel moves this inode to the new name; it must read the
-		// new key from now on.
-		w = node.overlay()
+		// new key from now on. It may be another inode than the one the
+		// file was written through (a listing made a new one for the
+		// name meanwhile): it shares the file's state then.
+		if w == nil {
+			w = node.overlay()
+		} else {
+			node.ov.CompareAndSwap(nil, w)
+		}
 	}
 	if w != nil {
 		f.writes.remove(w)
