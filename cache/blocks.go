@@ -43,6 +43,7 @@ type Stats struct {
 type blockCache struct {
 	s      store.ObjectStore
 	cfg    Config
+	ctx    context.Context // ends when the cache is closed: fetches stop
 	lru    *lru.Cache[blockKey, []byte]
 	sem    chan struct{} // GETs in flight
 	budget *budget       // bytes of GETs in flight
@@ -56,7 +57,7 @@ type blockCache struct {
 	cached                        atomic.Int64 // bytes of the blocks in lru
 }
 
-func newBlockCache(s store.ObjectStore, cfg Config) *blockCache {
+func newBlockCache(ctx context.Context, s store.ObjectStore, cfg Config) *blockCache {
 	n := int(cfg.DataBytes / cfg.BlockSize)
 	if n < 1 {
 		n = 1
@@ -65,6 +66,7 @@ func newBlockCache(s store.ObjectStore, cfg Config) *blockCache {
 	b := &blockCache{
 		s:        s,
 		cfg:      cfg,
+		ctx:      ctx,
 		sem:      make(chan struct{}, cfg.MaxRequests),
 		budget:   newBudget(max(cfg.MaxInflightBytes, runBytes)),
 		inflight: make(map[blockKey]*pending),
@@ -174,12 +176,18 @@ func (b *blockCache) fetch(o object, run []blockKey, demand bool) {
 			b.finish(left, nil, fmt.Errorf("internal error fetching %s/%s: %v", o.bucket, o.key, r))
 		}
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)
+	// The whole fetch, the wait for room in the budget and for a request
+	// slot included, is bounded by the request timeout: a reader waits
+	// for nothing longer.
+	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.RequestTimeout)
 	defer cancel()
 	bs := b.cfg.BlockSize
 	off := run[0].idx * bs
 	n := min(int64(len(run))*bs, o.size-off)
-	b.budget.acquire(n, demand)
+	if err := b.budget.acquire(ctx, n, demand); err != nil {
+		b.finish(run, nil, fmt.Errorf("%s/%s at %d: no room to download (too many reads in flight): %w", o.bucket, o.key, off, err))
+		return
+	}
 	held := n
 	defer func() { b.budget.release(held) }()
 
@@ -190,7 +198,9 @@ func (b *blockCache) fetch(o object, run []blockKey, demand bool) {
 				break
 			}
 			b.cfg.Logger.Debug("retrying ranged GET", "bucket", o.bucket, "key", o.key, "offset", run[0].idx*bs, "err", err)
-			time.Sleep(time.Duration(50<<attempt) * time.Millisecond)
+			if !sleep(ctx, time.Duration(50<<attempt)*time.Millisecond) {
+				break
+			}
 		}
 		var done int
 		done, err = b.stream(ctx, o, run)
@@ -218,7 +228,11 @@ func (b *blockCache) stream(ctx context.Context, o object, run []blockKey) (int,
 	bs := b.cfg.BlockSize
 	off := run[0].idx * bs
 	n := min(int64(len(run))*bs, o.size-off)
-	b.sem <- struct{}{}
+	select {
+	case b.sem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%s/%s at %d: waiting for a request slot: %w", o.bucket, o.key, off, ctx.Err())
+	}
 	defer func() { <-b.sem }()
 	b.requests.Add(1)
 
@@ -295,9 +309,12 @@ func (b *blockCache) finish(keys []blockKey, data []byte, err error) {
 }
 
 // retryable says whether a failed GET is worth sending again. The sentinel
-// errors are answers, not accidents.
+// errors are answers, not accidents. A throttled GET was already retried,
+// with back-off, by the SDK: sending it again would only add to the load
+// the server asked us to shed.
 func retryable(err error) bool {
-	for _, s := range []error{store.ErrChanged, store.ErrNotFound, store.ErrAccessDenied, store.ErrAuth, context.Canceled} {
+	for _, s := range []error{store.ErrChanged, store.ErrNotFound, store.ErrAccessDenied, store.ErrAuth, store.ErrThrottled,
+		context.Canceled, context.DeadlineExceeded} {
 		if errors.Is(err, s) {
 			return false
 		}
@@ -324,40 +341,64 @@ func (b *blockCache) get(ctx context.Context, o object, idx int64, p *pending) (
 	}
 }
 
+// sleep waits for d or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // budget bounds the bytes of GETs in flight, so memory stays within the
 // cache size plus a fixed overhead however many readers there are. A
 // quarter of it is kept for demand reads: a reader waiting for a block
 // never queues behind a wall of read-ahead.
 type budget struct {
 	mu      sync.Mutex
-	cond    *sync.Cond
 	total   int64
 	avail   int64
 	reserve int64
+	// freed is closed (and replaced) whenever bytes are released; it
+	// wakes the waiters, which, unlike a sync.Cond's, can also give up.
+	freed chan struct{}
 }
 
 func newBudget(n int64) *budget {
-	b := &budget{total: n, avail: n, reserve: n / 4}
-	b.cond = sync.NewCond(&b.mu)
-	return b
+	return &budget{total: n, avail: n, reserve: n / 4, freed: make(chan struct{})}
 }
 
-func (b *budget) acquire(n int64, demand bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// acquire takes n bytes, waiting until they are free or ctx ends. The
+// mutex is never held across the wait.
+func (b *budget) acquire(ctx context.Context, n int64, demand bool) error {
 	need := n
 	if !demand {
 		need = min(n+b.reserve, b.total)
 	}
-	for b.avail < need {
-		b.cond.Wait()
+	for {
+		b.mu.Lock()
+		if b.avail >= need {
+			b.avail -= n
+			b.mu.Unlock()
+			return nil
+		}
+		freed := b.freed
+		b.mu.Unlock()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	b.avail -= n
 }
 
 func (b *budget) release(n int64) {
 	b.mu.Lock()
 	b.avail += n
+	close(b.freed)
+	b.freed = make(chan struct{})
 	b.mu.Unlock()
-	b.cond.Broadcast()
 }

@@ -237,6 +237,9 @@ func TestFetchRetries(t *testing.T) {
 	}{
 		{"transient error retried", errors.New("connection reset by peer"), 2, nil, 3},
 		{"access denied not retried", store.ErrAccessDenied, 1, store.ErrAccessDenied, 1},
+		// The SDK already retried it with back-off: one GET here is up
+		// to its attempts there, not three times that.
+		{"throttled not retried again", fmt.Errorf("get: %w", store.ErrThrottled), 100, store.ErrThrottled, 1},
 		{"persistent error gives up", errors.New("boom"), 100, errors.New("boom"), 3},
 	}
 	for _, tt := range tests {
@@ -252,7 +255,8 @@ func TestFetchRetries(t *testing.T) {
 			})
 			p := make([]byte, 10)
 			_, err := f.c.Open("b", o).ReadAt(context.Background(), p, 0)
-			if (err == nil) != (tt.wantErr == nil) || (errors.Is(tt.wantErr, store.ErrAccessDenied) && !errors.Is(err, store.ErrAccessDenied)) {
+			if (err == nil) != (tt.wantErr == nil) || (errors.Is(tt.wantErr, store.ErrAccessDenied) && !errors.Is(err, store.ErrAccessDenied)) ||
+				(errors.Is(tt.wantErr, store.ErrThrottled) && !errors.Is(err, store.ErrThrottled)) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
 			if err == nil && !bytes.Equal(p, data[:10]) {

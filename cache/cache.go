@@ -13,6 +13,7 @@
 package cache
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -130,18 +131,37 @@ type Cache struct {
 	meta  *metaCache
 	data  *blockCache
 	pre   *prefetcher
+
+	// ctx is the parent of the work the cache does in the background
+	// (fetches of blocks, de-duplicated lookups, listings in advance);
+	// Close cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
-// New builds a cache over s.
+// New builds a cache over s. Close it when the mount ends.
 func New(s store.ObjectStore, cfg Config) *Cache {
 	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Cache{
-		cfg:   cfg,
-		store: s,
-		meta:  newMetaCache(s, cfg),
-		data:  newBlockCache(s, cfg),
-		pre:   newPrefetcher(),
+		cfg:    cfg,
+		store:  s,
+		meta:   newMetaCache(ctx, s, cfg),
+		data:   newBlockCache(ctx, s, cfg),
+		pre:    newPrefetcher(),
+		ctx:    ctx,
+		cancel: cancel,
 	}
+}
+
+// Close stops the work the cache does in the background: fetches and
+// listings under way end with context.Canceled, and their waiters with
+// them. It then drops what the cache holds. The cache must not be used
+// afterwards.
+func (c *Cache) Close() {
+	c.cancel()
+	c.meta.close()
+	c.data.lru.Purge()
 }
 
 // Config returns the effective configuration (defaults filled in).

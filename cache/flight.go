@@ -13,7 +13,8 @@ import (
 // is detached from any single caller's cancellation (a FUSE interrupt of one
 // reader must not fail the others), bounded by timeout instead.
 type flight[T any] struct {
-	timeout time.Duration // bounds each detached call; 0 means none
+	timeout time.Duration   // bounds each detached call; 0 means none
+	base    context.Context // ends every call when it ends (Cache.Close); nil means never
 	mu      sync.Mutex
 	calls   map[string]*call[T]
 }
@@ -60,6 +61,12 @@ func (f *flight[T]) start(ctx context.Context, key string, fn func(ctx context.C
 			var cancel context.CancelFunc
 			wctx, cancel = context.WithTimeout(wctx, f.timeout)
 			defer cancel()
+		}
+		if f.base != nil {
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithCancel(wctx)
+			defer cancel()
+			defer context.AfterFunc(f.base, cancel)()
 		}
 		defer func() {
 			// Nothing above this goroutine would recover a panic: turn

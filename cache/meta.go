@@ -67,7 +67,7 @@ type metaCache struct {
 	bucketsAt time.Time
 }
 
-func newMetaCache(s store.ObjectStore, cfg Config) *metaCache {
+func newMetaCache(ctx context.Context, s store.ObjectStore, cfg Config) *metaCache {
 	m := &metaCache{
 		s:     s,
 		cfg:   cfg,
@@ -79,7 +79,17 @@ func newMetaCache(s store.ObjectStore, cfg Config) *metaCache {
 	m.probe.timeout = cfg.RequestTimeout
 	m.bkts.timeout = cfg.RequestTimeout
 	m.walks.timeout = cfg.RequestTimeout
+	m.heads.base, m.probe.base, m.bkts.base, m.walks.base = ctx, ctx, ctx, ctx
 	return m
+}
+
+// close drops what the metadata caches hold. The expirable LRUs' own
+// janitor goroutines cannot be stopped (golang-lru v2.0.7 has no Close);
+// they hold an emptied cache and wake once per TTL bucket.
+func (m *metaCache) close() {
+	m.objs.Purge()
+	m.dirs.Purge()
+	m.lists.Purge()
 }
 
 func mkey(bucket, key string) string { return bucket + "\x00" + key }

@@ -153,7 +153,11 @@ func (c *Cache) walk(bucket, prefix string) {
 	// Registered before queueing for a slot, so that a readdir arriving
 	// meanwhile waits for this walk instead of listing the directory too.
 	c.meta.walks.Go(context.Background(), mkey(bucket, prefix), func(ctx context.Context) (struct{}, error) {
-		c.pre.walks <- struct{}{}
+		select {
+		case c.pre.walks <- struct{}{}:
+		case <-ctx.Done():
+			return struct{}{}, ctx.Err()
+		}
 		defer func() { <-c.pre.walks }()
 		if c.meta.freshListing(bucket, prefix) != nil {
 			return struct{}{}, nil

@@ -137,6 +137,13 @@ func TestMetricsAndStatus(t *testing.T) {
 		{`bucketfs_credential_info{source="environment (AWS_ACCESS_KEY_ID)"}`, 1, 1},
 		{`bucketfs_credential_expiry_timestamp_seconds`, 0, 0}, // keys from the environment do not expire
 		{`go_goroutines`, 1, inf},
+		// The watchdog of the file operations (the scrape itself is
+		// none: it does not go through the mount).
+		{`bucketfs_fuse_op_duration_seconds_count{op="read"}`, 1, inf},
+		{`bucketfs_fuse_op_duration_seconds_count{op="lookup"}`, 1, inf},
+		{`bucketfs_fuse_ops_in_flight`, 0, inf},
+		{`bucketfs_fuse_ops_stuck`, 0, 0},
+		{`bucketfs_fuse_ops_stuck_total`, 0, 0},
 	} {
 		v, ok := before[c.series]
 		if !ok {

@@ -38,6 +38,7 @@ func (f *FS) requestContext(ctx context.Context) (context.Context, context.Cance
 // then the object is created only if no other writer created it in the
 // meantime (If-None-Match: *).
 func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (_ *gofs.Inode, _ gofs.FileHandle, _ uint32, errno syscall.Errno) {
+	defer d.fs.track(ctx, "create", d.bucket, d.dir()+name)()
 	defer d.fs.guard("create", d.bucket, d.dir()+name, &errno)
 	if !d.fs.writable() {
 		return nil, nil, 0, syscall.EROFS
@@ -68,6 +69,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 
 // Mkdir stores the marker "key/", so the directory exists while empty.
 func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+	defer d.fs.track(ctx, "mkdir", d.bucket, d.dir()+name)()
 	defer d.fs.guard("mkdir", d.bucket, d.dir()+name, &errno)
 	if !d.fs.writable() {
 		return nil, syscall.EROFS
@@ -115,6 +117,7 @@ func (d *dirNode) fileKey(ctx context.Context, name string) string {
 // Unlink deletes the object. A file still open keeps its staged bytes
 // for its readers and writers, but nothing more is uploaded.
 func (d *dirNode) Unlink(ctx context.Context, name string) (errno syscall.Errno) {
+	defer d.fs.track(ctx, "unlink", d.bucket, d.dir()+name)()
 	defer d.fs.guard("unlink", d.bucket, d.dir()+name, &errno)
 	if d.reserved(name) {
 		return syscall.EPERM // the control directory (control.go)
@@ -185,6 +188,7 @@ func (w *wfile) closeIfIdle() {
 // directory with any key below it (or a file being written there) is not
 // empty.
 func (d *dirNode) Rmdir(ctx context.Context, name string) (errno syscall.Errno) {
+	defer d.fs.track(ctx, "rmdir", d.bucket, d.dir()+name)()
 	defer d.fs.guard("rmdir", d.bucket, d.dir()+name, &errno)
 	if d.reserved(name) {
 		return syscall.EPERM // the control directory (control.go)
@@ -228,6 +232,7 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) (errno syscall.Errno) 
 // Setattr on a directory: S3 keeps no times or modes for prefixes; accept
 // and ignore them (touch DIR, cp -rp).
 func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer d.fs.track(ctx, "setattr", d.bucket, d.dir())()
 	defer d.fs.guard("setattr", d.bucket, d.dir(), &errno)
 	if !d.fs.writable() {
 		return syscall.EROFS

@@ -45,6 +45,7 @@ var (
 func (d *dirNode) key() string { return strings.TrimSuffix(d.dir(), "/") }
 
 func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer d.fs.track(ctx, "getattr", d.bucket, d.dir())()
 	defer d.fs.guard("getattr", d.bucket, d.dir(), &errno)
 	d.fs.dirAttr(&out.Attr, d.bucket, d.key())
 	return 0
@@ -58,6 +59,7 @@ func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno
 // Lookup resolves one name. A name ending in ShadowSuffix that is not a key
 // itself names the object hidden by a directory of the same name.
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+	defer d.fs.track(ctx, "lookup", d.bucket, d.dir()+name)()
 	defer d.fs.guard("lookup", d.bucket, d.dir()+name, &errno)
 	if d.reserved(name) {
 		return d.fs.lookupControl(ctx, d.EmbeddedInode(), name, out), 0
@@ -73,8 +75,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if toErrno(err) == syscall.ENOENT && strings.HasSuffix(name, ShadowSuffix) {
 		base := strings.TrimSuffix(key, ShadowSuffix)
 		if bn, berr := d.fs.cache.Lookup(ctx, d.bucket, base); berr == nil && bn.Kind.Has(cache.KindFile|cache.KindDir) {
-			d.fs.fileAttr(&out.Attr, d.bucket, bn.Object)
-			return d.fs.newFile(ctx, d.EmbeddedInode(), d.bucket, bn.Object), 0
+			return d.fs.newFile(ctx, d.EmbeddedInode(), d.bucket, name, bn.Object, &out.Attr), 0
 		}
 	}
 	if err != nil {
@@ -84,11 +85,11 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		d.fs.dirAttr(&out.Attr, d.bucket, key)
 		return d.fs.newDir(ctx, d.EmbeddedInode(), d.bucket, key+"/"), 0
 	}
-	d.fs.fileAttr(&out.Attr, d.bucket, n.Object)
-	return d.fs.newFile(ctx, d.EmbeddedInode(), d.bucket, n.Object), 0
+	return d.fs.newFile(ctx, d.EmbeddedInode(), d.bucket, name, n.Object, &out.Attr), 0
 }
 
 func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
+	defer d.fs.track(ctx, "opendir", d.bucket, d.dir())()
 	defer d.fs.guard("opendir", d.bucket, d.dir(), &errno)
 	return &dirHandle{d: d, r: d.fs.cache.ReadDir(d.bucket, d.dir())}, 0, 0
 }
@@ -110,6 +111,7 @@ type dirHandle struct {
 }
 
 func (h *dirHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno syscall.Errno) {
+	defer h.d.fs.track(ctx, "readdir", h.d.bucket, h.d.dir())()
 	defer h.d.fs.guard("readdir", h.d.bucket, h.d.dir(), &errno)
 	for {
 		var e cache.DirEntry
@@ -173,6 +175,7 @@ func (h *dirHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno sys
 // Lookup serves READDIRPLUS from the entry just produced: the listing
 // already told us everything, so no request is sent.
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+	defer h.d.fs.track(ctx, "readdirplus", h.d.bucket, h.d.dir()+name)()
 	defer h.d.fs.guard("readdirplus", h.d.bucket, h.d.dir()+name, &errno)
 	e := h.last
 	key := h.d.dir() + e.Name
@@ -181,12 +184,12 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		h.d.fs.dirAttr(&out.Attr, h.d.bucket, key)
 		return h.d.fs.newDir(ctx, parent, h.d.bucket, key+"/"), 0
 	}
-	h.d.fs.fileAttr(&out.Attr, h.d.bucket, e.Object)
-	return h.d.fs.newFile(ctx, parent, h.d.bucket, e.Object), 0
+	return h.d.fs.newFile(ctx, parent, h.d.bucket, name, e.Object, &out.Attr), 0
 }
 
 // Seekdir supports rewinddir; go-fuse itself replays an interrupted read.
 func (h *dirHandle) Seekdir(ctx context.Context, off uint64) (errno syscall.Errno) {
+	defer h.d.fs.track(ctx, "seekdir", h.d.bucket, h.d.dir())()
 	defer h.d.fs.guard("seekdir", h.d.bucket, h.d.dir(), &errno)
 	if off != 0 {
 		return syscall.ENOTSUP
@@ -213,6 +216,7 @@ var (
 )
 
 func (b *bucketsNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer b.fs.track(ctx, "getattr", "", "")()
 	defer b.fs.guard("getattr", "", "", &errno)
 	b.fs.dirAttr(&out.Attr, "", "")
 	out.Ino = 1
@@ -228,6 +232,7 @@ func (b *bucketsNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.E
 // (no s3:ListAllMyBuckets) are still reachable: a one-key LIST says whether
 // the bucket exists and may be read.
 func (b *bucketsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+	defer b.fs.track(ctx, "lookup", name, "")()
 	defer b.fs.guard("lookup", name, "", &errno)
 	if in := b.fs.lookupControl(ctx, b.EmbeddedInode(), name, out); in != nil {
 		return in, 0
@@ -254,6 +259,7 @@ func (b *bucketsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOu
 }
 
 func (b *bucketsNode) OpendirHandle(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
+	defer b.fs.track(ctx, "opendir", "", "")()
 	defer b.fs.guard("opendir", "", "", &errno)
 	bs, err := b.fs.cache.Buckets(ctx)
 	if err != nil {
@@ -276,6 +282,7 @@ type bucketsHandle struct {
 }
 
 func (h *bucketsHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno syscall.Errno) {
+	defer h.b.fs.track(ctx, "readdir", "", "")()
 	defer h.b.fs.guard("readdir", "", "", &errno)
 	if h.pos >= len(h.names) {
 		return nil, 0
@@ -286,12 +293,14 @@ func (h *bucketsHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno
 }
 
 func (h *bucketsHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+	defer h.b.fs.track(ctx, "readdirplus", name, "")()
 	defer h.b.fs.guard("readdirplus", name, "", &errno)
 	h.b.fs.dirAttr(&out.Attr, name, "")
 	return h.b.fs.newDir(ctx, h.b.EmbeddedInode(), name, ""), 0
 }
 
 func (h *bucketsHandle) Seekdir(ctx context.Context, off uint64) (errno syscall.Errno) {
+	defer h.b.fs.track(ctx, "seekdir", "", "")()
 	defer h.b.fs.guard("seekdir", "", "", &errno)
 	if off > uint64(len(h.names)) {
 		return syscall.EINVAL

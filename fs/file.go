@@ -42,6 +42,7 @@ var (
 // read this same version). Whether the name now means another version is
 // for the next LOOKUP to say, once the kernel's entry expires.
 func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer n.fs.track(ctx, "getattr", n.bucket, n.key)()
 	defer n.fs.guard("getattr", n.bucket, n.key, &errno)
 	if w := n.ov.Load(); w != nil {
 		w.attr(&out.Attr)
@@ -60,6 +61,7 @@ func (n *fileNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errn
 // (FOPEN_KEEP_CACHE): an inode is one version, so cached pages are always
 // the right bytes, and re-reads and mmap cost nothing.
 func (n *fileNode) Open(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
+	defer n.fs.track(ctx, "open", n.bucket, n.key)()
 	defer n.fs.guard("open", n.bucket, n.key, &errno)
 	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 || n.ov.Load() != nil {
 		return n.openWritable(ctx, flags)
@@ -74,6 +76,7 @@ type fileHandle struct {
 }
 
 func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadResult, errno syscall.Errno) {
+	defer h.n.fs.track(ctx, "read", h.n.bucket, h.n.key)()
 	defer h.n.fs.guard("read", h.n.bucket, h.n.key, &errno)
 	data, err := h.r.Slice(ctx, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -93,22 +96,30 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.R
 // stale makes the next open of the name see the current object: the cache
 // forgets what it knew of the key, and the kernel drops its entry for the
 // name, which still leads to this (old) inode until the metadata TTL ends.
-// Safe inside READ: invalidating an entry locks the parent directory, which
-// a read does not hold.
+//
+// The entry is dropped after the READ has been answered, never inside it:
+// the kernel takes the parent directory's lock to drop it, and a LOOKUP or
+// READDIRPLUS of that directory may hold the lock while it waits for this
+// very read (it drops pages of the file, which stay locked until the read
+// is answered). Notifying from inside READ deadlocked the mount: cat in D
+// state on a page lock, ls or find in getdents, the daemon idle in write(2)
+// to /dev/fuse (fs/notify_test.go).
 func (n *fileNode) stale() {
 	n.fs.cache.Forget(n.bucket, n.key)
 	if name, parent := n.Parent(); parent != nil {
-		parent.NotifyEntry(name)
+		go parent.NotifyEntry(name)
 	}
 }
 
 func (h *fileHandle) Getattr(ctx context.Context, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer h.n.fs.track(ctx, "getattr", h.n.bucket, h.n.key)()
 	defer h.n.fs.guard("getattr", h.n.bucket, h.n.key, &errno)
 	h.n.fs.fileAttr(&out.Attr, h.n.bucket, h.r.Object())
 	return 0
 }
 
 func (h *fileHandle) Release(ctx context.Context) (errno syscall.Errno) {
+	defer h.n.fs.track(ctx, "release", h.n.bucket, h.n.key)()
 	defer h.n.fs.guard("release", h.n.bucket, h.n.key, &errno)
 	h.r.Close()
 	return 0

@@ -18,6 +18,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/bucketfs/bucketfs/cache"
+	"github.com/bucketfs/bucketfs/internal/watchdog"
 	"github.com/bucketfs/bucketfs/stage"
 	"github.com/bucketfs/bucketfs/store"
 )
@@ -51,6 +52,8 @@ type Config struct {
 	// (control.go): it is called at each open of one of its files, and
 	// returns the mount's status for people and as JSON.
 	Status func() (text, json []byte)
+	// Tracker, if set, is told of every request in flight (inflight.go).
+	Tracker *watchdog.Tracker
 }
 
 // FS holds what every node shares.
@@ -191,9 +194,23 @@ func (f *FS) newDir(ctx context.Context, parent *gofs.Inode, bucket, prefix stri
 		gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(bucket, key, true)})
 }
 
-func (f *FS) newFile(ctx context.Context, parent *gofs.Inode, bucket string, o store.Object) *gofs.Inode {
+// newFile also fills out with the file's attributes: those of the inode
+// already known under name in parent, when it is this version. One inode
+// must never show the kernel other attributes: a listing gives times to
+// the millisecond and HEAD to the second, and a time that changes makes
+// the kernel drop the inode's cached pages inside the LOOKUP or
+// READDIRPLUS, holding the directory's lock while it waits for every read
+// of the file in flight.
+func (f *FS) newFile(ctx context.Context, parent *gofs.Inode, bucket, name string, o store.Object, out *fuse.Attr) *gofs.Inode {
+	id := fileIno(bucket, o)
+	if ch := parent.GetChild(name); ch != nil && ch.StableAttr().Ino == id {
+		if n, ok := ch.Operations().(*fileNode); ok && n.ov.Load() == nil && n.obj.ETag == o.ETag {
+			o.ModTime = n.obj.ModTime
+		}
+	}
+	f.fileAttr(out, bucket, o)
 	return parent.NewInode(ctx, &fileNode{fs: f, bucket: bucket, key: o.Key, obj: o},
-		gofs.StableAttr{Mode: syscall.S_IFREG, Ino: fileIno(bucket, o)})
+		gofs.StableAttr{Mode: syscall.S_IFREG, Ino: id})
 }
 
 // Statfs reports a large, read-only file system so df and free-space

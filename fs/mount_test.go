@@ -78,6 +78,9 @@ type scenario struct {
 	cache cache.Config
 	// wrap may wrap the store (fault hooks, ETag rewriting).
 	wrap func(mem *memstore.Store) store.ObjectStore
+	// watch, if set, gives the mount the watchdog, status and metrics of
+	// a real one (stuck_test.go).
+	watch func(cfg *Config, log *slog.Logger) error
 }
 
 var scenarios = map[string]scenario{
@@ -125,7 +128,13 @@ func serveForTest(mp, name string) error {
 		DirectMount: os.Geteuid() == 0, DisableXAttrs: true,
 		Debug: os.Getenv("BUCKETFS_FS_TEST_DEBUG") != "",
 	}
-	root := New(c, Config{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), FileMode: 0o444, DirMode: 0o555, Logger: log})
+	fcfg := Config{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), FileMode: 0o444, DirMode: 0o555, Logger: log}
+	if sc.watch != nil {
+		if err := sc.watch(&fcfg, log); err != nil {
+			return err
+		}
+	}
+	root := New(c, fcfg)
 	return serveUntilSignal(mp, root, opts, func() { control(ctx, mem) })
 }
 

@@ -27,6 +27,7 @@ const renameFlagNoReplace = 0x1
 // appears whole) or a directory of up to MaxDirRename objects. Between
 // buckets it fails with EXDEV.
 func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
+	defer d.fs.track(ctx, "rename", d.bucket, d.dir()+name)()
 	defer d.fs.guard("rename", d.bucket, d.dir()+name, &errno)
 	if d.renamesControl(name, newParent, newName) {
 		return syscall.EPERM // the control directory (control.go)
@@ -97,8 +98,10 @@ func (d *dirNode) renameFile(ctx context.Context, src, dst string, node *fileNod
 	if w != nil {
 		// Staged bytes go up first, under the old name, so the copy is
 		// the file as written; the upload lock keeps them from moving.
-		w.upMu.Lock()
-		defer w.upMu.Unlock()
+		if err := w.upMu.lock(ctx); err != nil {
+			return syscall.EINTR
+		}
+		defer w.upMu.unlock()
 		if errno := w.uploadLocked(ctx, "rename"); errno != 0 {
 			return errno
 		}
@@ -159,10 +162,16 @@ func (d *dirNode) renameFile(ctx context.Context, src, dst string, node *fileNod
 		f.writes.remove(old)
 		old.closeIfIdle()
 	}
-	if w == nil && node != nil {
+	if node != nil {
 		// The kernel moves this inode to the new name; it must read the
-		// new key from now on.
-		w = node.overlay()
+		// new key from now on. It may be another inode than the one the
+		// file was written through (a listing made a new one for the
+		// name meanwhile): it shares the file's state then.
+		if w == nil {
+			w = node.overlay()
+		} else {
+			node.ov.CompareAndSwap(nil, w)
+		}
 	}
 	if w != nil {
 		f.writes.remove(w)

@@ -99,9 +99,11 @@ type wfile struct {
 	ino uint64 // the inode number of its inode
 
 	// upMu serializes uploads and the renames that move the staged bytes.
-	upMu sync.Mutex
+	// It is held across the upload: waiters can be interrupted.
+	upMu waitLock
 	// matMu serializes staging (fetching the object into a staging file).
-	matMu sync.Mutex
+	// It is held across the fetch: waiters can be interrupted.
+	matMu waitLock
 
 	mu          sync.Mutex
 	bucket, key string
@@ -206,8 +208,10 @@ func (w *wfile) open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32
 // stage makes sure the file's bytes are in a staging file, fetching the
 // object unless empty says it is about to be emptied anyway.
 func (w *wfile) stage(ctx context.Context, empty bool) (*stage.File, error) {
-	w.matMu.Lock()
-	defer w.matMu.Unlock()
+	if err := w.matMu.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer w.matMu.unlock()
 	w.mu.Lock()
 	if w.st != nil {
 		st := w.st
@@ -283,10 +287,13 @@ func (w *wfile) uploadTimeout(size int64) time.Duration {
 }
 
 // upload stores the staged bytes if they changed. It runs to the end even
-// if the caller is interrupted (a half-done upload helps nobody).
+// if the caller is interrupted (a half-done upload helps nobody); waiting
+// for another upload of the file to end can be interrupted (EINTR).
 func (w *wfile) upload(ctx context.Context, op string) syscall.Errno {
-	w.upMu.Lock()
-	defer w.upMu.Unlock()
+	if err := w.upMu.lock(ctx); err != nil {
+		return syscall.EINTR
+	}
+	defer w.upMu.unlock()
 	return w.uploadLocked(ctx, op)
 }
 
@@ -382,6 +389,7 @@ func (h *wHandle) name() (string, string) {
 
 func (h *wHandle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadResult, errno syscall.Errno) {
 	b, k := h.name()
+	defer h.w.fs.track(ctx, "read", b, k)()
 	defer h.w.fs.guard("read", b, k, &errno)
 	w := h.w
 	w.mu.Lock()
@@ -422,6 +430,7 @@ func (h *wHandle) reader(obj store.Object) *cache.Reader {
 
 func (h *wHandle) Write(ctx context.Context, data []byte, off int64) (_ uint32, errno syscall.Errno) {
 	b, k := h.name()
+	defer h.w.fs.track(ctx, "write", b, k)()
 	defer h.w.fs.guard("write", b, k, &errno)
 	if !h.writer() {
 		return 0, syscall.EBADF
@@ -449,6 +458,7 @@ func (h *wHandle) Write(ctx context.Context, data []byte, off int64) (_ uint32, 
 // uploaded, and a failure is what close() returns.
 func (h *wHandle) Flush(ctx context.Context) (errno syscall.Errno) {
 	b, k := h.name()
+	defer h.w.fs.track(ctx, "flush", b, k)()
 	defer h.w.fs.guard("flush", b, k, &errno)
 	if !h.writer() {
 		return 0 // a reader's close does not answer for a writer's upload
@@ -458,6 +468,7 @@ func (h *wHandle) Flush(ctx context.Context) (errno syscall.Errno) {
 
 func (h *wHandle) Fsync(ctx context.Context, flags uint32) (errno syscall.Errno) {
 	b, k := h.name()
+	defer h.w.fs.track(ctx, "fsync", b, k)()
 	defer h.w.fs.guard("fsync", b, k, &errno)
 	return h.w.upload(ctx, "fsync")
 }
@@ -466,6 +477,7 @@ func (h *wHandle) Fsync(ctx context.Context, flags uint32) (errno syscall.Errno)
 // can arrive after the last close), then lets go of the handle.
 func (h *wHandle) Release(ctx context.Context) (errno syscall.Errno) {
 	b, k := h.name()
+	defer h.w.fs.track(ctx, "release", b, k)()
 	defer h.w.fs.guard("release", b, k, &errno)
 	h.w.mu.Lock()
 	retry := h.w.failedGen != h.w.gen // not what the last close just failed to send
@@ -485,6 +497,7 @@ func (h *wHandle) Release(ctx context.Context) (errno syscall.Errno) {
 
 func (h *wHandle) Getattr(ctx context.Context, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := h.name()
+	defer h.w.fs.track(ctx, "getattr", b, k)()
 	defer h.w.fs.guard("getattr", b, k, &errno)
 	h.w.attr(&out.Attr)
 	return 0
@@ -492,6 +505,7 @@ func (h *wHandle) Getattr(ctx context.Context, out *fuse.AttrOut) (errno syscall
 
 func (h *wHandle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := h.name()
+	defer h.w.fs.track(ctx, "setattr", b, k)()
 	defer h.w.fs.guard("setattr", b, k, &errno)
 	if sz, ok := in.GetSize(); ok {
 		if errno := h.w.truncate(ctx, int64(sz)); errno != 0 {
@@ -506,6 +520,7 @@ func (h *wHandle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.Att
 // uploaded at once; times, modes and owners are not kept by S3 and are
 // accepted and ignored, so touch, cp -p and R's file.copy work.
 func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer n.fs.track(ctx, "setattr", n.bucket, n.key)()
 	defer n.fs.guard("setattr", n.bucket, n.key, &errno)
 	if h, ok := fh.(*wHandle); ok {
 		return h.Setattr(ctx, in, out)

@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/bucketfs/bucketfs/internal/watchdog"
 )
 
 // Metric names, for the tests and for Snapshot.
@@ -40,6 +42,10 @@ const (
 	nameBuildInfo       = "bucketfs_build_info"
 	nameMountInfo       = "bucketfs_mount_info"
 	nameStartTimestamp  = "bucketfs_mount_start_timestamp_seconds"
+	nameOpsInFlight     = "bucketfs_fuse_ops_in_flight"
+	nameOpDuration      = "bucketfs_fuse_op_duration_seconds"
+	nameOpsStuck        = "bucketfs_fuse_ops_stuck"
+	nameOpsStuckTotal   = "bucketfs_fuse_ops_stuck_total"
 	statusOK            = "ok"
 	refreshOK           = "ok"
 	refreshError        = "error"
@@ -70,12 +76,22 @@ type CacheStats struct {
 	CachedBytes, CapacityBytes int64
 }
 
+// InFlightStats are the figures of the file operations in flight, read at
+// every scrape through the hook given to SetInFlightStats.
+type InFlightStats struct {
+	InFlight, Stuck int   // operations in flight now; those of them stuck
+	StuckTotal      int64 // operations ever reported stuck
+}
+
 // Metrics owns the registry and the collectors of one mount. Its methods
 // are safe for concurrent use.
 type Metrics struct {
-	reg   *prometheus.Registry
-	opts  Options
-	cache atomic.Pointer[func() CacheStats]
+	reg      *prometheus.Registry
+	opts     Options
+	cache    atomic.Pointer[func() CacheStats]
+	inflight atomic.Pointer[func() InFlightStats]
+	tracker  atomic.Pointer[watchdog.Tracker] // for /debug/ops
+	opTime   *prometheus.HistogramVec
 
 	requests     *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
@@ -157,6 +173,34 @@ func New(o Options) *Metrics {
 			return 0
 		}
 	}
+	m.opTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: namespace, Subsystem: "fuse", Name: "op_duration_seconds",
+		Help:    "Time the mount took to answer a file operation (lookup, read, readdir...), by operation.",
+		Buckets: durationBuckets,
+	}, []string{"op"})
+	opFunc := func(pick func(InFlightStats) float64) func() float64 {
+		return func() float64 {
+			if f := m.inflight.Load(); f != nil {
+				return pick((*f)())
+			}
+			return 0
+		}
+	}
+	m.reg.MustRegister(
+		m.opTime,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "fuse", Name: "ops_in_flight",
+			Help: "File operations the mount is serving now.",
+		}, opFunc(func(s InFlightStats) float64 { return float64(s.InFlight) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "fuse", Name: "ops_stuck",
+			Help: "File operations in flight for longer than the request timeout plus a margin: the mount is not answering them.",
+		}, opFunc(func(s InFlightStats) float64 { return float64(s.Stuck) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "fuse", Name: "ops_stuck_total",
+			Help: "File operations ever reported stuck (each is logged at warn level with what it waits for).",
+		}, opFunc(func(s InFlightStats) float64 { return float64(s.StuckTotal) })),
+	)
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -195,6 +239,18 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // the store it reads through, which is metered first.
 func (m *Metrics) SetCacheStats(f func() CacheStats) {
 	m.cache.Store(&f)
+}
+
+// SetInFlightStats installs the hook the figures of operations in flight
+// are read through at every scrape.
+func (m *Metrics) SetInFlightStats(f func() InFlightStats) {
+	m.inflight.Store(&f)
+}
+
+// ObserveOp records one answered file operation; it makes Metrics a
+// watchdog.Observer.
+func (m *Metrics) ObserveOp(op string, took time.Duration) {
+	m.opTime.WithLabelValues(op).Observe(took.Seconds())
 }
 
 // ObserveRequest records one store call: op and status label it, took is
@@ -258,8 +314,8 @@ func (m *Metrics) Handler() http.Handler {
 	})
 }
 
-// Mux is what Serve serves: /metrics and the profiler under
-// /debug/pprof/, on a mux of its own (never http.DefaultServeMux, which
+// Mux is what Serve serves: /metrics, the profiler under /debug/pprof/
+// and the operations in flight at /debug/ops, on a mux of its own (never http.DefaultServeMux, which
 // any imported package may add handlers to).
 func (m *Metrics) Mux() *http.ServeMux {
 	mux := http.NewServeMux()
@@ -269,6 +325,7 @@ func (m *Metrics) Mux() *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/ops", m.serveOps)
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write([]byte(`<html><body><h1>bucketfs</h1><p><a href="/metrics">/metrics</a> <a href="/debug/pprof/">/debug/pprof/</a></p></body></html>`))

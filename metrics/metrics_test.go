@@ -14,10 +14,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/bucketfs/bucketfs/internal/watchdog"
 	"github.com/bucketfs/bucketfs/store/metered"
 )
 
-var _ metered.Observer = (*Metrics)(nil)
+var (
+	_ metered.Observer  = (*Metrics)(nil)
+	_ watchdog.Observer = (*Metrics)(nil)
+)
 
 var (
 	start = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -168,24 +172,27 @@ func TestWriteText(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		do   func(*Metrics)
+		slow []watchdog.Info // what the watchdog lists
 		want string
 	}{
-		{"idle", func(*Metrics) {}, `mount        s3://bkt/data/ on /mnt/data
+		{"idle", func(*Metrics) {}, nil, `mount        s3://bkt/data/ on /mnt/data
 version      v1.2.3, up 1h30m0s
 read         0 B from S3
 written      0 B to S3
 cache        0 hits, 0 misses (0.0% hits); 0 B of 0 B in use
 credentials  ; do not expire; refreshes: 0 ok, 0 failed
+in flight    0 file operations, 0 stuck, 0 over 5s
 
 requests      total   errors  retries      mean
   all             0        0        0         -
 `},
-		{"busy", workload, `mount        s3://bkt/data/ on /mnt/data
+		{"busy", workload, nil, `mount        s3://bkt/data/ on /mnt/data
 version      v1.2.3, up 1h30m0s
 read         3.0 MiB from S3
 written      1.0 KiB to S3
 cache        30 hits, 10 misses (75.0% hits); 40.0 MiB of 512.0 MiB in use
 credentials  instance role my-role; expire 2026-03-01T19:00:00Z; refreshes: 1 ok, 1 failed
+in flight    0 file operations, 0 stuck, 0 over 5s
 
 requests      total   errors  retries      mean
   get             3        1        5     700ms
@@ -193,12 +200,32 @@ requests      total   errors  retries      mean
   all             5        2        5   421.2ms
 errors by status: not_found 1, throttled 1
 `},
+		{"stuck", func(m *Metrics) {
+			m.SetInFlightStats(func() InFlightStats { return InFlightStats{InFlight: 7, Stuck: 1, StuckTotal: 3} })
+		}, []watchdog.Info{
+			{Op: "read", Path: "bkt/data/big.bin", UID: 1000, PID: 4242, Seconds: 75.2},
+			{Op: "readdir", Path: "bkt/data/", UID: 1001, PID: 17, Seconds: 6},
+		}, `mount        s3://bkt/data/ on /mnt/data
+version      v1.2.3, up 1h30m0s
+read         0 B from S3
+written      0 B to S3
+cache        0 hits, 0 misses (0.0% hits); 0 B of 0 B in use
+credentials  ; do not expire; refreshes: 0 ok, 0 failed
+in flight    7 file operations, 1 stuck, 2 over 5s
+  read        bkt/data/big.bin for 1m15s (pid 4242, uid 1000)
+  readdir     bkt/data/ for 6s (pid 17, uid 1001)
+
+requests      total   errors  retries      mean
+  all             0        0        0         -
+`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newTest()
 			tc.do(m)
 			var b bytes.Buffer
-			if err := m.Snapshot().WriteText(&b); err != nil {
+			s := m.Snapshot()
+			s.Slow = tc.slow
+			if err := s.WriteText(&b); err != nil {
 				t.Fatal(err)
 			}
 			if b.String() != tc.want {
@@ -225,6 +252,7 @@ func TestServe(t *testing.T) {
 		path, want string
 	}{
 		{"/metrics", `bucketfs_store_requests_total{op="get",status="ok"} 2`},
+		{"/metrics", "bucketfs_fuse_ops_stuck 0"},
 		{"/debug/pprof/", "goroutine"},
 		{"/debug/pprof/goroutine?debug=1", "goroutine profile"},
 		{"/", `href="/metrics"`},

@@ -1,15 +1,20 @@
 package metrics
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
 	"math"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/bucketfs/bucketfs/internal/watchdog"
 )
 
 // Snapshot is the key figures of a running mount, for "bucketfs status"
@@ -31,7 +36,18 @@ type Snapshot struct {
 
 	Cache       CacheSnapshot      `json:"cache"`
 	Credentials CredentialSnapshot `json:"credentials"`
+
+	// OpsInFlight and OpsStuck count the file operations being served
+	// and those of them stuck; Slow lists those in flight for SlowAfter or
+	// longer, oldest first (filled in by the caller, from the watchdog).
+	OpsInFlight int64           `json:"ops_in_flight"`
+	OpsStuck    int64           `json:"ops_stuck"`
+	Slow        []watchdog.Info `json:"slow_ops"`
 }
+
+// SlowAfter is the age from which an operation in flight is listed in
+// the status.
+const SlowAfter = 5 * time.Second
 
 // OpStats are the requests of one operation (or, as Snapshot.Requests, of
 // all of them).
@@ -66,6 +82,38 @@ type CredentialSnapshot struct {
 	// Expires is when the credentials in use expire; absent when they
 	// do not.
 	Expires *time.Time `json:"expires,omitempty"`
+}
+
+// WatchInFlight makes t's operations in flight part of the figures: the
+// ops_in_flight and ops_stuck gauges and ops_stuck_total, and the list
+// served at /debug/ops.
+func (m *Metrics) WatchInFlight(t *watchdog.Tracker) {
+	m.tracker.Store(t)
+	m.SetInFlightStats(func() InFlightStats {
+		return InFlightStats{InFlight: t.InFlight(), Stuck: t.Stuck(), StuckTotal: t.StuckTotal()}
+	})
+}
+
+// StatusFiles makes the content of the mount's control files
+// (.bucketfs/status and status.json) from one snapshot, at each open, with
+// the operations t has had in flight for SlowAfter or longer (t may be
+// nil); "bucketfs status" reads the JSON one.
+func (m *Metrics) StatusFiles(t *watchdog.Tracker) func() (text, js []byte) {
+	return func() (text, js []byte) {
+		s := m.Snapshot()
+		if t != nil {
+			s.Slow = t.Older(SlowAfter)
+		}
+		var b bytes.Buffer
+		_ = s.WriteText(&b) // a bytes.Buffer takes every write
+		js, err := json.MarshalIndent(s, "", "  ")
+		if err != nil {
+			// A Snapshot is plain numbers and strings; this cannot
+			// happen, but the file must hold something readable.
+			js, _ = json.Marshal(map[string]string{"error": err.Error()})
+		}
+		return b.Bytes(), append(js, '\n')
+	}
 }
 
 // Snapshot gathers the registry and condenses it.
@@ -123,6 +171,10 @@ func snapshotOf(fams []*dto.MetricFamily, now time.Time) Snapshot {
 				s.Cache.Bytes = int64(mt.GetGauge().GetValue())
 			case nameCacheCapacity:
 				s.Cache.CapacityBytes = int64(mt.GetGauge().GetValue())
+			case nameOpsInFlight:
+				s.OpsInFlight = int64(mt.GetGauge().GetValue())
+			case nameOpsStuck:
+				s.OpsStuck = int64(mt.GetGauge().GetValue())
 			case nameCredentialInfo:
 				s.Credentials.Source = l["source"]
 			case nameRefreshes:
@@ -193,6 +245,10 @@ func (s Snapshot) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "credentials  %s; %s; refreshes: %d ok, %d failed\n",
 		s.Credentials.Source, expires, s.Credentials.RefreshesOK, s.Credentials.RefreshErrors)
+	fmt.Fprintf(&b, "in flight    %d file operations, %d stuck, %d over %s\n", s.OpsInFlight, s.OpsStuck, len(s.Slow), SlowAfter)
+	for _, o := range s.Slow {
+		fmt.Fprintf(&b, "  %-11s %s for %s (pid %d, uid %d)\n", o.Op, o.Path, time.Duration(o.Seconds*float64(time.Second)).Round(time.Second), o.PID, o.UID)
+	}
 	b.WriteString("\n")
 	width := len("requests") - 2
 	for _, o := range s.Ops {
@@ -256,4 +312,21 @@ func formatBytes(n int64) string {
 		return fmt.Sprintf("%d B", n)
 	}
 	return fmt.Sprintf("%.1f %s", v, units[i])
+}
+
+// serveOps lists every operation in flight, oldest first, one a line:
+// seconds, operation, path, pid and uid. It reads no file of the mount, so
+// it answers even when the mount does not.
+func (m *Metrics) serveOps(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	t := m.tracker.Load()
+	if t == nil {
+		fmt.Fprintln(w, "no watchdog on this mount")
+		return
+	}
+	ops := t.Older(0)
+	fmt.Fprintf(w, "%d operations in flight\n", len(ops))
+	for _, o := range ops {
+		fmt.Fprintf(w, "%9.1fs %-11s %s pid=%d uid=%d\n", o.Seconds, o.Op, o.Path, o.PID, o.UID)
+	}
 }

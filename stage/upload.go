@@ -267,6 +267,10 @@ func abortQuietly(up store.Upload, timeout time.Duration) {
 // the staged bytes stay, so a later Upload can try again.
 func (f *File) Upload(ctx context.Context, bucket, key string, opts store.PutOptions) (store.Object, error) {
 	f.SetTarget(bucket, key)
+	// Held across the upload's requests, on purpose (one snapshot): a
+	// write waits for at most the upload's own bounds (PartTimeout per
+	// request); the FUSE layer's upload lock, which a request waits on
+	// first, can be interrupted.
 	f.io.Lock()
 	defer f.io.Unlock()
 	s := &f.stream

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -87,23 +85,5 @@ func cacheStats(ch *cache.Cache) func() metrics.CacheStats {
 	return func() metrics.CacheStats {
 		s := ch.Stats()
 		return metrics.CacheStats{BlockHits: s.BlockHits, BlockMisses: s.BlockMisses, CachedBytes: s.CachedBytes, CapacityBytes: s.CapacityBytes}
-	}
-}
-
-// statusFiles makes the content of the mount's control files
-// (.bucketfs/status and status.json) from one snapshot, at each open;
-// "bucketfs status" reads the JSON one.
-func statusFiles(m *metrics.Metrics) func() (text, js []byte) {
-	return func() (text, js []byte) {
-		s := m.Snapshot()
-		var b bytes.Buffer
-		_ = s.WriteText(&b) // a bytes.Buffer takes every write
-		js, err := json.MarshalIndent(s, "", "  ")
-		if err != nil {
-			// A Snapshot is plain numbers and strings; this cannot
-			// happen, but the file must hold something readable.
-			js, _ = json.Marshal(map[string]string{"error": err.Error()})
-		}
-		return b.Bytes(), append(js, '\n')
 	}
 }

@@ -75,7 +75,7 @@ func TestServeMetrics(t *testing.T) {
 	if !strings.Contains(string(body), `bucketfs_store_requests_total{op="get",status="ok"} 1`) {
 		t.Errorf("/metrics lacks the request:\n%s", body)
 	}
-	text, js := statusFiles(m)()
+	text, js := m.StatusFiles(nil)()
 	var s metrics.Snapshot
 	if err := json.Unmarshal(js, &s); err != nil {
 		t.Fatal(err)

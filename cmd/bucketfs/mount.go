@@ -22,6 +22,8 @@ import (
 	"github.com/bucketfs/bucketfs/auth"
 	"github.com/bucketfs/bucketfs/cache"
 	bfs "github.com/bucketfs/bucketfs/fs"
+	"github.com/bucketfs/bucketfs/internal/watchdog"
+	"github.com/bucketfs/bucketfs/metrics"
 	"github.com/bucketfs/bucketfs/stage"
 	"github.com/bucketfs/bucketfs/store"
 	"github.com/bucketfs/bucketfs/store/metered"
@@ -360,14 +362,18 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	log.Info("credentials ready", "source", a.Source, "region", a.Region, "region_from", a.RegionSource, "endpoint", a.Endpoint)
 
 	ch := cache.New(st, cache.Config{DataBytes: c.CacheSize, MetadataTTL: c.MetadataTTL, RequestTimeout: c.RequestTimeout, StallTimeout: c.StallTimeout, Logger: log})
+	defer ch.Close()
 	limitMemory(ch.Config(), log)
 	m.SetCacheStats(cacheStats(ch))
+	tracker := newTracker(ch.Config(), m, log)
+	go tracker.Run(mctx, time.Second)
 	fcfg := bfs.Config{
 		Bucket: c.Bucket, Prefix: c.Prefix,
 		UID: uint32(c.UID), GID: uint32(c.GID),
 		FileMode: c.FileMode, DirMode: c.DirMode,
-		Logger: log,
-		Status: statusFiles(m),
+		Logger:  log,
+		Status:  m.StatusFiles(tracker),
+		Tracker: tracker,
 	}
 	var area *stage.Area
 	if !c.ReadOnly {
@@ -439,6 +445,23 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	log.Info("unmounted", "mountpoint", c.MountPoint, "block_hits", cs.BlockHits, "block_misses", cs.BlockMisses,
 		"gets", cs.Requests, "bytes_fetched", cs.BytesRead)
 	return nil
+}
+
+// newTracker makes the watchdog of the file operations in flight, counted
+// in m. An operation is stuck when it has waited longer than any of its
+// store calls may: one call of its own and one it may wait for that
+// another request started, each bounded by the request timeout, plus a
+// margin. Operations that upload a file written may take longer.
+func newTracker(cc cache.Config, m *metrics.Metrics, log *slog.Logger) *watchdog.Tracker {
+	upload := time.Hour
+	t := watchdog.New(watchdog.Config{
+		StuckAfter: 2*cc.RequestTimeout + 10*time.Second,
+		Patience:   map[string]time.Duration{"flush": upload, "fsync": upload, "release": upload},
+		Logger:     log,
+		Observer:   m,
+	})
+	m.WatchInFlight(t)
+	return t
 }
 
 // preflight checks, before anything is mounted, that the credentials work

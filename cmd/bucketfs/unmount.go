@@ -13,22 +13,34 @@ import (
 )
 
 const unmountUsage = `Usage:
-  bucketfs unmount MOUNTPOINT
+  bucketfs unmount [--force] MOUNTPOINT
 
 Unmounts a bucketfs mount. Works for the user who mounted it (through
 fusermount3) and for root. A mount whose daemon died ("Transport endpoint is
 not connected") is cleared too.
 
+With --force, for a mount that is stuck: the mount's FUSE connection is
+aborted first (/sys/fs/fuse/connections/N/abort), so every process blocked
+on it gets an error ("Transport endpoint is not connected") instead of
+waiting, and the mount point is then detached even if files are still open
+under it. The daemon exits. Needs root, or the user who mounted it with the
+fusectl file system mounted on /sys/fs/fuse/connections.
+
 Examples:
   bucketfs unmount /mnt/s3
+  sudo bucketfs unmount --force /mnt/s3
+
+Flags:
 `
 
 func unmountCommand(args []string, stdout io.Writer) error {
 	fs := newFlagSet("unmount")
+	force := fs.Bool("force", false, "abort the mount's FUSE connection first, so processes stuck on it get an error, then detach it even if busy")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		if isHelp(err) {
 			fmt.Fprint(stdout, unmountUsage)
+			printFlags(stdout, fs)
 			return err
 		}
 		return usageError{err.Error()}
@@ -36,17 +48,56 @@ func unmountCommand(args []string, stdout io.Writer) error {
 	if len(pos) != 1 {
 		return usagef("want exactly one MOUNTPOINT")
 	}
-	mp, fstype, err := mountAt(pos[0])
+	mp, err := filepath.Abs(pos[0])
 	if err != nil {
 		return err
 	}
-	if fstype == "" {
+	e, err := mountEntry(mp)
+	if err != nil {
+		return err
+	}
+	if e.fstype == "" {
 		return fmt.Errorf("%s is not mounted", mp)
 	}
-	if fstype != "fuse.bucketfs" {
-		return fmt.Errorf("%s is a %s mount, not bucketfs: use umount", mp, fstype)
+	if e.fstype != "fuse.bucketfs" {
+		return fmt.Errorf("%s is a %s mount, not bucketfs: use umount", mp, e.fstype)
+	}
+	if *force {
+		if err := abortConnection(mp, e.dev); err != nil {
+			return err
+		}
+		return unmount(mp, true)
 	}
 	return unmount(mp, isDeadMount(mp))
+}
+
+// fusectlDir is where the kernel lists FUSE connections, one directory per
+// mount named after its device minor number.
+const fusectlDir = "/sys/fs/fuse/connections"
+
+// abortConnection aborts the FUSE connection of the mount at mp, whose
+// device is dev ("0:NN" in mountinfo): every request waiting on it fails
+// with ENOTCONN at once, and the daemon's reads of /dev/fuse end. The
+// fusectl file system is mounted first if root may and it is not.
+func abortConnection(mp, dev string) error {
+	_, minor, ok := strings.Cut(dev, ":")
+	if !ok {
+		return fmt.Errorf("cannot abort %s: its device %q in /proc/self/mountinfo is not MAJOR:MINOR", mp, dev)
+	}
+	abort := filepath.Join(fusectlDir, minor, "abort")
+	if _, err := os.Stat(abort); errors.Is(err, os.ErrNotExist) && os.Geteuid() == 0 {
+		// systemd mounts it at boot; containers often do not.
+		_ = syscall.Mount("fusectl", fusectlDir, "fusectl", 0, "")
+	}
+	f, err := os.OpenFile(abort, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("cannot abort the FUSE connection of %s (%v): run as root, or mount the fusectl file system first: mount -t fusectl none %s", mp, err, fusectlDir)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("1"); err != nil {
+		return fmt.Errorf("cannot abort the FUSE connection of %s: write %s: %v", mp, abort, err)
+	}
+	return nil
 }
 
 // unmount detaches the FUSE mount at mp: directly as root, else through
