@@ -1,10 +1,12 @@
 // Package cache sits between the FUSE adapter and the object store. It keeps
 // three kinds of state, each bounded:
 //
-//   - metadata: what a key is (file, directory, both, nothing), filled by
-//     directory listings first and by HeadObject/one-key LIST only on a miss;
 //   - listings: complete directory listings, so a second readdir, ls -l or
-//     find costs no request;
+//     find costs no request, and a lookup of a name in a listed directory
+//     neither;
+//   - metadata: what a key is (file, directory, both, nothing) when its
+//     directory's listing is not cached, from HeadObject/one-key LIST on a
+//     miss; listings and these records share one byte bound (metastore.go);
 //   - data: fixed-size blocks of object content keyed by bucket, key, ETag
 //     and block number, in a byte-bounded LRU, with de-duplicated fetches and
 //     sequential read-ahead.
@@ -30,10 +32,9 @@ type Config struct {
 	MetadataTTL time.Duration
 	// NegativeTTL is how long "no such key" is trusted.
 	NegativeTTL time.Duration
-	// MaxMetadataEntries bounds the metadata cache in entries.
-	MaxMetadataEntries int
-	// MaxListings bounds how many complete directory listings are kept.
-	MaxListings int
+	// MetadataBytes bounds the memory of the metadata cache, listings and
+	// per-name records together, in bytes (--metadata-cache-size).
+	MetadataBytes int64
 	// MaxRequests bounds GET requests in flight across the whole mount.
 	MaxRequests int
 	// MaxInflightBytes bounds the bytes of GETs in flight (memory beyond
@@ -61,18 +62,17 @@ type Config struct {
 
 // Defaults used for zero fields of Config.
 const (
-	DefaultDataBytes          = 512 << 20
-	DefaultBlockSize          = 1 << 20
-	DefaultMetadataTTL        = 60 * time.Second
-	DefaultNegativeTTL        = 5 * time.Second
-	DefaultMaxMetadataEntries = 1 << 20
-	DefaultMaxListings        = 4096
-	DefaultMaxRequests        = 64
-	DefaultMaxReadAhead       = 256 << 20
-	DefaultMaxInflightBytes   = 256 << 20
-	DefaultMaxRunBlocks       = 4
-	DefaultRequestTimeout     = time.Minute
-	DefaultStallTimeout       = 15 * time.Second
+	DefaultDataBytes        = 512 << 20
+	DefaultBlockSize        = 1 << 20
+	DefaultMetadataTTL      = 60 * time.Second
+	DefaultNegativeTTL      = 5 * time.Second
+	DefaultMetadataBytes    = 128 << 20
+	DefaultMaxRequests      = 64
+	DefaultMaxReadAhead     = 256 << 20
+	DefaultMaxInflightBytes = 256 << 20
+	DefaultMaxRunBlocks     = 4
+	DefaultRequestTimeout   = time.Minute
+	DefaultStallTimeout     = 15 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -91,11 +91,8 @@ func (c Config) withDefaults() Config {
 	if c.NegativeTTL > c.MetadataTTL {
 		c.NegativeTTL = c.MetadataTTL
 	}
-	if c.MaxMetadataEntries <= 0 {
-		c.MaxMetadataEntries = DefaultMaxMetadataEntries
-	}
-	if c.MaxListings <= 0 {
-		c.MaxListings = DefaultMaxListings
+	if c.MetadataBytes <= 0 {
+		c.MetadataBytes = DefaultMetadataBytes
 	}
 	if c.MaxRequests <= 0 {
 		c.MaxRequests = DefaultMaxRequests

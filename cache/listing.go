@@ -2,17 +2,14 @@ package cache
 
 import (
 	"context"
+	"math"
 	"sort"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/bucketfs/bucketfs/store"
 )
-
-// MaxCachedListing is the largest directory (in entries) whose complete
-// listing is kept; larger ones are listed again on each readdir, while
-// their entries' metadata is still cached.
-const MaxCachedListing = 200_000
 
 // DirEntry is one name in a directory listing. Name is relative to the
 // directory and is exactly what the keys say: it may be unusable as a file
@@ -23,49 +20,168 @@ type DirEntry struct {
 	Object store.Object // valid when Kind has KindFile
 }
 
-// listing is a complete, cached directory listing.
+// listing is a complete, cached directory listing, sorted by name and
+// packed: every name (followed by its ETag text when that has no compact
+// form) in one string, and one pointer-free record per entry. The prefix
+// is kept once for the whole directory. A listing is never changed once
+// built (edits build a new one), so readers may keep it after it is
+// evicted.
 type listing struct {
-	at      time.Time
-	entries []DirEntry
-	index   map[string]int
+	at     int64 // when the listing began, Unix nanoseconds
+	prefix string
+	names  string
+	ents   []lent
 }
 
-func (l *listing) find(name string) (Kind, store.Object) {
-	if i, ok := l.index[name]; ok {
-		return l.entries[i].Kind, l.entries[i].Object
+// lent is one entry of a listing.
+type lent struct {
+	off  uint32 // of the name in listing.names
+	nlen uint16
+	kind Kind
+	meta
+}
+
+// Limits of the packed form; a directory past them is not cached whole.
+const (
+	maxPackedName  = math.MaxUint16
+	maxPackedNames = math.MaxUint32
+)
+
+var lentBytes = int64(unsafe.Sizeof(lent{}))
+
+// bytes is what the listing costs in memory.
+func (l *listing) bytes() int64 {
+	return int64(unsafe.Sizeof(*l)) + int64(len(l.prefix)) + int64(len(l.names)) + int64(cap(l.ents))*lentBytes
+}
+
+func (l *listing) len() int { return len(l.ents) }
+
+func (l *listing) name(i int) string {
+	e := &l.ents[i]
+	return l.names[e.off : e.off+uint32(e.nlen)]
+}
+
+// entry rebuilds entry i. Its Name shares the listing's memory.
+func (l *listing) entry(i int) DirEntry {
+	e := &l.ents[i]
+	name := l.name(i)
+	d := DirEntry{Name: name, Kind: e.kind}
+	if e.kind.Has(KindFile) {
+		end := e.off + uint32(e.nlen)
+		d.Object = e.object(l.prefix+name, l.names[end:end+uint32(e.rawLen())])
 	}
-	return 0, store.Object{}
+	return d
+}
+
+// search returns the index of name, and whether it is there.
+func (l *listing) search(name string) (int, bool) {
+	i := sort.Search(len(l.ents), func(i int) bool { return l.name(i) >= name })
+	return i, i < len(l.ents) && l.name(i) == name
+}
+
+// find says what name is in the directory (0 for nothing).
+func (l *listing) find(name string) (Kind, store.Object) {
+	i, ok := l.search(name)
+	if !ok {
+		return 0, store.Object{}
+	}
+	e := l.entry(i)
+	return e.Kind, e.Object
+}
+
+// entries unpacks the whole listing (for an edit).
+func (l *listing) entries() []DirEntry {
+	out := make([]DirEntry, l.len())
+	for i := range out {
+		out[i] = l.entry(i)
+	}
+	return out
+}
+
+// listBuilder packs entries as they come; build sorts them.
+type listBuilder struct {
+	names []byte
+	ents  []lent
+}
+
+// add packs e, or reports false when it does not fit the packed form.
+func (b *listBuilder) add(e DirEntry) bool {
+	m, raw := pack(e.Object)
+	if len(e.Name) > maxPackedName || len(b.names)+len(e.Name)+len(raw) > maxPackedNames {
+		return false
+	}
+	b.ents = append(b.ents, lent{off: uint32(len(b.names)), nlen: uint16(len(e.Name)), kind: e.Kind, meta: m})
+	b.names = append(b.names, e.Name...)
+	b.names = append(b.names, raw...)
+	return true
+}
+
+// bytes estimates what the listing built now would cost.
+func (b *listBuilder) bytes() int64 {
+	return int64(len(b.names)) + int64(len(b.ents))*lentBytes
+}
+
+// build makes the listing of prefix, sorted by name. b is spent.
+func (b *listBuilder) build(prefix string, at int64) *listing {
+	l := &listing{at: at, prefix: prefix, names: string(b.names)}
+	l.ents = append(make([]lent, 0, len(b.ents)), b.ents...) // exact size
+	sort.SliceStable(l.ents, func(i, j int) bool { return l.name(i) < l.name(j) })
+	b.names, b.ents = nil, nil
+	return l
+}
+
+func newListing(prefix string, at int64, entries []DirEntry) (*listing, bool) {
+	var b listBuilder
+	for _, e := range entries {
+		if !b.add(e) {
+			return nil, false
+		}
+	}
+	return b.build(prefix, at), true
 }
 
 func (m *metaCache) freshListing(bucket, prefix string) *listing {
-	l, ok := m.lists.Get(mkey(bucket, prefix))
-	if !ok || !m.fresh(l.at, false, true) {
+	it := m.lru.get(lkey(keyList, bucket, prefix))
+	if it == nil || !m.fresh(it.at, false, true) {
 		return nil
 	}
-	return l
+	return it.list
+}
+
+func (m *metaCache) putListing(bucket string, l *listing) {
+	it := newListItem(bucket, l.prefix, l)
+	m.lastListing.Store(it.cost)
+	m.lru.put(it)
 }
 
 // DirReader walks one directory. It serves a fresh cached listing when there
 // is one; otherwise it fetches ListObjectsV2 pages only as the caller asks
-// for more entries, caching every entry's metadata as pages arrive (so the
-// kernel's READDIRPLUS lookups cost nothing) and the whole listing once
-// complete. It is not safe for concurrent use.
+// for more entries and caches the whole listing once complete. While a
+// directory of several pages is being listed, the names of the pages so far
+// are also recorded one by one (so a path being opened through it costs no
+// request); the complete listing then answers for them and the records are
+// dropped. A directory whose listing would take more than a quarter of the
+// metadata bound is not cached whole: its names are recorded one by one, as
+// the bound allows. It is not safe for concurrent use.
 type DirReader struct {
 	m      *metaCache
 	bucket string
 	prefix string
 
-	cached []DirEntry // non-nil when serving from the listing cache
+	cached *listing // non-nil when serving from the listing cache
+	pos    int      // next entry of cached
 
 	started bool
 	done    bool
+	last    bool // the page being read is the last one
+	pages   int
 	seen    int // keys and common prefixes the server returned, markers included
 	token   string
 	at      time.Time
 	pending []store.Object // objects that may still turn out to be directories too
 	ready   []DirEntry
-	all     []DirEntry // everything yielded, for the listing cache
-	tooMany bool
+	b       listBuilder // everything yielded, for the listing cache
+	tooMany bool        // the listing is not cached: names are recorded one by one
 }
 
 // ReadDir starts a walk of the directory prefix ("" for the bucket's root,
@@ -83,21 +199,18 @@ func (r *DirReader) useCached() bool {
 	if l == nil {
 		return false
 	}
-	r.cached = l.entries
-	if r.cached == nil {
-		r.cached = []DirEntry{}
-	}
+	r.cached, r.pos = l, 0
 	return true
 }
 
 // Next returns the next entry; ok is false at the end of the directory.
 func (r *DirReader) Next(ctx context.Context) (e DirEntry, ok bool, err error) {
 	if r.cached != nil {
-		if len(r.cached) == 0 {
+		if r.pos >= r.cached.len() {
 			return DirEntry{}, false, nil
 		}
-		e, r.cached = r.cached[0], r.cached[1:]
-		return e, true, nil
+		r.pos++
+		return r.cached.entry(r.pos - 1), true, nil
 	}
 	if !r.started && r.m.walks.Wait(ctx, mkey(r.bucket, r.prefix)) && r.useCached() {
 		// A background listing of this directory just finished.
@@ -126,6 +239,8 @@ func (r *DirReader) fetch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.pages++
+	r.last = page.NextToken == ""
 	// S3 returns keys and common prefixes each sorted; walk them merged so
 	// that an object "x" is seen before the prefix "x/" that may shadow it.
 	objs, pfxs := page.Objects, page.Prefixes
@@ -140,7 +255,7 @@ func (r *DirReader) fetch(ctx context.Context) error {
 		}
 	}
 	r.token = page.NextToken
-	if r.token == "" {
+	if r.last {
 		r.done = true
 		r.settle("")
 		r.finish()
@@ -153,29 +268,22 @@ func (r *DirReader) object(o store.Object) {
 		return // the directory's own "dir/" marker
 	}
 	r.settle(o.Key)
-	r.m.putObj(r.bucket, o.Key, o, true, false)
 	r.pending = append(r.pending, o)
 }
 
 func (r *DirReader) commonPrefix(p string) {
 	key := strings.TrimSuffix(p, "/")
 	r.settle(p)
-	r.m.putDir(r.bucket, key, true, true)
 	e := DirEntry{Name: key[len(r.prefix):], Kind: KindDir}
 	// A pending object with the same name is shadowed by this directory;
 	// they become one entry of both kinds.
-	shadowed := false
 	for i, o := range r.pending {
 		if o.Key == key {
 			e.Kind |= KindFile
 			e.Object = o
 			r.pending = append(r.pending[:i], r.pending[i+1:]...)
-			shadowed = true
 			break
 		}
-	}
-	if !shadowed {
-		r.m.putObj(r.bucket, key, store.Object{}, false, true)
 	}
 	r.emit(e)
 }
@@ -191,7 +299,6 @@ func (r *DirReader) settle(pos string) {
 			kept = append(kept, o)
 			continue
 		}
-		r.m.putDir(r.bucket, o.Key, false, true)
 		r.emit(DirEntry{Name: o.Key[len(r.prefix):], Kind: KindFile, Object: o})
 	}
 	r.pending = kept
@@ -199,26 +306,52 @@ func (r *DirReader) settle(pos string) {
 
 func (r *DirReader) emit(e DirEntry) {
 	r.ready = append(r.ready, e)
-	if r.tooMany {
-		return
+	if !r.tooMany {
+		added := r.b.add(e)
+		if added && r.b.bytes() <= r.m.maxListing {
+			if !r.last {
+				r.record(e)
+			}
+			return
+		}
+		// Too large to cache whole: record what was packed one by one.
+		r.tooMany = true
+		l := listing{prefix: r.prefix, names: string(r.b.names), ents: r.b.ents}
+		for i := range l.len() {
+			r.record(l.entry(i))
+		}
+		r.b = listBuilder{}
+		if added {
+			return
+		}
 	}
-	if len(r.all) >= MaxCachedListing {
-		r.tooMany, r.all = true, nil
-		return
-	}
-	r.all = append(r.all, e)
+	r.record(e)
 }
 
-// finish stores the complete listing.
+// record caches what e says of its name, for lookups by path.
+func (r *DirReader) record(e DirEntry) {
+	m, key := r.m, r.prefix+e.Name
+	if e.Kind.Has(KindFile) {
+		m.putObj(r.bucket, key, e.Object, true, false)
+	} else {
+		m.putObj(r.bucket, key, store.Object{}, false, true)
+	}
+	m.putDir(r.bucket, key, e.Kind.Has(KindDir), true)
+}
+
+// finish stores the complete listing, which now answers for the names
+// recorded while it was being read.
 func (r *DirReader) finish() {
 	if r.tooMany {
 		return
 	}
-	l := &listing{at: r.at, entries: r.all, index: make(map[string]int, len(r.all))}
-	sort.SliceStable(l.entries, func(i, j int) bool { return l.entries[i].Name < l.entries[j].Name })
-	for i, e := range l.entries {
-		l.index[e.Name] = i
+	l := r.b.build(r.prefix, r.at.UnixNano())
+	r.m.putListing(r.bucket, l)
+	if r.pages > 1 {
+		for i := range l.len() {
+			key := r.prefix + l.name(i)
+			r.m.lru.remove(lkey(keyObj, r.bucket, key))
+			r.m.lru.remove(lkey(keyDir, r.bucket, key))
+		}
 	}
-	r.m.lists.Add(mkey(r.bucket, r.prefix), l)
-	r.all = nil
 }

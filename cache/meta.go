@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/bucketfs/bucketfs/store"
 )
@@ -32,30 +31,28 @@ type Node struct {
 	Object store.Object // valid when Kind has KindFile
 }
 
-// objEntry records what HeadObject (or a listing) said of one key.
+// objEntry is what the cache knows of one key as an object.
 type objEntry struct {
 	obj    store.Object
 	exists bool
-	at     time.Time
-	// sure marks an absence learnt from a complete listing, which is as
-	// trustworthy as a presence and so lives for the full metadata TTL.
-	sure bool
 }
 
-// dirEntry records whether "key/" has anything under it.
+// dirEntry says whether "key/" has anything under it.
 type dirEntry struct {
 	exists bool
-	at     time.Time
-	sure   bool
 }
 
 type metaCache struct {
 	s   store.ObjectStore
 	cfg Config
 
-	objs  *expirable.LRU[string, objEntry]
-	dirs  *expirable.LRU[string, dirEntry]
-	lists *expirable.LRU[string, *listing]
+	lru *metaLRU
+	// maxListing is the largest listing (in bytes) cached whole: a quarter
+	// of the bound, so one huge directory cannot flush everything else.
+	maxListing int64
+	// lastListing is the cost of the listing cached last, to estimate how
+	// many listings prefetch may read ahead.
+	lastListing atomic.Int64
 
 	heads flight[objEntry]
 	walks flight[struct{}] // background listings (prefetch.go)
@@ -69,11 +66,10 @@ type metaCache struct {
 
 func newMetaCache(ctx context.Context, s store.ObjectStore, cfg Config) *metaCache {
 	m := &metaCache{
-		s:     s,
-		cfg:   cfg,
-		objs:  expirable.NewLRU[string, objEntry](cfg.MaxMetadataEntries, nil, cfg.MetadataTTL),
-		dirs:  expirable.NewLRU[string, dirEntry](cfg.MaxMetadataEntries, nil, cfg.MetadataTTL),
-		lists: expirable.NewLRU[string, *listing](cfg.MaxListings, nil, cfg.MetadataTTL),
+		s:          s,
+		cfg:        cfg,
+		lru:        newMetaLRU(cfg.MetadataBytes),
+		maxListing: cfg.MetadataBytes / 4,
 	}
 	m.heads.timeout = cfg.RequestTimeout
 	m.probe.timeout = cfg.RequestTimeout
@@ -83,46 +79,49 @@ func newMetaCache(ctx context.Context, s store.ObjectStore, cfg Config) *metaCac
 	return m
 }
 
-// close drops what the metadata caches hold. The expirable LRUs' own
-// janitor goroutines cannot be stopped (golang-lru v2.0.7 has no Close);
-// they hold an emptied cache and wake once per TTL bucket.
+// close drops what the metadata cache holds. It runs no goroutine of
+// its own to stop.
 func (m *metaCache) close() {
-	m.objs.Purge()
-	m.dirs.Purge()
-	m.lists.Purge()
+	m.lru.removeIf(func(string) bool { return true })
 }
 
 func mkey(bucket, key string) string { return bucket + "\x00" + key }
 
-func (m *metaCache) fresh(at time.Time, negative, sure bool) bool {
+// fresh reports whether what was learnt at (Unix nanoseconds) is still
+// trusted: an absence not learnt from a complete listing only for the
+// negative TTL.
+func (m *metaCache) fresh(at int64, negative, sure bool) bool {
 	ttl := m.cfg.MetadataTTL
 	if negative && !sure {
 		ttl = m.cfg.NegativeTTL
 	}
-	return m.cfg.Now().Sub(at) < ttl
+	return m.cfg.Now().UnixNano()-at < int64(ttl)
 }
 
 func (m *metaCache) getObj(bucket, key string) (objEntry, bool) {
-	e, ok := m.objs.Get(mkey(bucket, key))
-	if !ok || !m.fresh(e.at, !e.exists, e.sure) {
+	it := m.lru.get(lkey(keyObj, bucket, key))
+	if it == nil || !m.fresh(it.at, !it.exists, it.sure) {
 		return objEntry{}, false
 	}
-	return e, true
+	if !it.exists {
+		return objEntry{}, true
+	}
+	return objEntry{obj: it.rec.object(key, it.raw()), exists: true}, true
 }
 
 func (m *metaCache) getDir(bucket, key string) (dirEntry, bool) {
-	e, ok := m.dirs.Get(mkey(bucket, key))
-	if !ok || !m.fresh(e.at, !e.exists, e.sure) {
+	it := m.lru.get(lkey(keyDir, bucket, key))
+	if it == nil || !m.fresh(it.at, !it.exists, it.sure) {
 		return dirEntry{}, false
 	}
-	return e, true
+	return dirEntry{exists: it.exists}, true
 }
 
 // Buckets lists the buckets, cached for the metadata TTL.
 func (c *Cache) Buckets(ctx context.Context) ([]store.Bucket, error) {
 	m := c.meta
 	m.mu.Lock()
-	if m.buckets != nil && m.fresh(m.bucketsAt, false, true) {
+	if m.buckets != nil && m.fresh(m.bucketsAt.UnixNano(), false, true) {
 		b := m.buckets
 		m.mu.Unlock()
 		return b, nil
@@ -175,15 +174,18 @@ func (c *Cache) CheckBucket(ctx context.Context, bucket string) error {
 }
 
 func (m *metaCache) putObj(bucket, key string, obj store.Object, exists, sure bool) objEntry {
-	e := objEntry{obj: obj, exists: exists, at: m.cfg.Now(), sure: sure}
-	m.objs.Add(mkey(bucket, key), e)
-	return e
+	var rec meta
+	var raw string
+	if exists {
+		rec, raw = pack(obj)
+	}
+	m.lru.put(newRecord(keyObj, bucket, key, rec, raw, exists, sure, m.cfg.Now().UnixNano()))
+	return objEntry{obj: obj, exists: exists}
 }
 
 func (m *metaCache) putDir(bucket, key string, exists, sure bool) dirEntry {
-	e := dirEntry{exists: exists, at: m.cfg.Now(), sure: sure}
-	m.dirs.Add(mkey(bucket, key), e)
-	return e
+	m.lru.put(newRecord(keyDir, bucket, key, meta{}, "", exists, sure, m.cfg.Now().UnixNano()))
+	return dirEntry{exists: exists}
 }
 
 // head runs one de-duplicated HeadObject and caches its answer.
@@ -283,12 +285,20 @@ func nodeOrNotFound(bucket, key string, kind Kind, obj store.Object) (Node, erro
 	return Node{Kind: kind, Object: obj}, nil
 }
 
-// StatFile returns the metadata of the object key, from the cache when
-// fresh, else from one HeadObject.
+// StatFile returns the metadata of the object key, from the cache (its
+// record, or its directory's listing) when fresh, else from one HeadObject.
 func (c *Cache) StatFile(ctx context.Context, bucket, key string) (store.Object, error) {
 	m := c.meta
 	e, ok := m.getObj(bucket, key)
 	if !ok {
+		prefix := parentPrefix(key)
+		if l := m.freshListing(bucket, prefix); l != nil {
+			kind, obj := l.find(key[len(prefix):])
+			if !kind.Has(KindFile) {
+				return store.Object{}, fmt.Errorf("%s/%s: %w", bucket, key, store.ErrNotFound)
+			}
+			return obj, nil
+		}
 		var err error
 		if e, err = m.head(ctx, bucket, key); err != nil {
 			return store.Object{}, err
@@ -305,6 +315,9 @@ func (c *Cache) StatFile(ctx context.Context, bucket, key string) (store.Object,
 // object changed.
 func (c *Cache) Forget(bucket, key string) {
 	m := c.meta
-	m.objs.Remove(mkey(bucket, key))
-	m.lists.Remove(mkey(bucket, parentPrefix(key)))
+	m.lru.remove(lkey(keyObj, bucket, key))
+	m.lru.remove(lkey(keyList, bucket, parentPrefix(key)))
 }
+
+// MetadataStats says what the metadata cache holds and what it may hold.
+func (c *Cache) MetadataStats() MetadataStats { return c.meta.lru.stats() }

@@ -48,8 +48,9 @@ func newPrefetcher() *prefetcher {
 
 // advance records that entry idx of a listing of n entries was opened
 // (key names the directory and the kind of entry) and offers the entries
-// to prefetch, in order, to take, which returns false to stop early.
-func (p *prefetcher) advance(key string, idx, n int, take func(i int) bool) {
+// to prefetch, in order and at most limit ahead of idx, to take, which
+// returns false to stop early.
+func (p *prefetcher) advance(key string, idx, n, limit int, take func(i int) bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s, ok := p.streaks.Get(key)
@@ -67,7 +68,7 @@ func (p *prefetcher) advance(key string, idx, n int, take func(i int) bool) {
 	if s.run == 0 {
 		return
 	}
-	ahead := min(2<<min(s.run, 5), prefetchMaxAhead)
+	ahead := min(2<<min(s.run, 5), prefetchMaxAhead, limit)
 	for i := max(s.fetched+1, idx+1); i < n && i <= idx+ahead; i++ {
 		if !take(i) {
 			return
@@ -85,24 +86,24 @@ func (c *Cache) prefetchSiblings(bucket string, obj store.Object) {
 	if l == nil {
 		return
 	}
-	idx, ok := l.index[obj.Key[len(prefix):]]
+	idx, ok := l.search(obj.Key[len(prefix):])
 	if !ok {
 		return
 	}
 	first := runBytes(c.cfg)
 	budget := min(c.cfg.MaxInflightBytes/2, c.cfg.DataBytes/8)
 	var todo []store.Object
-	c.pre.advance("f"+mkey(bucket, prefix), idx, len(l.entries), func(i int) bool {
-		e := l.entries[i]
-		if e.Kind != KindFile {
+	c.pre.advance("f"+mkey(bucket, prefix), idx, l.len(), prefetchMaxAhead, func(i int) bool {
+		e := &l.ents[i]
+		if e.kind != KindFile {
 			return true
 		}
-		n := min(e.Object.Size, first)
+		n := min(e.size, first)
 		if n > budget {
 			return false
 		}
 		budget -= n
-		todo = append(todo, e.Object)
+		todo = append(todo, l.entry(i).Object)
 		return true
 	})
 	bs := c.cfg.BlockSize
@@ -117,7 +118,11 @@ func (c *Cache) prefetchSiblings(bucket string, obj store.Object) {
 
 // prefetchSubdirs is called on every readdir of a directory: when the
 // subdirectories of its parent are being walked in order, the next ones
-// are listed in the background.
+// are listed in the background. Listings read ahead take at most a quarter
+// of the metadata bound (estimated from the size of the listings cached
+// last), so they do not push out each other before the walker reads them;
+// each is offered once per streak, so one evicted anyway is listed again
+// only when the walker opens it.
 func (c *Cache) prefetchSubdirs(bucket, prefix string) {
 	if prefix == "" {
 		return
@@ -127,15 +132,21 @@ func (c *Cache) prefetchSubdirs(bucket, prefix string) {
 	if l == nil {
 		return
 	}
-	idx, ok := l.index[strings.TrimSuffix(prefix[len(parent):], "/")]
+	idx, ok := l.search(strings.TrimSuffix(prefix[len(parent):], "/"))
 	if !ok {
 		return
 	}
+	limit := prefetchMaxAhead
+	if last := c.meta.lastListing.Load(); last > 0 {
+		limit = int(min(c.cfg.MetadataBytes/4/last, prefetchMaxAhead))
+	}
+	if limit == 0 {
+		return
+	}
 	var todo []string
-	c.pre.advance("d"+mkey(bucket, parent), idx, len(l.entries), func(i int) bool {
-		e := l.entries[i]
-		if e.Kind.Has(KindDir) {
-			if p := parent + e.Name + "/"; c.meta.freshListing(bucket, p) == nil {
+	c.pre.advance("d"+mkey(bucket, parent), idx, l.len(), limit, func(i int) bool {
+		if l.ents[i].kind.Has(KindDir) {
+			if p := parent + l.name(i) + "/"; c.meta.freshListing(bucket, p) == nil {
 				todo = append(todo, p)
 			}
 		}

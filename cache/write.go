@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"sync"
 
@@ -28,13 +27,12 @@ func (m *metaCache) editListing(bucket, prefix string, fn func([]DirEntry) []Dir
 	if l == nil {
 		return
 	}
-	entries := fn(append([]DirEntry(nil), l.entries...))
-	sort.SliceStable(entries, func(i, j int) bool { return entries[i].Name < entries[j].Name })
-	nl := &listing{at: l.at, entries: entries, index: make(map[string]int, len(entries))}
-	for i, e := range entries {
-		nl.index[e.Name] = i
+	nl, ok := newListing(prefix, l.at, fn(l.entries()))
+	if !ok {
+		m.lru.remove(lkey(keyList, bucket, prefix))
+		return
 	}
-	m.lists.Add(mkey(bucket, prefix), nl)
+	m.putListing(bucket, nl)
 }
 
 // setEntry adds kind (and the object, for a file) to name's entry in the
@@ -116,8 +114,8 @@ func (c *Cache) Removed(bucket, key string) {
 
 func (c *Cache) forgetDir(bucket, dir string) {
 	m := c.meta
-	m.dirs.Remove(mkey(bucket, dir))
-	m.lists.Remove(mkey(bucket, parentPrefix(dir)))
+	m.lru.remove(lkey(keyDir, bucket, dir))
+	m.lru.remove(lkey(keyList, bucket, parentPrefix(dir)))
 }
 
 // MadeDir records that the mount created the directory key (a "key/"
@@ -128,14 +126,15 @@ func (c *Cache) MadeDir(bucket, key string) {
 	prefix, name := split(key)
 	m.setEntry(bucket, prefix, name, KindDir, store.Object{}, true)
 	c.ancestors(bucket, key)
-	m.lists.Add(mkey(bucket, key+"/"), &listing{at: m.cfg.Now(), entries: []DirEntry{}, index: map[string]int{}})
+	empty, _ := newListing(key+"/", m.cfg.Now().UnixNano(), nil)
+	m.putListing(bucket, empty)
 }
 
 // RemovedDir records that the mount removed the empty directory key.
 func (c *Cache) RemovedDir(bucket, key string) {
 	m := c.meta
 	m.putDir(bucket, key, false, false)
-	m.lists.Remove(mkey(bucket, key+"/"))
+	m.lru.remove(lkey(keyList, bucket, key+"/"))
 	prefix, name := split(key)
 	if m.setEntry(bucket, prefix, name, KindDir, store.Object{}, false) && prefix != "" {
 		c.forgetDir(bucket, strings.TrimSuffix(prefix, "/"))
@@ -147,25 +146,10 @@ func (c *Cache) RemovedDir(bucket, key string) {
 // directory was renamed.
 func (c *Cache) ForgetTree(bucket, dir string) {
 	m := c.meta
-	below := mkey(bucket, dir+"/")
-	for _, k := range m.objs.Keys() {
-		if strings.HasPrefix(k, below) {
-			m.objs.Remove(k)
-		}
-	}
-	for _, k := range m.dirs.Keys() {
-		if strings.HasPrefix(k, below) {
-			m.dirs.Remove(k)
-		}
-	}
-	for _, k := range m.lists.Keys() {
-		if strings.HasPrefix(k, below) {
-			m.lists.Remove(k)
-		}
-	}
-	m.objs.Remove(mkey(bucket, dir))
-	m.dirs.Remove(mkey(bucket, dir))
-	m.lists.Remove(mkey(bucket, parentPrefix(dir)))
+	m.lru.removeIf(under(bucket, dir+"/"))
+	m.lru.remove(lkey(keyObj, bucket, dir))
+	m.lru.remove(lkey(keyDir, bucket, dir))
+	m.lru.remove(lkey(keyList, bucket, parentPrefix(dir)))
 }
 
 // ListTree lists up to max keys under prefix, all levels (no delimiter),

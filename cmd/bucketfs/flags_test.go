@@ -53,7 +53,8 @@ func TestParseMountArgs(t *testing.T) {
 			return c.FileMode == 0o440 && c.DirMode == 0o550 && c.UID == 7
 		}, ""},
 		{[]string{"--metadata-ttl", "30", "/m"}, func(c mountConfig) bool { return c.MetadataTTL == 30*time.Second }, ""},
-		{[]string{"/m"}, func(c mountConfig) bool { return c.MetricsAddr == "" }, ""},
+		{[]string{"/m"}, func(c mountConfig) bool { return c.MetricsAddr == "" && c.MetadataSize == 128<<20 }, ""},
+		{[]string{"--metadata-cache-size", "32MiB", "/m"}, func(c mountConfig) bool { return c.MetadataSize == 32<<20 }, ""},
 		{[]string{"--metrics-addr", "127.0.0.1:9100", "/m"}, func(c mountConfig) bool { return c.MetricsAddr == "127.0.0.1:9100" }, ""},
 		{[]string{"--metrics-addr", "9100", "/m"}, nil, `--metrics-addr "9100": want HOST:PORT`},
 		{[]string{"--metrics-addr", "127.0.0.1:http", "/m"}, nil, "the port must be a number"},
@@ -61,6 +62,7 @@ func TestParseMountArgs(t *testing.T) {
 		{[]string{"a", "b", "c"}, nil, "too many arguments"},
 		{[]string{"--staging-size", "10", "/m"}, nil, "--staging-size"},
 		{[]string{"--cache-size", "lots", "/m"}, nil, "not a size"},
+		{[]string{"--metadata-cache-size", "64KiB", "/m"}, nil, "--metadata-cache-size 64KiB is too small"},
 		{[]string{"--file-mode", "999", "/m"}, nil, "octal"},
 		{[]string{"--log-level", "loud", "/m"}, nil, "--log-level"},
 		{[]string{"--no-such-flag", "/m"}, nil, "no-such-flag"},

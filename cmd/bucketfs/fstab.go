@@ -126,6 +126,7 @@ var fstabOptions = []fstabOption{
 	{name: "profile", flag: "profile", value: true},
 	{name: "path_style", flag: "path-style"},
 	{name: "cache_size", flag: "cache-size", value: true, check: checkSize},
+	{name: "metadata_cache_size", flag: "metadata-cache-size", value: true, check: checkSize},
 	{name: "cache_dir", flag: "cache-dir", value: true},
 	{name: "staging_size", flag: "staging-size", value: true, check: checkSize},
 	{name: "metadata_ttl", flag: "metadata-ttl", value: true, check: checkDuration},

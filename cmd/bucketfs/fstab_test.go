@@ -187,7 +187,7 @@ func TestHelperMountArgs(t *testing.T) {
 func TestHelperArgsParse(t *testing.T) {
 	h := helperArgs{source: "s3://bkt/data/2024", dir: "/mnt/d", options: []string{
 		"ro,allow_other,uid=1000,gid=1001,file_mode=0440,dir_mode=0550,endpoint=http://127.0.0.1:9,region=eu-west-1," +
-			"profile=p,path_style,cache_size=1GiB,metadata_ttl=90s,request_timeout=20s,log_level=warn,log_file=/tmp/l.log"}}
+			"profile=p,path_style,cache_size=1GiB,metadata_cache_size=64MiB,metadata_ttl=90s,request_timeout=20s,log_level=warn,log_file=/tmp/l.log"}}
 	args, _, err := helperMountArgs(h, mountFlags(), false)
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +201,7 @@ func TestHelperArgsParse(t *testing.T) {
 		Endpoint: "http://127.0.0.1:9", Region: "eu-west-1", Profile: "p",
 		PathStyle: true, ReadOnly: true, AllowOther: true,
 		UID: 1000, GID: 1001, FileMode: 0o440, DirMode: 0o550,
-		CacheSize: 1 << 30, MetadataTTL: 90 * time.Second, RequestTimeout: 20 * time.Second,
+		CacheSize: 1 << 30, MetadataSize: 64 << 20, MetadataTTL: 90 * time.Second, RequestTimeout: 20 * time.Second,
 		LogLevel: "warn", LogFile: "/tmp/l.log", StagingSize: stage.DefaultLimit,
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -85,6 +85,7 @@ type mountConfig struct {
 	UID, GID          int
 	FileMode, DirMode uint32
 	CacheSize         int64
+	MetadataSize      int64  // --metadata-cache-size
 	CacheDir          string // --cache-dir: "" for the user's cache directory
 	StagingSize       int64
 	MetadataTTL       time.Duration
@@ -107,6 +108,7 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 		UID:            os.Getuid(),
 		GID:            os.Getgid(),
 		CacheSize:      cache.DefaultDataBytes,
+		MetadataSize:   cache.DefaultMetadataBytes,
 		StagingSize:    stage.DefaultLimit,
 		MetadataTTL:    cache.DefaultMetadataTTL,
 		RequestTimeout: cache.DefaultRequestTimeout,
@@ -127,6 +129,7 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	fs.Var(modeValue{&c.FileMode}, "file-mode", "permission `mode` of files, octal (default 0644, 0444 with --read-only)")
 	fs.Var(modeValue{&c.DirMode}, "dir-mode", "permission `mode` of directories, octal (default 0755, 0555 with --read-only)")
 	fs.Var(sizeValue{&c.CacheSize}, "cache-size", "`size` of memory for cached file data, e.g. 512MiB, 2GiB")
+	fs.Var(sizeValue{&c.MetadataSize}, "metadata-cache-size", "`size` of memory for cached listings and file attributes, e.g. 128MiB; a walk of more names than fit still works, listing evicted directories again when they are read again")
 	fs.StringVar(&c.CacheDir, "cache-dir", "", "`directory` for files being written (staged until uploaded); default the user's cache dir bucketfs/staging")
 	fs.Var(sizeValue{&c.StagingSize}, "staging-size", "`size` of disk that files being written may take in --cache-dir; writes beyond it fail with ENOSPC")
 	fs.Var(durationValue{&c.MetadataTTL}, "metadata-ttl", "`duration` for which listings and file attributes are trusted before asking S3 again, e.g. 60s, 5m")
@@ -187,6 +190,9 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	}
 	if c.CacheSize < cache.DefaultBlockSize {
 		return c, usagef("--cache-size %s is too small: give at least 1MiB", units.FormatSize(c.CacheSize))
+	}
+	if c.MetadataSize < 1<<20 {
+		return c, usagef("--metadata-cache-size %s is too small: give at least 1MiB", units.FormatSize(c.MetadataSize))
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return c, err
@@ -361,7 +367,7 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	}
 	log.Info("credentials ready", "source", a.Source, "region", a.Region, "region_from", a.RegionSource, "endpoint", a.Endpoint)
 
-	ch := cache.New(st, cache.Config{DataBytes: c.CacheSize, MetadataTTL: c.MetadataTTL, RequestTimeout: c.RequestTimeout, StallTimeout: c.StallTimeout, Logger: log})
+	ch := cache.New(st, cache.Config{DataBytes: c.CacheSize, MetadataBytes: c.MetadataSize, MetadataTTL: c.MetadataTTL, RequestTimeout: c.RequestTimeout, StallTimeout: c.StallTimeout, Logger: log})
 	defer ch.Close()
 	limitMemory(ch.Config(), log)
 	m.SetCacheStats(cacheStats(ch))
@@ -529,8 +535,9 @@ func mountError(c mountConfig, err error) error {
 	return fmt.Errorf("cannot mount %s: %v", c.MountPoint, err)
 }
 
-// memoryOverhead is what the daemon needs beyond the data cache and the
-// GETs in flight: metadata caches, listings, buffers, the Go runtime.
+// memoryOverhead is what the daemon needs beyond the data cache, the
+// metadata cache and the GETs in flight: the kernel's inodes (go-fuse
+// keeps a node for each name the kernel holds), buffers, the Go runtime.
 const memoryOverhead = 128 << 20
 
 // limitMemory tells the Go runtime how much memory the daemon is meant to
@@ -540,7 +547,7 @@ func limitMemory(cc cache.Config, log *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	limit := cc.DataBytes + cc.ReceiveBytes() + memoryOverhead
+	limit := cc.DataBytes + cc.MetadataBytes + cc.ReceiveBytes() + memoryOverhead
 	debug.SetMemoryLimit(limit)
 	log.Debug("memory limit", "bytes", limit)
 }
