@@ -184,6 +184,10 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		h.d.fs.dirAttr(&out.Attr, h.d.bucket, key)
 		return h.d.fs.newDir(ctx, parent, h.d.bucket, key+"/"), 0
 	}
+	if h.d.fs.fileInodes.Load() >= int64(h.d.fs.cfg.PlusFiles) {
+		// Zero node ID: the kernel takes the name without attributes.
+		return nil, syscall.EAGAIN
+	}
 	return h.d.fs.newFile(ctx, parent, h.d.bucket, name, e.Object, &out.Attr), 0
 }
 

@@ -26,15 +26,25 @@ type fileNode struct {
 	// ov, once set, overrides key and obj: the file is (or was) written
 	// or renamed by this mount (write.go).
 	ov atomic.Pointer[wfile]
+	// counted says the node is in FS.fileInodes, until the kernel forgets it.
+	counted atomic.Bool
+}
+
+// OnForget: the kernel no longer holds the inode.
+func (n *fileNode) OnForget() {
+	if n.counted.CompareAndSwap(true, false) {
+		n.fs.fileInodes.Add(-1)
+	}
 }
 
 var (
-	_ gofs.NodeGetattrer = (*fileNode)(nil)
-	_ gofs.NodeOpener    = (*fileNode)(nil)
-	_ gofs.NodeStatfser  = (*fileNode)(nil)
-	_ gofs.FileReader    = (*fileHandle)(nil)
-	_ gofs.FileGetattrer = (*fileHandle)(nil)
-	_ gofs.FileReleaser  = (*fileHandle)(nil)
+	_ gofs.NodeGetattrer   = (*fileNode)(nil)
+	_ gofs.NodeOpener      = (*fileNode)(nil)
+	_ gofs.NodeStatfser    = (*fileNode)(nil)
+	_ gofs.NodeOnForgetter = (*fileNode)(nil)
+	_ gofs.FileReader      = (*fileHandle)(nil)
+	_ gofs.FileGetattrer   = (*fileHandle)(nil)
+	_ gofs.FileReleaser    = (*fileHandle)(nil)
 )
 
 // Getattr reports the inode's version, with or without a handle (go-fuse

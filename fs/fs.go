@@ -54,7 +54,19 @@ type Config struct {
 	Status func() (text, json []byte)
 	// Tracker, if set, is told of every request in flight (inflight.go).
 	Tracker *watchdog.Tracker
+	// PlusFiles bounds the file inodes held by the kernel beyond which a
+	// directory read (READDIRPLUS) passes files as names only; 0 means
+	// DefaultPlusFiles. Each file a directory read gives attributes
+	// becomes an inode that the kernel and go-fuse keep (~450 bytes here)
+	// until the kernel forgets it, which it does only under memory
+	// pressure: without a bound, a find over a million objects pins a
+	// million. Past it a stat costs one LOOKUP, answered from the cached
+	// listing.
+	PlusFiles int
 }
+
+// DefaultPlusFiles is Config.PlusFiles when zero.
+const DefaultPlusFiles = 100_000
 
 // FS holds what every node shares.
 type FS struct {
@@ -68,6 +80,8 @@ type FS struct {
 
 	writes  writes       // files being written (write.go)
 	deletes *deleteGuard // which deletes are allowed (deleteguard.go)
+
+	fileInodes atomic.Int64 // file inodes the kernel holds (see Config.PlusFiles)
 }
 
 // New returns the root node for cfg over c.
@@ -77,6 +91,9 @@ func New(c *cache.Cache, cfg Config) gofs.InodeEmbedder {
 	}
 	if cfg.MountTime.IsZero() {
 		cfg.MountTime = time.Now()
+	}
+	if cfg.PlusFiles <= 0 {
+		cfg.PlusFiles = DefaultPlusFiles
 	}
 	f := &FS{cfg: cfg, cache: c, log: cfg.Logger}
 	f.deletes = newDeleteGuard(cfg.AllowDelete, DefaultOwnedMax, cfg.Logger)
@@ -209,8 +226,12 @@ func (f *FS) newFile(ctx context.Context, parent *gofs.Inode, bucket, name strin
 		}
 	}
 	f.fileAttr(out, bucket, o)
-	return parent.NewInode(ctx, &fileNode{fs: f, bucket: bucket, key: o.Key, obj: o},
-		gofs.StableAttr{Mode: syscall.S_IFREG, Ino: id})
+	n := &fileNode{fs: f, bucket: bucket, key: o.Key, obj: o}
+	ch := parent.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: id})
+	if ch.Operations() == n && n.counted.CompareAndSwap(false, true) {
+		f.fileInodes.Add(1) // a new inode, not one the kernel already had
+	}
+	return ch
 }
 
 // Statfs reports a large, read-only file system so df and free-space

@@ -380,6 +380,9 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 		Logger:  log,
 		Status:  m.StatusFiles(tracker),
 		Tracker: tracker,
+		// The kernel's file inodes from directory reads scale with the
+		// metadata bound: one per KiB of it (~450 bytes each).
+		PlusFiles: int(c.MetadataSize >> 10),
 	}
 	var area *stage.Area
 	if !c.ReadOnly {
