@@ -85,6 +85,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		d.fs.dirAttr(&out.Attr, d.bucket, key)
 		return d.fs.newDir(ctx, d.EmbeddedInode(), d.bucket, key+"/"), 0
 	}
+	d.fs.fileLookupAt.Store(d.fs.cfg.Now().UnixNano()) // someone stats files: see Config.PlusFiles
 	return d.fs.newFile(ctx, d.EmbeddedInode(), d.bucket, name, n.Object, &out.Attr), 0
 }
 
@@ -184,7 +185,7 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		h.d.fs.dirAttr(&out.Attr, h.d.bucket, key)
 		return h.d.fs.newDir(ctx, parent, h.d.bucket, key+"/"), 0
 	}
-	if h.d.fs.fileInodes.Load() >= int64(h.d.fs.cfg.PlusFiles) {
+	if !h.d.fs.plusFile() {
 		// Zero node ID: the kernel takes the name without attributes.
 		return nil, syscall.EAGAIN
 	}

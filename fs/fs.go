@@ -61,12 +61,28 @@ type Config struct {
 	// until the kernel forgets it, which it does only under memory
 	// pressure: without a bound, a find over a million objects pins a
 	// million. Past it a stat costs one LOOKUP, answered from the cached
-	// listing.
+	// listing; while such LOOKUPs come (ls -l, ls -lR: every name passed
+	// gets an inode anyway), directory reads give attributes again.
 	PlusFiles int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // DefaultPlusFiles is Config.PlusFiles when zero.
 const DefaultPlusFiles = 100_000
+
+// statWindow is how long after the kernel last looked up a file by name
+// directory reads past Config.PlusFiles still give files' attributes.
+const statWindow = time.Second
+
+// plusFile reports whether a directory read should give the kernel the
+// attributes of a file along with its name (see Config.PlusFiles).
+func (f *FS) plusFile() bool {
+	if f.fileInodes.Load() < int64(f.cfg.PlusFiles) {
+		return true
+	}
+	return f.cfg.Now().UnixNano()-f.fileLookupAt.Load() < int64(statWindow)
+}
 
 // FS holds what every node shares.
 type FS struct {
@@ -81,7 +97,8 @@ type FS struct {
 	writes  writes       // files being written (write.go)
 	deletes *deleteGuard // which deletes are allowed (deleteguard.go)
 
-	fileInodes atomic.Int64 // file inodes the kernel holds (see Config.PlusFiles)
+	fileInodes   atomic.Int64 // file inodes the kernel holds (see Config.PlusFiles)
+	fileLookupAt atomic.Int64 // when the kernel last looked a file up by name, Unix nanoseconds
 }
 
 // New returns the root node for cfg over c.
@@ -94,6 +111,9 @@ func New(c *cache.Cache, cfg Config) gofs.InodeEmbedder {
 	}
 	if cfg.PlusFiles <= 0 {
 		cfg.PlusFiles = DefaultPlusFiles
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	f := &FS{cfg: cfg, cache: c, log: cfg.Logger}
 	f.deletes = newDeleteGuard(cfg.AllowDelete, DefaultOwnedMax, cfg.Logger)

@@ -81,6 +81,8 @@ type scenario struct {
 	// watch, if set, gives the mount the watchdog, status and metrics of
 	// a real one (stuck_test.go).
 	watch func(cfg *Config, log *slog.Logger) error
+	// plusFiles is Config.PlusFiles (0: the default).
+	plusFiles int
 }
 
 var scenarios = map[string]scenario{
@@ -128,7 +130,7 @@ func serveForTest(mp, name string) error {
 		DirectMount: os.Geteuid() == 0, DisableXAttrs: true,
 		Debug: os.Getenv("BUCKETFS_FS_TEST_DEBUG") != "",
 	}
-	fcfg := Config{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), FileMode: 0o444, DirMode: 0o555, Logger: log}
+	fcfg := Config{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), FileMode: 0o444, DirMode: 0o555, Logger: log, PlusFiles: sc.plusFiles}
 	if sc.watch != nil {
 		if err := sc.watch(&fcfg, log); err != nil {
 			return err
