@@ -49,9 +49,11 @@ const (
 
 var lentBytes = int64(unsafe.Sizeof(lent{}))
 
-// bytes is what the listing costs in memory.
+// bytes is what the listing costs in memory, with 1/16 more for the
+// allocator's rounding of its two large blocks.
 func (l *listing) bytes() int64 {
-	return int64(unsafe.Sizeof(*l)) + int64(len(l.prefix)) + int64(len(l.names)) + int64(cap(l.ents))*lentBytes
+	blocks := int64(len(l.names)) + int64(cap(l.ents))*lentBytes
+	return int64(unsafe.Sizeof(*l)) + int64(len(l.prefix)) + blocks + blocks/16
 }
 
 func (l *listing) len() int { return len(l.ents) }
@@ -142,7 +144,7 @@ func newListing(prefix string, at int64, entries []DirEntry) (*listing, bool) {
 
 func (m *metaCache) freshListing(bucket, prefix string) *listing {
 	it := m.lru.get(lkey(keyList, bucket, prefix))
-	if it == nil || !m.fresh(it.at, false, true) {
+	if it == nil || !m.fresh(it.list.at, false, true) {
 		return nil
 	}
 	return it.list
@@ -314,8 +316,10 @@ func (r *DirReader) emit(e DirEntry) {
 			}
 			return
 		}
-		// Too large to cache whole: record what was packed one by one.
+		// Too large to cache whole: record what was packed one by one,
+		// and let read-ahead know that listings here do not fit.
 		r.tooMany = true
+		r.m.lastListing.Store(r.b.bytes())
 		l := listing{prefix: r.prefix, names: string(r.b.names), ents: r.b.ents}
 		for i := range l.len() {
 			r.record(l.entry(i))
@@ -328,15 +332,20 @@ func (r *DirReader) emit(e DirEntry) {
 	r.record(e)
 }
 
-// record caches what e says of its name, for lookups by path.
+// record caches what e says of its name, for lookups by path: both
+// halves, in one item.
 func (r *DirReader) record(e DirEntry) {
-	m, key := r.m, r.prefix+e.Name
-	if e.Kind.Has(KindFile) {
-		m.putObj(r.bucket, key, e.Object, true, false)
-	} else {
-		m.putObj(r.bucket, key, store.Object{}, false, true)
+	var rec meta
+	var raw string
+	file := e.Kind.Has(KindFile)
+	if file {
+		rec, raw = pack(e.Object)
 	}
-	m.putDir(r.bucket, key, e.Kind.Has(KindDir), true)
+	now := r.m.cfg.Now().UnixNano()
+	r.m.lru.setName(r.bucket, r.prefix+e.Name, &raw, func(it *mitem) {
+		it.obj, it.objAt, it.objKnown, it.objExists, it.objSure = rec, now, true, file, !file
+		it.dirAt, it.dirKnown, it.dirExists, it.dirSure = now, true, e.Kind.Has(KindDir), true
+	})
 }
 
 // finish stores the complete listing, which now answers for the names
@@ -350,8 +359,7 @@ func (r *DirReader) finish() {
 	if r.pages > 1 {
 		for i := range l.len() {
 			key := r.prefix + l.name(i)
-			r.m.lru.remove(lkey(keyObj, r.bucket, key))
-			r.m.lru.remove(lkey(keyDir, r.bucket, key))
+			r.m.lru.remove(lkey(keyName, r.bucket, key))
 		}
 	}
 }

@@ -99,22 +99,22 @@ func (m *metaCache) fresh(at int64, negative, sure bool) bool {
 }
 
 func (m *metaCache) getObj(bucket, key string) (objEntry, bool) {
-	it := m.lru.get(lkey(keyObj, bucket, key))
-	if it == nil || !m.fresh(it.at, !it.exists, it.sure) {
+	it := m.lru.get(lkey(keyName, bucket, key))
+	if it == nil || !it.objKnown || !m.fresh(it.objAt, !it.objExists, it.objSure) {
 		return objEntry{}, false
 	}
-	if !it.exists {
+	if !it.objExists {
 		return objEntry{}, true
 	}
-	return objEntry{obj: it.rec.object(key, it.raw()), exists: true}, true
+	return objEntry{obj: it.obj.object(key, it.raw()), exists: true}, true
 }
 
 func (m *metaCache) getDir(bucket, key string) (dirEntry, bool) {
-	it := m.lru.get(lkey(keyDir, bucket, key))
-	if it == nil || !m.fresh(it.at, !it.exists, it.sure) {
+	it := m.lru.get(lkey(keyName, bucket, key))
+	if it == nil || !it.dirKnown || !m.fresh(it.dirAt, !it.dirExists, it.dirSure) {
 		return dirEntry{}, false
 	}
-	return dirEntry{exists: it.exists}, true
+	return dirEntry{exists: it.dirExists}, true
 }
 
 // Buckets lists the buckets, cached for the metadata TTL.
@@ -179,12 +179,18 @@ func (m *metaCache) putObj(bucket, key string, obj store.Object, exists, sure bo
 	if exists {
 		rec, raw = pack(obj)
 	}
-	m.lru.put(newRecord(keyObj, bucket, key, rec, raw, exists, sure, m.cfg.Now().UnixNano()))
+	now := m.cfg.Now().UnixNano()
+	m.lru.setName(bucket, key, &raw, func(it *mitem) {
+		it.obj, it.objAt, it.objKnown, it.objExists, it.objSure = rec, now, true, exists, sure
+	})
 	return objEntry{obj: obj, exists: exists}
 }
 
 func (m *metaCache) putDir(bucket, key string, exists, sure bool) dirEntry {
-	m.lru.put(newRecord(keyDir, bucket, key, meta{}, "", exists, sure, m.cfg.Now().UnixNano()))
+	now := m.cfg.Now().UnixNano()
+	m.lru.setName(bucket, key, nil, func(it *mitem) {
+		it.dirAt, it.dirKnown, it.dirExists, it.dirSure = now, true, exists, sure
+	})
 	return dirEntry{exists: exists}
 }
 
@@ -315,7 +321,7 @@ func (c *Cache) StatFile(ctx context.Context, bucket, key string) (store.Object,
 // object changed.
 func (c *Cache) Forget(bucket, key string) {
 	m := c.meta
-	m.lru.remove(lkey(keyObj, bucket, key))
+	m.lru.remove(lkey(keyName, bucket, key))
 	m.lru.remove(lkey(keyList, bucket, parentPrefix(key)))
 }
 

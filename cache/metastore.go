@@ -22,29 +22,36 @@ type metaLRU struct {
 	evictions int64
 }
 
-// mitem is one entry. Every field but prev and next is set before the item
-// is inserted and never changed after, so a reader may keep the pointer.
+// mitem is one entry: a listing, or what is known of one name as an
+// object and as a directory. Every field but prev and next is set before
+// the item is inserted and never changed after (an update replaces the
+// item), so a reader may keep the pointer.
 type mitem struct {
 	prev, next *mitem
-	// key is the map key, followed by the raw ETag text of a record whose
-	// ETag has no compact form (rec.rawLen() bytes).
+	// key is the map key, followed by the raw ETag text of an object whose
+	// ETag has no compact form (obj.rawLen() bytes).
 	key  string
 	klen int
 	cost int64
-	at   int64 // when it was learnt, Unix nanoseconds
 
 	list *listing // a listing item ('l' keys)
-	rec  meta     // an object record ('o' keys)
-	// exists and sure describe a record: exists says the object (or, for
-	// 'd' keys, something under "key/") exists; sure marks an absence learnt
-	// from a complete listing, trusted for the full TTL.
-	exists, sure bool
+
+	// A name item ('n' keys) has two halves, each learnt on its own (a
+	// HEAD, a probe of "key/", a listing) at its own time.
+	obj       meta
+	objAt     int64 // when the object half was learnt, Unix nanoseconds
+	dirAt     int64
+	objKnown  bool
+	objExists bool
+	objSure   bool // an absence learnt from a complete listing: trusted for the full TTL
+	dirKnown  bool
+	dirExists bool // something is under "key/"
+	dirSure   bool
 }
 
-// Key spaces: an object record, a directory record, a listing.
+// Key spaces: a name, a listing.
 const (
-	keyObj  = 'o'
-	keyDir  = 'd'
+	keyName = 'n'
 	keyList = 'l'
 )
 
@@ -55,7 +62,7 @@ func lkey(space byte, bucket, key string) string {
 // itemBytes is what one item costs beyond its key and listing: the item
 // and its slot in the map (key header, pointer, control byte, at the map's
 // load factor), rounded up.
-var itemBytes = int64(unsafe.Sizeof(mitem{})) + 40
+var itemBytes = int64(unsafe.Sizeof(mitem{})) + 48
 
 func newMetaLRU(limit int64) *metaLRU {
 	l := &metaLRU{limit: limit, items: make(map[string]*mitem)}
@@ -90,9 +97,13 @@ func (l *metaLRU) get(key string) *mitem {
 // items until the total is within the limit. An item larger than the whole
 // limit is not kept.
 func (l *metaLRU) put(it *mitem) {
-	k := it.key[:it.klen]
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.putLocked(it)
+}
+
+func (l *metaLRU) putLocked(it *mitem) {
+	k := it.key[:it.klen]
 	if old := l.items[k]; old != nil {
 		l.drop(old)
 	}
@@ -155,17 +166,27 @@ func (l *metaLRU) stats() MetadataStats {
 	return MetadataStats{Bytes: l.used, Limit: l.limit, Items: len(l.items), Listings: l.listings, Evictions: l.evictions}
 }
 
-// newRecord builds the item for what is known of one object or directory
-// name: obj is used for object records that exist.
-func newRecord(space byte, bucket, key string, rec meta, raw string, exists, sure bool, at int64) *mitem {
-	k := lkey(space, bucket, key)
-	it := &mitem{klen: len(k), rec: rec, exists: exists, sure: sure, at: at}
-	it.key = k
-	if raw != "" {
-		it.key = k + raw
+// setName replaces the name item for key by a copy that set updates (one
+// half; the other is kept). raw is the ETag text for an object half that
+// set writes, nil when it leaves that half alone.
+func (l *metaLRU) setName(bucket, key string, raw *string, set func(it *mitem)) {
+	k := lkey(keyName, bucket, key)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := &mitem{}
+	keep := ""
+	if old := l.items[k]; old != nil {
+		*it = *old
+		it.prev, it.next = nil, nil
+		keep = old.raw()
 	}
+	if raw != nil {
+		keep = *raw
+	}
+	set(it)
+	it.key, it.klen = k+keep, len(k)
 	it.cost = itemBytes + int64(len(it.key))
-	return it
+	l.putLocked(it)
 }
 
 // raw returns the raw ETag text stored after the key.
@@ -173,7 +194,7 @@ func (it *mitem) raw() string { return it.key[it.klen:] }
 
 func newListItem(bucket, prefix string, l *listing) *mitem {
 	k := lkey(keyList, bucket, prefix)
-	return &mitem{key: k, klen: len(k), list: l, at: l.at, cost: itemBytes + int64(len(k)) + l.bytes()}
+	return &mitem{key: k, klen: len(k), list: l, cost: itemBytes + int64(len(k)) + l.bytes()}
 }
 
 // under returns a test of whether an item key (of any key space) names a

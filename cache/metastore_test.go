@@ -60,13 +60,13 @@ func TestETagPacking(t *testing.T) {
 // The bound holds whatever is put, items are dropped least recently used
 // first, and the count returns to zero when everything is removed.
 func TestMetaLRUByteAccounting(t *testing.T) {
-	rec := func(i int) *mitem {
-		return newRecord(keyObj, "b", fmt.Sprintf("k%04d", i), meta{}, "", true, false, 0)
+	put := func(l *metaLRU, i int) {
+		l.setName("b", fmt.Sprintf("k%04d", i), nil, func(it *mitem) { it.objKnown = true })
 	}
-	one := rec(0).cost
+	one := itemBytes + int64(len(lkey(keyName, "b", "k0000")))
 	l := newMetaLRU(10 * one)
 	for i := range 25 {
-		l.put(rec(i))
+		put(l, i)
 		if s := l.stats(); s.Bytes > s.Limit {
 			t.Fatalf("after %d puts: %d bytes over the limit %d", i+1, s.Bytes, s.Limit)
 		}
@@ -75,15 +75,15 @@ func TestMetaLRUByteAccounting(t *testing.T) {
 		t.Fatalf("stats = %+v, want 10 items of %d bytes, 15 evictions", s, one)
 	}
 	// k0015 is the oldest left; using it makes k0016 the next to go.
-	if l.get(lkey(keyObj, "b", "k0015")) == nil {
+	if l.get(lkey(keyName, "b", "k0015")) == nil {
 		t.Fatal("k0015 was evicted out of order")
 	}
-	l.put(rec(99))
-	if l.get(lkey(keyObj, "b", "k0016")) != nil || l.get(lkey(keyObj, "b", "k0015")) == nil {
+	put(l, 99)
+	if l.get(lkey(keyName, "b", "k0016")) != nil || l.get(lkey(keyName, "b", "k0015")) == nil {
 		t.Error("the least recently used item was not the one evicted")
 	}
 	// Replacing an item counts it once.
-	l.put(rec(99))
+	put(l, 99)
 	if s := l.stats(); s.Bytes != 10*one {
 		t.Errorf("after a replace: %d bytes, want %d", s.Bytes, 10*one)
 	}
@@ -317,7 +317,7 @@ func TestReaderSurvivesEviction(t *testing.T) {
 					t.Fatalf("round %d entry %d = %q, want %q", round, n, e.Name, want)
 				}
 				n++
-				f.c.meta.lru.removeIf(func(k string) bool { return k[0] == keyObj })
+				f.c.meta.lru.removeIf(func(k string) bool { return k[0] == keyName })
 			}
 			if n != 50 {
 				t.Fatalf("round %d: %d entries, want 50", round, n)
@@ -393,4 +393,27 @@ func TestNoBackgroundGoroutines(t *testing.T) {
 		}
 	}
 	t.Errorf("goroutines: %d before, %d after 20 caches were used and dropped", before, after)
+}
+
+// Directories too large to cache whole under the bound: nothing is listed
+// ahead in the background (it could not be kept), so each directory is
+// listed once, by the walker.
+func TestNoReadAheadOfUncacheableListings(t *testing.T) {
+	// A quarter of the bound is less than one directory's listing, while
+	// the bound holds one directory's names as records and the top listing.
+	const dirs, per = 12, 150
+	f := newFixture(t, Config{MetadataBytes: 34_000}, treeKeys(dirs, per))
+	readAll(t, f.c, "b", "tree/")
+	for d := range dirs {
+		if es := readAll(t, f.c, "b", fmt.Sprintf("tree/d%03d/", d)); len(es) != per {
+			t.Fatalf("d%03d: %d entries", d, len(es))
+		}
+	}
+	waitWalks(t, f.c)
+	if st := f.c.MetadataStats(); st.Bytes > st.Limit {
+		t.Errorf("stats = %+v: over the bound", st)
+	}
+	if got := f.fault.Count(faultstore.OpList); got != dirs+1 {
+		t.Errorf("LIST calls = %d, want %d (each directory once)", got, dirs+1)
+	}
 }

@@ -114,7 +114,7 @@ func (c *Cache) Removed(bucket, key string) {
 
 func (c *Cache) forgetDir(bucket, dir string) {
 	m := c.meta
-	m.lru.remove(lkey(keyDir, bucket, dir))
+	m.lru.remove(lkey(keyName, bucket, dir))
 	m.lru.remove(lkey(keyList, bucket, parentPrefix(dir)))
 }
 
@@ -147,8 +147,7 @@ func (c *Cache) RemovedDir(bucket, key string) {
 func (c *Cache) ForgetTree(bucket, dir string) {
 	m := c.meta
 	m.lru.removeIf(under(bucket, dir+"/"))
-	m.lru.remove(lkey(keyObj, bucket, dir))
-	m.lru.remove(lkey(keyDir, bucket, dir))
+	m.lru.remove(lkey(keyName, bucket, dir))
 	m.lru.remove(lkey(keyList, bucket, parentPrefix(dir)))
 }
 
