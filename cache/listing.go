@@ -152,8 +152,20 @@ func (m *metaCache) freshListing(bucket, prefix string) *listing {
 
 func (m *metaCache) putListing(bucket string, l *listing) {
 	it := newListItem(bucket, l.prefix, l)
-	m.lastListing.Store(it.cost)
+	m.sawListing(it.cost)
 	m.lru.put(it)
+}
+
+// sawListing folds the cost of a listing just made into lastListing, a
+// maximum that decays by 1/8 per listing: one small directory among large
+// ones does not make read-ahead think the next ones small.
+func (m *metaCache) sawListing(cost int64) {
+	for {
+		old := m.lastListing.Load()
+		if m.lastListing.CompareAndSwap(old, max(cost, old-old/8)) {
+			return
+		}
+	}
 }
 
 // DirReader walks one directory. It serves a fresh cached listing when there
@@ -319,7 +331,7 @@ func (r *DirReader) emit(e DirEntry) {
 		// Too large to cache whole: record what was packed one by one,
 		// and let read-ahead know that listings here do not fit.
 		r.tooMany = true
-		r.m.lastListing.Store(r.b.bytes())
+		r.m.sawListing(r.b.bytes())
 		l := listing{prefix: r.prefix, names: string(r.b.names), ents: r.b.ents}
 		for i := range l.len() {
 			r.record(l.entry(i))

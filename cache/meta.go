@@ -50,8 +50,8 @@ type metaCache struct {
 	// maxListing is the largest listing (in bytes) cached whole: a quarter
 	// of the bound, so one huge directory cannot flush everything else.
 	maxListing int64
-	// lastListing is the cost of the listing cached last, to estimate how
-	// many listings prefetch may read ahead.
+	// lastListing estimates the cost of the next listing from those made
+	// last (see sawListing), for how many listings prefetch may read ahead.
 	lastListing atomic.Int64
 
 	heads flight[objEntry]

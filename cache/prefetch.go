@@ -119,10 +119,11 @@ func (c *Cache) prefetchSiblings(bucket string, obj store.Object) {
 // prefetchSubdirs is called on every readdir of a directory: when the
 // subdirectories of its parent are being walked in order, the next ones
 // are listed in the background. Listings read ahead take at most a quarter
-// of the metadata bound (estimated from the size of the listings cached
-// last), so they do not push out each other before the walker reads them;
-// each is offered once per streak, so one evicted anyway is listed again
-// only when the walker opens it.
+// of the metadata bound (estimated from the size of the listings made
+// last), so they do not push out each other before the walker reads them
+// and their memory while being made stays bounded too; each is offered
+// once per streak, so one evicted anyway is listed again only when the
+// walker opens it.
 func (c *Cache) prefetchSubdirs(bucket, prefix string) {
 	if prefix == "" {
 		return
@@ -136,7 +137,8 @@ func (c *Cache) prefetchSubdirs(bucket, prefix string) {
 	if !ok {
 		return
 	}
-	limit := prefetchMaxAhead
+	// Until a listing has been made, nothing says how large they are.
+	limit := 2
 	if last := c.meta.lastListing.Load(); last > 0 {
 		limit = int(min(c.cfg.MetadataBytes/4/last, prefetchMaxAhead))
 	}
