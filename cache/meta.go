@@ -244,7 +244,7 @@ func (c *Cache) Lookup(ctx context.Context, bucket, key string) (Node, error) {
 	o, oOK := m.getObj(bucket, key)
 	d, dOK := m.getDir(bucket, key)
 	if !oOK || !dOK {
-		if l := m.freshListing(bucket, parentPrefix(key)); l != nil {
+		if l := m.relisted(ctx, bucket, parentPrefix(key)); l != nil {
 			kind, obj := l.find(key[len(parentPrefix(key)):])
 			return nodeOrNotFound(bucket, key, kind, obj)
 		}
@@ -298,7 +298,7 @@ func (c *Cache) StatFile(ctx context.Context, bucket, key string) (store.Object,
 	e, ok := m.getObj(bucket, key)
 	if !ok {
 		prefix := parentPrefix(key)
-		if l := m.freshListing(bucket, prefix); l != nil {
+		if l := m.relisted(ctx, bucket, prefix); l != nil {
 			kind, obj := l.find(key[len(prefix):])
 			if !kind.Has(KindFile) {
 				return store.Object{}, fmt.Errorf("%s/%s: %w", bucket, key, store.ErrNotFound)

@@ -417,3 +417,33 @@ func TestNoReadAheadOfUncacheableListings(t *testing.T) {
 		t.Errorf("LIST calls = %d, want %d (each directory once)", got, dirs+1)
 	}
 }
+
+// Names looked up in a directory whose listing expired (ls -l of names a
+// directory read passed without attributes, after a long walk): the
+// directory is listed again once, not a HEAD and a LIST per name.
+func TestExpiredListingRelistedOnce(t *testing.T) {
+	f := newFixture(t, Config{ListPageSize: 10, MetadataTTL: time.Minute}, treeKeys(1, 25))
+	ctx := context.Background()
+	readAll(t, f.c, "b", "tree/d000/")
+	f.clock.Advance(2 * time.Minute)
+	before := f.counts()
+	var wg sync.WaitGroup
+	for i := range 25 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := f.c.Lookup(ctx, "b", fmt.Sprintf("tree/d000/part-%05d.csv", i))
+			if err != nil || n.Kind != KindFile || n.Object.Size != 1 {
+				t.Errorf("Lookup %d = %+v, %v", i, n, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if _, err := f.c.StatFile(ctx, "b", "tree/d000/nope"); err == nil {
+		t.Error("StatFile of a name not in the new listing succeeded")
+	}
+	after := f.counts()
+	if after["Stat"] != before["Stat"] || after["List"]-before["List"] != 3 {
+		t.Errorf("requests %v then %v; want one listing again (3 pages) and no HEAD", before, after)
+	}
+}

@@ -175,16 +175,48 @@ func (c *Cache) walk(bucket, prefix string) {
 		if c.meta.freshListing(bucket, prefix) != nil {
 			return struct{}{}, nil
 		}
-		r := &DirReader{m: c.meta, bucket: bucket, prefix: prefix}
-		for !r.done {
-			if err := r.fetch(ctx); err != nil {
-				c.cfg.Logger.Debug("background listing failed", "bucket", bucket, "prefix", prefix, "err", err)
-				return struct{}{}, err
-			}
-			r.ready = nil // nobody reads them; the listing is cached at the end
+		if err := c.meta.listWhole(ctx, bucket, prefix); err != nil {
+			c.cfg.Logger.Debug("background listing failed", "bucket", bucket, "prefix", prefix, "err", err)
+			return struct{}{}, err
 		}
 		return struct{}{}, nil
 	})
+}
+
+// listWhole lists prefix completely, which caches it (when it fits).
+func (m *metaCache) listWhole(ctx context.Context, bucket, prefix string) error {
+	r := &DirReader{m: m, bucket: bucket, prefix: prefix}
+	for !r.done {
+		if err := r.fetch(ctx); err != nil {
+			return err
+		}
+		r.ready = nil // nobody reads them; the listing is cached at the end
+	}
+	return nil
+}
+
+// relisted returns a fresh listing of prefix if it has one, else, if it
+// had one that expired, lists the directory again (once for concurrent
+// callers and a background walk) and returns that. A name looked up in a
+// directory listed before (ls -l reading names, long after a find listed
+// them) then costs one listing of the directory per metadata TTL, not a
+// HEAD and a LIST per name. nil when the directory was not listed before,
+// or is too large to cache, or the listing failed.
+func (m *metaCache) relisted(ctx context.Context, bucket, prefix string) *listing {
+	it := m.lru.get(lkey(keyList, bucket, prefix))
+	if it == nil {
+		return nil
+	}
+	if m.fresh(it.list.at, false, true) {
+		return it.list
+	}
+	m.walks.Do(ctx, mkey(bucket, prefix), func(ctx context.Context) (struct{}, error) {
+		if m.freshListing(bucket, prefix) != nil {
+			return struct{}{}, nil
+		}
+		return struct{}{}, m.listWhole(ctx, bucket, prefix)
+	})
+	return m.freshListing(bucket, prefix)
 }
 
 func runBytes(cfg Config) int64 { return int64(cfg.MaxRunBlocks) * cfg.BlockSize }
