@@ -447,3 +447,37 @@ func TestExpiredListingRelistedOnce(t *testing.T) {
 		t.Errorf("requests %v then %v; want one listing again (3 pages) and no HEAD", before, after)
 	}
 }
+
+// A slow walker (20 s per directory, listings trusted 60 s): listings are
+// read ahead no further than it reaches before they expire, so none is
+// fetched twice.
+func TestReadAheadWithinTTL(t *testing.T) {
+	const dirs = 12
+	f := newFixture(t, Config{MetadataTTL: time.Minute}, treeKeys(dirs, 5))
+	var mu sync.Mutex
+	lists := map[string]int{}
+	f.fault.SetHook(func(ctx context.Context, op, bucket, key string) error {
+		if op == faultstore.OpList {
+			mu.Lock()
+			lists[key]++
+			mu.Unlock()
+		}
+		return nil
+	})
+	for d := range dirs {
+		if d > 0 {
+			f.clock.Advance(20 * time.Second)
+		}
+		readAll(t, f.c, "b", "tree/") // the walker's parent, listed again when it expires
+		waitWalks(t, f.c)
+		readAll(t, f.c, "b", fmt.Sprintf("tree/d%03d/", d))
+	}
+	waitWalks(t, f.c)
+	mu.Lock()
+	defer mu.Unlock()
+	for d := range dirs {
+		if p := fmt.Sprintf("tree/d%03d/", d); lists[p] != 1 {
+			t.Errorf("%s listed %d times, want once", p, lists[p])
+		}
+	}
+}

@@ -30,9 +30,10 @@ const (
 
 // streak is the reading order seen among one directory's entries of one kind.
 type streak struct {
-	last    int // listing index of the entry opened last
-	run     int // entries opened in listing order in a row
-	fetched int // listing index up to which prefetch has been requested
+	last    int   // listing index of the entry opened last
+	run     int   // entries opened in listing order in a row
+	fetched int   // listing index up to which prefetch has been requested
+	at      int64 // when the entry was opened last, Unix nanoseconds
 }
 
 type prefetcher struct {
@@ -46,11 +47,13 @@ func newPrefetcher() *prefetcher {
 	return &prefetcher{streaks: l, walks: make(chan struct{}, maxListWalks)}
 }
 
-// advance records that entry idx of a listing of n entries was opened
-// (key names the directory and the kind of entry) and offers the entries
-// to prefetch, in order and at most limit ahead of idx, to take, which
-// returns false to stop early.
-func (p *prefetcher) advance(key string, idx, n, limit int, take func(i int) bool) {
+// advance records that entry idx of a listing of n entries was opened at
+// now (key names the directory and the kind of entry) and offers the
+// entries to prefetch, in order and at most limit ahead of idx, to take,
+// which returns false to stop early. A positive horizon also keeps the
+// prefetch within what the reader, at its pace so far, reaches in that
+// time (what is fetched expires).
+func (p *prefetcher) advance(key string, idx, n, limit int, now, horizon int64, take func(i int) bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s, ok := p.streaks.Get(key)
@@ -65,10 +68,15 @@ func (p *prefetcher) advance(key string, idx, n, limit int, take func(i int) boo
 		s.run, s.fetched = 0, idx
 	}
 	s.last = idx
+	step := now - s.at
+	s.at = now
 	if s.run == 0 {
 		return
 	}
 	ahead := min(2<<min(s.run, 5), prefetchMaxAhead, limit)
+	if horizon > 0 && step > 0 {
+		ahead = min(ahead, int(max(horizon/step, 1)))
+	}
 	for i := max(s.fetched+1, idx+1); i < n && i <= idx+ahead; i++ {
 		if !take(i) {
 			return
@@ -93,7 +101,7 @@ func (c *Cache) prefetchSiblings(bucket string, obj store.Object) {
 	first := runBytes(c.cfg)
 	budget := min(c.cfg.MaxInflightBytes/2, c.cfg.DataBytes/8)
 	var todo []store.Object
-	c.pre.advance("f"+mkey(bucket, prefix), idx, l.len(), prefetchMaxAhead, func(i int) bool {
+	c.pre.advance("f"+mkey(bucket, prefix), idx, l.len(), prefetchMaxAhead, 0, 0, func(i int) bool {
 		e := &l.ents[i]
 		if e.kind != KindFile {
 			return true
@@ -146,7 +154,10 @@ func (c *Cache) prefetchSubdirs(bucket, prefix string) {
 		return
 	}
 	var todo []string
-	c.pre.advance("d"+mkey(bucket, parent), idx, l.len(), limit, func(i int) bool {
+	// Listings read ahead are trusted for the metadata TTL: read no
+	// further than the walker reaches in half of it.
+	horizon := int64(c.cfg.MetadataTTL / 2)
+	c.pre.advance("d"+mkey(bucket, parent), idx, l.len(), limit, c.cfg.Now().UnixNano(), horizon, func(i int) bool {
 		if l.ents[i].kind.Has(KindDir) {
 			if p := parent + l.name(i) + "/"; c.meta.freshListing(bucket, p) == nil {
 				todo = append(todo, p)
