@@ -226,9 +226,13 @@ func (r *DirReader) Next(ctx context.Context) (e DirEntry, ok bool, err error) {
 		r.pos++
 		return r.cached.entry(r.pos - 1), true, nil
 	}
-	if !r.started && r.m.walks.Wait(ctx, mkey(r.bucket, r.prefix)) && r.useCached() {
-		// A background listing of this directory just finished.
-		return r.Next(ctx)
+	if !r.started {
+		// A background listing of this directory may be under way, or
+		// may have finished since ReadDir looked.
+		r.m.walks.Wait(ctx, mkey(r.bucket, r.prefix))
+		if r.useCached() {
+			return r.Next(ctx)
+		}
 	}
 	for len(r.ready) == 0 {
 		if r.done {

@@ -212,6 +212,23 @@ func TestWalkLargerThanBound(t *testing.T) {
 	f := newFixture(t, Config{MetadataBytes: 8 * 300 * (lentBytes + 16)}, keys)
 	ctx := context.Background()
 	lists := func() int64 { return f.fault.Count(faultstore.OpList) }
+	var mu sync.Mutex
+	var order []string
+	f.fault.SetHook(func(ctx context.Context, op, bucket, key string) error {
+		if op == faultstore.OpList {
+			mu.Lock()
+			order = append(order, key)
+			mu.Unlock()
+		}
+		return nil
+	})
+	defer func() {
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("listed: %q", order)
+			mu.Unlock()
+		}
+	}()
 	top := readAll(t, f.c, "b", "tree/")
 	if len(top) != dirs {
 		t.Fatalf("tree/ has %d entries", len(top))
