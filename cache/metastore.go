@@ -151,6 +151,11 @@ func (l *metaLRU) removeIf(fn func(key string) bool) {
 	}
 }
 
+// purge drops everything (when the cache is closed).
+func (l *metaLRU) purge() {
+	l.removeIf(func(string) bool { return true })
+}
+
 // MetadataStats says what the metadata cache holds.
 type MetadataStats struct {
 	Bytes     int64 // bytes counted for what is cached

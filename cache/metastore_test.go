@@ -103,7 +103,7 @@ func TestMetaLRUByteAccounting(t *testing.T) {
 	if s := l.stats(); s.Listings != 1 {
 		t.Errorf("stats = %+v, want the small listing", s)
 	}
-	l.removeIf(func(string) bool { return true })
+	l.purge()
 	if s := l.stats(); s.Items != 0 || s.Bytes != 0 || s.Listings != 0 {
 		t.Errorf("after removing everything: %+v", s)
 	}
