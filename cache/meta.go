@@ -82,7 +82,7 @@ func newMetaCache(ctx context.Context, s store.ObjectStore, cfg Config) *metaCac
 // close drops what the metadata cache holds. It runs no goroutine of
 // its own to stop.
 func (m *metaCache) close() {
-	m.lru.removeIf(func(string) bool { return true })
+	m.lru.purge()
 }
 
 func mkey(bucket, key string) string { return bucket + "\x00" + key }
