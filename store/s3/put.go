@@ -83,22 +83,34 @@ func (s *Store) PutIf(ctx context.Context, bucket, key string, body io.ReaderAt,
 // ErrExists, and for IfMatch an object with another ETag, or none, means
 // ErrChanged. When nothing can be told (the key is free, or the old
 // version is still there) err comes back as it was.
+//
+// A refusal (412) is looked at too: the SDK retries a PUT whose answer
+// was lost, and when the lost attempt had landed, the retry finds the
+// condition broken by the very bytes it carries. If the object holds
+// exactly these bytes the put happened; otherwise the refusal stands.
 func (s *Store) settleConditional(ctx context.Context, bucket, key string, body io.ReaderAt, size int64, opts store.PutOptions, err error) (store.Object, error) {
 	if !opts.IfAbsent && opts.IfMatch == "" {
 		return store.Object{}, err
 	}
-	if code, status := errCode(err); code != "" || status != 0 || ctx.Err() != nil {
-		return store.Object{}, err // the server answered, or the caller gave up
+	code, status := errCode(err)
+	refused := code == "PreconditionFailed" || status == 412
+	if (code != "" || status != 0) && !refused || ctx.Err() != nil {
+		return store.Object{}, err // the server answered otherwise, or the caller gave up
 	}
 	cur, serr := s.Stat(ctx, bucket, key)
+	if refused {
+		if serr == nil && holds(cur, body, size) {
+			return store.Object{Key: key, Size: size, ETag: cur.ETag}, nil
+		}
+		return store.Object{}, err
+	}
 	switch {
 	case errors.Is(serr, store.ErrNotFound) && opts.IfMatch != "":
 		return store.Object{}, fmt.Errorf("s3 Put %s/%s: the object is gone (after the write broke off: %v): %w", bucket, key, err, store.ErrChanged)
 	case serr != nil:
 		return store.Object{}, err
 	}
-	h := md5.New()
-	if _, herr := io.Copy(h, io.NewSectionReader(body, 0, size)); herr == nil && cur.Size == size && cur.ETag == hex.EncodeToString(h.Sum(nil)) {
+	if holds(cur, body, size) {
 		return store.Object{Key: key, Size: size, ETag: cur.ETag}, nil
 	}
 	switch {
@@ -108,6 +120,17 @@ func (s *Store) settleConditional(ctx context.Context, bucket, key string, body 
 		return store.Object{}, fmt.Errorf("s3 Put %s/%s: the object has ETag %s, not %s (the server broke off the write): %w", bucket, key, cur.ETag, opts.IfMatch, store.ErrChanged)
 	}
 	return store.Object{}, err
+}
+
+// holds reports whether cur has exactly the size bytes of body, by the
+// ETag S3 gives a single PutObject (the MD5 of the bytes).
+func holds(cur store.Object, body io.ReaderAt, size int64) bool {
+	if cur.Size != size {
+		return false
+	}
+	h := md5.New()
+	_, err := io.Copy(h, io.NewSectionReader(body, 0, size))
+	return err == nil && cur.ETag == hex.EncodeToString(h.Sum(nil))
 }
 
 // conditions sets the If-None-Match and If-Match headers of a request.

@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -22,11 +23,22 @@ import (
 // as a server does that refuses a condition before reading the body, and
 // answers HEAD with the object it holds (none when etag is "").
 func breakingPutServer(t *testing.T, etag string, size int64) (*Store, *atomic.Int32) {
+	return putServer(t, etag, size, 0)
+}
+
+// putServer is breakingPutServer, but with a non-zero refuse it answers
+// every PUT with that HTTP status instead of dropping the connection.
+func putServer(t *testing.T, etag string, size int64, refuse int) (*Store, *atomic.Int32) {
 	t.Helper()
 	var heads atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodPut:
+			if refuse != 0 {
+				w.WriteHeader(refuse)
+				fmt.Fprintf(w, "<Error><Code>PreconditionFailed</Code><Message>refused</Message></Error>")
+				return
+			}
 			conn, _, err := w.(http.Hijacker).Hijack()
 			if err == nil {
 				conn.Close()
@@ -113,3 +125,44 @@ func TestConditionalPutBrokenOff(t *testing.T) {
 
 // errNetwork marks a case whose error must stay the network error.
 var errNetwork = errors.New("network error")
+
+// A refused conditional write (412) whose object now holds exactly the
+// bytes written is the write's own earlier attempt, landed before its
+// answer was lost and the SDK retried: success. Any other object keeps the
+// refusal.
+func TestConditionalPutRefusedByItself(t *testing.T) {
+	body := []byte("the bytes written")
+	sum := md5.Sum(body)
+	same := hex.EncodeToString(sum[:])
+	other := "0123456789abcdef0123456789abcdef"
+	n := int64(len(body))
+	tests := []struct {
+		name string
+		etag string
+		size int64
+		opts store.PutOptions
+		want error // nil: success
+	}{
+		{"absent: our bytes landed", same, n, store.PutOptions{IfAbsent: true}, nil},
+		{"absent: another object", other, 10, store.PutOptions{IfAbsent: true}, store.ErrExists},
+		{"absent: same size, other bytes", other, n, store.PutOptions{IfAbsent: true}, store.ErrExists},
+		{"absent: gone again", "", 0, store.PutOptions{IfAbsent: true}, store.ErrExists},
+		{"match: our bytes landed", same, n, store.PutOptions{IfMatch: other}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, heads := putServer(t, tc.etag, tc.size, http.StatusPreconditionFailed)
+			o, err := s.PutIf(t.Context(), "bkt", "k", bytes.NewReader(body), n, tc.opts)
+			if tc.want == nil {
+				if err != nil || o.ETag != same || o.Size != n {
+					t.Errorf("PutIf = %+v, %v; want success with ETag %s", o, err, same)
+				}
+			} else if !errors.Is(err, tc.want) {
+				t.Errorf("PutIf = %v, want %v", err, tc.want)
+			}
+			if got := heads.Load(); got != 1 {
+				t.Errorf("%d HEADs, want 1", got)
+			}
+		})
+	}
+}
