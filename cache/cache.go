@@ -161,6 +161,9 @@ func (c *Cache) Close() {
 	c.data.lru.Purge()
 }
 
+// Store is the store under the cache, for requests that cache nothing.
+func (c *Cache) Store() store.ObjectStore { return c.store }
+
 // Config returns the effective configuration (defaults filled in).
 func (c *Cache) Config() Config { return c.cfg }
 

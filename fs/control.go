@@ -7,6 +7,8 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/bucketfs/bucketfs/namespace"
 )
 
 // The control directory: ControlDir at the root of the mount, holding
@@ -85,13 +87,13 @@ func (f *FS) control() bool { return f.cfg.Status != nil }
 
 // controlIno gives the control directory and its files inode numbers no
 // bucket's name can produce (bucket names hold no NUL).
-func controlIno(name string, dir bool) uint64 { return ino("\x00"+ControlDir, name, dir) }
+func controlIno(name string, dir bool) uint64 { return namespace.Ino("\x00"+ControlDir, name, dir) }
 
 // isRoot reports whether d is the root of a bucket or prefix mount: the
 // one directory with the mount's own bucket and prefix (every other has a
 // longer prefix, or is a bucket of an all-buckets mount).
 func (d *dirNode) isRoot() bool {
-	return d.fs.cfg.Bucket != "" && d.bucket == d.fs.cfg.Bucket && d.dir() == d.fs.cfg.Prefix
+	return d.fs.cfg.Bucket != "" && d.d.Bucket() == d.fs.cfg.Bucket && d.d.Prefix() == d.fs.cfg.Prefix
 }
 
 // reserved reports whether name, in d, is the control directory.

@@ -3,29 +3,22 @@ package fs
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"sync/atomic"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"github.com/bucketfs/bucketfs/cache"
+	"github.com/bucketfs/bucketfs/namespace"
 	"github.com/bucketfs/bucketfs/store"
 )
 
-// fileNode is one version of one object (see fileIno): its attributes
-// never change, and every open of it reads that version, pinned by ETag.
+// fileNode is a file: one version of an object, or a file the mount
+// writes (namespace.File).
 type fileNode struct {
 	gofs.Inode
-	fs     *FS
-	bucket string
-	key    string
-	obj    store.Object
-	// ov, once set, overrides key and obj: the file is (or was) written
-	// or renamed by this mount (write.go).
-	ov atomic.Pointer[wfile]
+	fs *FS
+	f  *namespace.File
 	// counted says the node is in FS.fileInodes, until the kernel forgets it.
 	counted atomic.Bool
 }
@@ -41,10 +34,15 @@ var (
 	_ gofs.NodeGetattrer   = (*fileNode)(nil)
 	_ gofs.NodeOpener      = (*fileNode)(nil)
 	_ gofs.NodeStatfser    = (*fileNode)(nil)
+	_ gofs.NodeSetattrer   = (*fileNode)(nil)
 	_ gofs.NodeOnForgetter = (*fileNode)(nil)
-	_ gofs.FileReader      = (*fileHandle)(nil)
-	_ gofs.FileGetattrer   = (*fileHandle)(nil)
-	_ gofs.FileReleaser    = (*fileHandle)(nil)
+	_ gofs.FileReader      = (*handle)(nil)
+	_ gofs.FileWriter      = (*handle)(nil)
+	_ gofs.FileFlusher     = (*handle)(nil)
+	_ gofs.FileFsyncer     = (*handle)(nil)
+	_ gofs.FileReleaser    = (*handle)(nil)
+	_ gofs.FileGetattrer   = (*handle)(nil)
+	_ gofs.FileSetattrer   = (*handle)(nil)
 )
 
 // Getattr reports the inode's version, with or without a handle (go-fuse
@@ -52,13 +50,10 @@ var (
 // read this same version). Whether the name now means another version is
 // for the next LOOKUP to say, once the kernel's entry expires.
 func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
-	defer n.fs.track(ctx, "getattr", n.bucket, n.key)()
-	defer n.fs.guard("getattr", n.bucket, n.key, &errno)
-	if w := n.ov.Load(); w != nil {
-		w.attr(&out.Attr)
-		return 0
-	}
-	n.fs.fileAttr(&out.Attr, n.bucket, n.obj)
+	b, k := n.f.Name()
+	defer n.fs.track(ctx, "getattr", b, k)()
+	defer n.fs.guard("getattr", b, k, &errno)
+	n.fs.fileAttr(&out.Attr, n.f.Attr())
 	return 0
 }
 
@@ -67,70 +62,135 @@ func (n *fileNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errn
 	return 0
 }
 
-// Open pins the inode's version. The kernel may keep its page cache
-// (FOPEN_KEEP_CACHE): an inode is one version, so cached pages are always
-// the right bytes, and re-reads and mmap cost nothing.
 func (n *fileNode) Open(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
-	defer n.fs.track(ctx, "open", n.bucket, n.key)()
-	defer n.fs.guard("open", n.bucket, n.key, &errno)
-	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 || n.ov.Load() != nil {
-		return n.openWritable(ctx, flags)
+	b, k := n.f.Name()
+	defer n.fs.track(ctx, "open", b, k)()
+	defer n.fs.guard("open", b, k, &errno)
+	h, err := n.f.Open(ctx, flags)
+	if err != nil {
+		return nil, 0, n.fs.fail("open", b, k, err)
 	}
-	return &fileHandle{n: n, r: n.fs.cache.Open(n.bucket, n.obj)}, fuse.FOPEN_KEEP_CACHE, 0
+	fh, fuseFlags := n.fs.handle(n, h)
+	return fh, fuseFlags, 0
 }
 
-// fileHandle reads one pinned version of the object.
-type fileHandle struct {
+// handle wraps an open. A pinned version may keep the kernel's page cache
+// (FOPEN_KEEP_CACHE): an inode is one version, so cached pages are always
+// the right bytes, and re-reads and mmap cost nothing. Other opens drop
+// it, as it may hold what an earlier version said; a descriptor that may
+// write bypasses it (FOPEN_DIRECT_IO): the staged file already holds the
+// bytes, and a second copy would only cost a copy and memory.
+func (f *FS) handle(n *fileNode, h *namespace.Handle) (gofs.FileHandle, uint32) {
+	var flags uint32
+	switch {
+	case h.Pinned():
+		flags = fuse.FOPEN_KEEP_CACHE
+	case h.Writer():
+		flags = fuse.FOPEN_DIRECT_IO
+	}
+	return &handle{n: n, h: h}, flags
+}
+
+// Setattr without a handle: truncate(2) by path is staged and uploaded at
+// once; times, modes and owners are not kept by S3 and are accepted and
+// ignored, so touch, cp -p and R's file.copy work.
+func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
+	b, k := n.f.Name()
+	defer n.fs.track(ctx, "setattr", b, k)()
+	defer n.fs.guard("setattr", b, k, &errno)
+	if h, ok := fh.(*handle); ok && !h.h.Pinned() {
+		return h.Setattr(ctx, in, out)
+	}
+	a := n.f.Attr()
+	if sz, ok := in.GetSize(); ok {
+		var err error
+		if a, err = n.f.Truncate(ctx, int64(sz)); err != nil {
+			return n.fs.fail("truncate", b, k, err)
+		}
+	}
+	n.fs.fileAttr(&out.Attr, a)
+	return 0
+}
+
+// handle is one open file.
+type handle struct {
 	n *fileNode
-	r *cache.Reader
+	h *namespace.Handle
 }
 
-func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadResult, errno syscall.Errno) {
-	defer h.n.fs.track(ctx, "read", h.n.bucket, h.n.key)()
-	defer h.n.fs.guard("read", h.n.bucket, h.n.key, &errno)
-	data, err := h.r.Slice(ctx, dest, off)
-	if err != nil && !errors.Is(err, io.EOF) {
-		if errors.Is(err, store.ErrNotFound) {
-			// Deleted since the open: the handle is stale, as when the
-			// object was replaced.
-			err = fmt.Errorf("%w: deleted since the open (%v)", store.ErrChanged, err)
+func (h *handle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadResult, errno syscall.Errno) {
+	b, k := h.h.Name()
+	defer h.n.fs.track(ctx, "read", b, k)()
+	defer h.n.fs.guard("read", b, k, &errno)
+	data, err := h.h.Read(ctx, dest, off)
+	if err != nil {
+		if h.h.Pinned() && errors.Is(err, store.ErrChanged) {
+			// The kernel's entry for the name still leads to this (old)
+			// inode until the metadata TTL ends: drop it, after the READ
+			// has been answered, never inside it. The kernel takes the
+			// parent directory's lock to drop it, and a LOOKUP or
+			// READDIRPLUS of that directory may hold the lock while it
+			// waits for this very read (it drops pages of the file, which
+			// stay locked until the read is answered): notifying from
+			// inside READ deadlocked the mount (notify_test.go).
+			if name, parent := h.n.Parent(); parent != nil {
+				go parent.NotifyEntry(name)
+			}
 		}
-		if errors.Is(err, store.ErrChanged) {
-			h.n.stale()
-		}
-		return nil, h.n.fs.fail("read", h.n.bucket, h.n.key, err)
+		return nil, h.n.fs.fail("read", b, k, err)
 	}
 	return fuse.ReadResultData(data), 0
 }
 
-// stale makes the next open of the name see the current object: the cache
-// forgets what it knew of the key, and the kernel drops its entry for the
-// name, which still leads to this (old) inode until the metadata TTL ends.
-//
-// The entry is dropped after the READ has been answered, never inside it:
-// the kernel takes the parent directory's lock to drop it, and a LOOKUP or
-// READDIRPLUS of that directory may hold the lock while it waits for this
-// very read (it drops pages of the file, which stay locked until the read
-// is answered). Notifying from inside READ deadlocked the mount: cat in D
-// state on a page lock, ls or find in getdents, the daemon idle in write(2)
-// to /dev/fuse (fs/notify_test.go).
-func (n *fileNode) stale() {
-	n.fs.cache.Forget(n.bucket, n.key)
-	if name, parent := n.Parent(); parent != nil {
-		go parent.NotifyEntry(name)
-	}
+func (h *handle) Write(ctx context.Context, data []byte, off int64) (_ uint32, errno syscall.Errno) {
+	b, k := h.h.Name()
+	defer h.n.fs.track(ctx, "write", b, k)()
+	defer h.n.fs.guard("write", b, k, &errno)
+	n, err := h.h.Write(ctx, data, off)
+	return uint32(n), h.n.fs.fail("write", b, k, err)
 }
 
-func (h *fileHandle) Getattr(ctx context.Context, out *fuse.AttrOut) (errno syscall.Errno) {
-	defer h.n.fs.track(ctx, "getattr", h.n.bucket, h.n.key)()
-	defer h.n.fs.guard("getattr", h.n.bucket, h.n.key, &errno)
-	h.n.fs.fileAttr(&out.Attr, h.n.bucket, h.r.Object())
+// Flush runs at every close of a descriptor: its failure is what close()
+// returns.
+func (h *handle) Flush(ctx context.Context) (errno syscall.Errno) {
+	b, k := h.h.Name()
+	defer h.n.fs.track(ctx, "flush", b, k)()
+	defer h.n.fs.guard("flush", b, k, &errno)
+	return h.n.fs.fail("close", b, k, h.h.Flush(ctx))
+}
+
+func (h *handle) Fsync(ctx context.Context, flags uint32) (errno syscall.Errno) {
+	b, k := h.h.Name()
+	defer h.n.fs.track(ctx, "fsync", b, k)()
+	defer h.n.fs.guard("fsync", b, k, &errno)
+	return h.n.fs.fail("fsync", b, k, h.h.Fsync(ctx))
+}
+
+func (h *handle) Release(ctx context.Context) (errno syscall.Errno) {
+	b, k := h.h.Name()
+	defer h.n.fs.track(ctx, "release", b, k)()
+	defer h.n.fs.guard("release", b, k, &errno)
+	h.h.Release(ctx)
 	return 0
 }
 
-func (h *fileHandle) Release(ctx context.Context) (errno syscall.Errno) {
-	defer h.n.fs.track(ctx, "release", h.n.bucket, h.n.key)()
-	defer h.n.fs.guard("release", h.n.bucket, h.n.key, &errno)
-	h.r.Close()
+func (h *handle) Getattr(ctx context.Context, out *fuse.AttrOut) (errno syscall.Errno) {
+	b, k := h.h.Name()
+	defer h.n.fs.track(ctx, "getattr", b, k)()
+	defer h.n.fs.guard("getattr", b, k, &errno)
+	h.n.fs.fileAttr(&out.Attr, h.h.Attr())
+	return 0
+}
+
+func (h *handle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
+	b, k := h.h.Name()
+	defer h.n.fs.track(ctx, "setattr", b, k)()
+	defer h.n.fs.guard("setattr", b, k, &errno)
+	if sz, ok := in.GetSize(); ok {
+		if err := h.h.Truncate(ctx, int64(sz)); err != nil {
+			return h.n.fs.fail("truncate", b, k, err)
+		}
+	}
+	h.n.fs.fileAttr(&out.Attr, h.h.Attr())
 	return 0
 }

@@ -1,14 +1,17 @@
-// Package fs is the FUSE adapter of bucketfs: go-fuse nodes that translate
-// kernel requests into calls on the cache and back into attributes, entries
-// and errno values. It holds no caching or S3 logic of its own.
+// Package fs is the FUSE adapter of bucketfs: go-fuse nodes that turn each
+// kernel request into one call on the namespace and its answer into
+// attributes, entries and errno values (one table, toErrno).
+//
+// What names mean and how changes land is the namespace's; fs decides
+// nothing a test without /dev/fuse could not reach, besides the control
+// directory (control.go) and what only the kernel needs (inodes, entry
+// invalidation, page-cache flags).
 package fs
 
 import (
 	"context"
 	"errors"
-	"hash/fnv"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/bucketfs/bucketfs/cache"
 	"github.com/bucketfs/bucketfs/internal/watchdog"
+	"github.com/bucketfs/bucketfs/namespace"
 	"github.com/bucketfs/bucketfs/stage"
 	"github.com/bucketfs/bucketfs/store"
 )
@@ -38,15 +42,14 @@ type Config struct {
 	// MountTime is the mtime of directories (S3 has none for prefixes).
 	MountTime time.Time
 	Logger    *slog.Logger
-	// Writer and Staging make the mount read-write (write.go): changes
-	// are staged in Staging and uploaded with Writer. With either nil
-	// every change is refused with EROFS.
+	// Writer and Staging make the mount read-write (package namespace):
+	// changes are staged in Staging and uploaded with Writer. With either
+	// nil every change is refused with EROFS.
 	Writer  store.Writer
 	Staging *stage.Area
 	// AllowDelete lets the mount delete objects it did not write itself
-	// (--allow-delete); without it such deletes fail with EPERM
-	// (deleteguard.go). The guard asks Writer, which must then also be a
-	// store.ObjectStore, for an object's current ETag.
+	// (--allow-delete); without it such deletes fail with EPERM (the
+	// namespace's delete guard).
 	AllowDelete bool
 	// Status, if set, makes the control directory ControlDir at the root
 	// (control.go): it is called at each open of one of its files, and
@@ -86,16 +89,12 @@ func (f *FS) plusFile() bool {
 
 // FS holds what every node shares.
 type FS struct {
-	cfg    Config
-	cache  *cache.Cache
-	log    *slog.Logger
-	hidden sync.Map // bucket/key of names already logged as hidden
+	cfg Config
+	ns  *namespace.NS
+	log *slog.Logger
 
 	panics   atomic.Int64 // requests that panicked, for the log
 	panicked sync.Map     // operations whose panic stack was logged
-
-	writes  writes       // files being written (write.go)
-	deletes *deleteGuard // which deletes are allowed (deleteguard.go)
 
 	fileInodes   atomic.Int64 // file inodes the kernel holds (see Config.PlusFiles)
 	fileLookupAt atomic.Int64 // when the kernel last looked a file up by name, Unix nanoseconds
@@ -115,12 +114,12 @@ func New(c *cache.Cache, cfg Config) gofs.InodeEmbedder {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	f := &FS{cfg: cfg, cache: c, log: cfg.Logger}
-	f.deletes = newDeleteGuard(cfg.AllowDelete, DefaultOwnedMax, cfg.Logger)
+	f := &FS{cfg: cfg, log: cfg.Logger,
+		ns: namespace.New(c, namespace.Config{Writer: cfg.Writer, Staging: cfg.Staging, AllowDelete: cfg.AllowDelete, Logger: cfg.Logger})}
 	if cfg.Bucket == "" {
 		return &bucketsNode{fs: f}
 	}
-	return &dirNode{fs: f, bucket: cfg.Bucket, at: cfg.Prefix}
+	return &dirNode{fs: f, d: f.ns.Dir(cfg.Bucket, cfg.Prefix)}
 }
 
 // Options returns the go-fuse options that match the cache's TTLs: the
@@ -135,68 +134,66 @@ func Options(c *cache.Cache) *gofs.Options {
 	}
 }
 
-// ino gives a stable inode number to a name of a given kind. Directories
-// keep theirs for the life of the mount; a file's depends on the version too
-// (see fileIno).
-func ino(bucket, key string, dir bool) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(bucket))
-	h.Write([]byte{0})
-	h.Write([]byte(key))
-	if dir {
-		h.Write([]byte{1})
+// Drain uploads, once more, every file whose upload failed, and reports
+// the staging files it still could not upload (they stay on disk). The
+// mount command calls it after unmounting.
+func Drain(ctx context.Context, root gofs.InodeEmbedder) (kept []string) {
+	switch r := root.(type) {
+	case *bucketsNode:
+		return r.fs.ns.Drain(ctx)
+	case *dirNode:
+		return r.fs.ns.Drain(ctx)
 	}
-	// Stay below go-fuse's automatic range (2^63 and up) and above the root.
-	return h.Sum64()>>1 | 2
+	return nil
 }
 
-// fileIno is the inode number of one version of an object. Each version is
-// its own inode: the kernel keeps one size and one page cache per inode, so
-// two versions sharing one would let a reader of either see the other's
-// length (a new version cut at the old size, or an old reader cut short by
-// a new, smaller one). Open descriptors keep the inode they opened; a name
-// looked up after a change gets the new inode. A version is its ETag and
-// size (plus, for servers that send no ETag, its time to the second, which
-// a listing and a HEAD agree on).
-func fileIno(bucket string, o store.Object) uint64 {
-	v := o.ETag + "\x00" + strconv.FormatInt(o.Size, 10)
-	if o.ETag == "" {
-		v += "\x00" + strconv.FormatInt(o.ModTime.Unix(), 10)
-	}
-	return ino(bucket, o.Key+"\x00"+v, false)
+// errnos is the one table from errors to errno values, first match wins.
+// quiet errors are answers, not failures: they are not logged (a full
+// staging area logs itself).
+var errnos = []struct {
+	err   error
+	errno syscall.Errno
+	quiet bool
+}{
+	{store.ErrNotFound, syscall.ENOENT, true},
+	{store.ErrAccessDenied, syscall.EACCES, false},
+	{store.ErrAuth, syscall.EACCES, false},
+	{store.ErrChanged, syscall.ESTALE, false},
+	{store.ErrExists, syscall.EIO, false}, // a create lost the race to another writer
+	{store.ErrUnsupported, syscall.ENOTSUP, false},
+	{namespace.ErrReadOnly, syscall.EROFS, true},
+	{namespace.ErrInvalid, syscall.EINVAL, true},
+	{namespace.ErrExist, syscall.EEXIST, true},
+	{namespace.ErrNotEmpty, syscall.ENOTEMPTY, true},
+	{namespace.ErrCrossDevice, syscall.EXDEV, true},
+	{namespace.ErrBusy, syscall.EBUSY, true},
+	{namespace.ErrNotWriter, syscall.EBADF, true},
+	{namespace.ErrNotPermitted, syscall.EPERM, true}, // the delete guard logs it
+	{syscall.ENOSPC, syscall.ENOSPC, true},
+	{context.Canceled, syscall.EINTR, true},
 }
 
-// toErrno maps store sentinels to errno, the one place this happens.
-func toErrno(err error) syscall.Errno {
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, store.ErrNotFound):
-		return syscall.ENOENT
-	case errors.Is(err, store.ErrAccessDenied), errors.Is(err, store.ErrAuth):
-		return syscall.EACCES
-	case errors.Is(err, store.ErrChanged):
-		return syscall.ESTALE
-	case errors.Is(err, store.ErrUnsupported):
-		return syscall.ENOTSUP
-	case errors.Is(err, context.Canceled):
-		return syscall.EINTR
-	default:
-		return syscall.EIO
+// toErrno maps an error to errno, the one place this happens; anything
+// not in the table is EIO.
+func toErrno(err error) (syscall.Errno, bool) {
+	if err == nil {
+		return 0, true
 	}
+	for _, e := range errnos {
+		if errors.Is(err, e.err) {
+			return e.errno, e.quiet
+		}
+	}
+	return syscall.EIO, false
 }
 
-// fail logs err (unless it is an ordinary "no such file") and maps it.
+// fail maps err, and logs it unless it is an ordinary answer.
 func (f *FS) fail(op, bucket, key string, err error) syscall.Errno {
-	e := toErrno(err)
-	if e != syscall.ENOENT && e != syscall.EINTR {
+	e, quiet := toErrno(err)
+	if !quiet {
 		f.log.Warn("request failed", "op", op, "bucket", bucket, "key", key, "errno", e.Error(), "err", err)
 	}
 	return e
-}
-
-func (f *FS) dirAttr(out *fuse.Attr, bucket, key string) {
-	f.dirAttrOf(out, ino(bucket, key, true), f.cfg.DirMode)
 }
 
 // dirAttrOf fills the attributes every directory shares, with its own
@@ -212,50 +209,49 @@ func (f *FS) dirAttrOf(out *fuse.Attr, ino uint64, perm uint32) {
 	out.SetTimes(&t, &t, &t)
 }
 
-func (f *FS) fileAttr(out *fuse.Attr, bucket string, o store.Object) {
+func (f *FS) fileAttr(out *fuse.Attr, a namespace.Attr) {
 	out.Mode = syscall.S_IFREG | f.cfg.FileMode
-	out.Ino = fileIno(bucket, o)
+	out.Ino = a.Ino
 	out.Nlink = 1
-	out.Size = uint64(o.Size)
-	out.Blocks = (uint64(o.Size) + 511) / 512
+	out.Size = uint64(a.Size)
+	out.Blocks = (uint64(a.Size) + 511) / 512
 	out.Blksize = 1 << 20
 	out.Owner = fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
-	t := o.ModTime
+	t := a.ModTime
 	out.SetTimes(&t, &t, &t)
 }
 
-// newDir and newFile make (or find, by inode number) child inodes.
-func (f *FS) newDir(ctx context.Context, parent *gofs.Inode, bucket, prefix string) *gofs.Inode {
-	key := prefix[:max(len(prefix)-1, 0)]
-	return parent.NewInode(ctx, &dirNode{fs: f, bucket: bucket, at: prefix},
-		gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: ino(bucket, key, true)})
-}
-
-// newFile also fills out with the file's attributes: those of the inode
-// already known under name in parent, when it is this version. One inode
-// must never show the kernel other attributes: a listing gives times to
-// the millisecond and HEAD to the second, and a time that changes makes
-// the kernel drop the inode's cached pages inside the LOOKUP or
-// READDIRPLUS, holding the directory's lock while it waits for every read
-// of the file in flight.
-func (f *FS) newFile(ctx context.Context, parent *gofs.Inode, bucket, name string, o store.Object, out *fuse.Attr) *gofs.Inode {
-	id := fileIno(bucket, o)
-	if ch := parent.GetChild(name); ch != nil && ch.StableAttr().Ino == id {
-		if n, ok := ch.Operations().(*fileNode); ok && n.ov.Load() == nil && n.obj.ETag == o.ETag {
-			o.ModTime = n.obj.ModTime
+// entry makes (or finds, by inode number) the inode of e under parent and
+// fills out with its attributes.
+func (f *FS) entry(ctx context.Context, parent *gofs.Inode, e namespace.Entry, out *fuse.Attr) *gofs.Inode {
+	if e.Dir != nil {
+		f.dirAttrOf(out, e.Dir.Ino(), f.cfg.DirMode)
+		return parent.NewInode(ctx, &dirNode{fs: f, d: e.Dir}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: e.Dir.Ino()})
+	}
+	a := e.File.Attr()
+	// One inode must never show the kernel other attributes: a listing
+	// gives times to the millisecond and HEAD to the second, and a time
+	// that changes makes the kernel drop the inode's cached pages inside
+	// the LOOKUP or READDIRPLUS, holding the directory's lock while it
+	// waits for every read of the file in flight. The inode already known
+	// under the name, when it is this version, keeps its time.
+	if ch := parent.GetChild(e.Name); ch != nil && ch.StableAttr().Ino == a.Ino && e.File.Pinned() {
+		if n, ok := ch.Operations().(*fileNode); ok && n.f.Pinned() {
+			a.ModTime = n.f.Attr().ModTime
 		}
 	}
-	f.fileAttr(out, bucket, o)
-	n := &fileNode{fs: f, bucket: bucket, key: o.Key, obj: o}
-	ch := parent.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: id})
+	f.fileAttr(out, a)
+	n := &fileNode{fs: f, f: e.File}
+	ch := parent.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: e.File.Ino()})
 	if ch.Operations() == n && n.counted.CompareAndSwap(false, true) {
 		f.fileInodes.Add(1) // a new inode, not one the kernel already had
 	}
 	return ch
 }
 
-// Statfs reports a large, read-only file system so df and free-space
-// checks in tools do not refuse to work.
+// statfs reports a large file system with room to spare, so df and
+// free-space checks in tools do not refuse to work (S3 has no capacity to
+// report; the staging area's limit shows as ENOSPC on write).
 func statfs(out *fuse.StatfsOut) {
 	const blocks = 1 << 40
 	out.Bsize = 4096

@@ -30,6 +30,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/bucketfs/bucketfs/cache"
+	"github.com/bucketfs/bucketfs/namespace"
 	"github.com/bucketfs/bucketfs/store"
 	"github.com/bucketfs/bucketfs/store/memstore"
 )
@@ -362,7 +363,7 @@ func TestMountOddKeys(t *testing.T) {
 	}
 	sort.Strings(got)
 	want := []string{
-		"a" + ShadowSuffix, "a/", "d/", "marker/", "new\nline", "ok/", "pct%20q?star*.txt",
+		"a" + namespace.ShadowSuffix, "a/", "d/", "marker/", "new\nline", "ok/", "pct%20q?star*.txt",
 		"plain.txt", "sp ace.csv", "tab\tname", "trailing.", "x/", "ünï.txt",
 	}
 	sort.Strings(want)
@@ -371,12 +372,21 @@ func TestMountOddKeys(t *testing.T) {
 		t.Errorf("ls odd =\n %q\nwant\n %q", got, want)
 	}
 
+	// ls -a shows "." and "..", as every file system does, at the root
+	// and below it.
+	for _, d := range []string{mp, odd} {
+		out, err := exec.Command("ls", "-a1", d).Output()
+		if lines := strings.SplitN(string(out), "\n", 3); err != nil || len(lines) < 3 || lines[0] != "." || lines[1] != ".." {
+			t.Errorf("ls -a %s = %q, %v; want . and .. first", d, out, err)
+		}
+	}
+
 	reads := []struct {
 		path, want string
 	}{
 		{"plain.txt", "plain"},
 		{"a/b", "under a"},
-		{"a" + ShadowSuffix, "shadowed object"},
+		{"a" + namespace.ShadowSuffix, "shadowed object"},
 		{"sp ace.csv", "space"},
 		{"ünï.txt", "unicode"},
 		{"new\nline", "newline"},

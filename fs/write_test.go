@@ -563,6 +563,9 @@ func TestWrites(t *testing.T) {
 		if got := readFile(t, p("kept.txt")); got != string(data) {
 			t.Errorf("the mount reads %q from the unsent file", got)
 		}
+		if got := ls(t, c.mp); !strings.Contains(" "+got+" ", " kept.txt ") {
+			t.Errorf("the unsent new file is not listed: %q", got)
+		}
 		c.ask(t, "fail none")
 		f, err := os.OpenFile(p("kept.txt"), os.O_WRONLY, 0)
 		if err != nil {

@@ -1,11 +1,15 @@
-package fs
+package namespace
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/bucketfs/bucketfs/store/faultstore"
 )
 
 // TestOwnedSet: the registry of what the mount wrote answers by bucket,
@@ -164,4 +168,82 @@ func TestDeleteGuard(t *testing.T) {
 			t.Errorf("refused = %d, want 50", g.refused.Load())
 		}
 	})
+}
+
+// TestGuardedNamespace: with the guard on, the namespace deletes (unlink,
+// rmdir of a marker, the delete half of a rename) only what it wrote, and
+// sends no request for the refused ones.
+func TestGuardedNamespace(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		do     func(e *env) error
+		err    error
+		stored map[string]string // key -> content ("-": absent)
+	}{
+		{"unlink an existing object", func(e *env) error { return e.root().Unlink(ctx, "file.txt") },
+			ErrNotPermitted, map[string]string{"file.txt": "hello\n"}},
+		{"rmdir an existing marker", func(e *env) error { return e.root().Rmdir(ctx, "empty") },
+			ErrNotPermitted, map[string]string{"empty/": ""}},
+		{"rename an existing file", func(e *env) error {
+			_, err := e.root().Rename(ctx, "file.txt", e.root(), "moved", false, Entry{})
+			return err
+		}, ErrNotPermitted, map[string]string{"file.txt": "hello\n", "moved": "-"}},
+		{"rename an existing directory", func(e *env) error {
+			_, err := e.root().Rename(ctx, "dir", e.root(), "dir2", false, Entry{})
+			return err
+		}, ErrNotPermitted, map[string]string{"dir/a.txt": "a", "dir2/a.txt": "-"}},
+		{"own file: written, renamed, removed", func(e *env) error {
+			if err := writeFile(t, e.root(), "mine.txt", "m"); err != nil {
+				return err
+			}
+			if _, err := e.root().Rename(ctx, "mine.txt", e.root(), "mine2.txt", false, Entry{}); err != nil {
+				return err
+			}
+			return e.root().Unlink(ctx, "mine2.txt")
+		}, nil, map[string]string{"mine.txt": "-", "mine2.txt": "-"}},
+		{"own directory: made, renamed with a file, removed", func(e *env) error {
+			d, err := e.root().Mkdir(ctx, "made")
+			if err != nil {
+				return err
+			}
+			if err := writeFile(t, d, "f", "f"); err != nil {
+				return err
+			}
+			if _, err := e.root().Rename(ctx, "made", e.root(), "made2", false, Entry{}); err != nil {
+				return err
+			}
+			if err := e.ns.Dir(bkt, "made2/").Unlink(ctx, "f"); err != nil {
+				return err
+			}
+			return e.root().Rmdir(ctx, "made2")
+		}, nil, map[string]string{"made/": "-", "made2/": "-", "made2/f": "-"}},
+		{"own file replaced by another writer since", func(e *env) error {
+			if err := writeFile(t, e.root(), "mine.txt", "m"); err != nil {
+				return err
+			}
+			e.mem.Put(ctx, bkt, "mine.txt", strings.NewReader("theirs"), 6)
+			return e.root().Unlink(ctx, "mine.txt")
+		}, ErrNotPermitted, map[string]string{"mine.txt": "theirs"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newGuardedEnv(t, true, true)
+			if err := tt.do(e); !errors.Is(err, tt.err) {
+				t.Fatalf("error %v, want %v", err, tt.err)
+			}
+			for k, want := range tt.stored {
+				got, ok := e.object(k)
+				if want == "-" && ok {
+					t.Errorf("%q exists (%q), want none", k, got)
+				}
+				if want != "-" && (!ok || got != want) {
+					t.Errorf("%q holds %q (exists %v), want %q", k, got, ok, want)
+				}
+			}
+			if tt.err != nil && e.fault.Count(faultstore.OpDelete)+e.fault.Count(faultstore.OpCopy) != 0 {
+				t.Errorf("a refused delete sent %d DeleteObject and %d CopyObject", e.fault.Count(faultstore.OpDelete), e.fault.Count(faultstore.OpCopy))
+			}
+		})
+	}
 }

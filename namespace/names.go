@@ -1,4 +1,4 @@
-package fs
+package namespace
 
 import (
 	"strings"
@@ -23,11 +23,11 @@ func usable(name string) bool {
 		!strings.ContainsAny(name, "\x00/") && utf8.ValidString(name)
 }
 
-// hide logs a key whose name cannot be shown, once per key for the life of
+// Hide logs a key whose name cannot be shown, once per key for the life of
 // the mount.
-func (f *FS) hide(bucket, key, why string) {
-	if _, seen := f.hidden.LoadOrStore(bucket+"/"+key, true); !seen {
-		f.log.Warn("key not shown: its name cannot be a file name", "bucket", bucket, "key", key, "why", why)
+func (ns *NS) Hide(bucket, key, why string) {
+	if _, seen := ns.hidden.LoadOrStore(bucket+"/"+key, true); !seen {
+		ns.log.Warn("key not shown: its name cannot be a file name", "bucket", bucket, "key", key, "why", why)
 	}
 }
 

@@ -1,11 +1,8 @@
-package fs
+package namespace
 
 import (
 	"strings"
-	"syscall"
 	"testing"
-
-	"github.com/bucketfs/bucketfs/store"
 )
 
 func TestUsable(t *testing.T) {
@@ -58,43 +55,12 @@ func TestValidBucketName(t *testing.T) {
 	}
 }
 
-func TestToErrno(t *testing.T) {
-	tests := []struct {
-		err  error
-		want syscall.Errno
-	}{
-		{nil, 0},
-		{store.ErrNotFound, syscall.ENOENT},
-		{store.ErrAccessDenied, syscall.EACCES},
-		{store.ErrAuth, syscall.EACCES},
-		{store.ErrChanged, syscall.ESTALE},
-		{store.ErrThrottled, syscall.EIO},
-		{store.ErrUnsupported, syscall.ENOTSUP},
-		{errWrap{store.ErrNotFound}, syscall.ENOENT},
-		{errWrap{errString("connection reset")}, syscall.EIO},
-	}
-	for _, tt := range tests {
-		if got := toErrno(tt.err); got != tt.want {
-			t.Errorf("toErrno(%v) = %v, want %v", tt.err, got, tt.want)
-		}
-	}
-}
-
-type errString string
-
-func (e errString) Error() string { return string(e) }
-
-type errWrap struct{ err error }
-
-func (e errWrap) Error() string { return "wrapped: " + e.err.Error() }
-func (e errWrap) Unwrap() error { return e.err }
-
 func TestInoStable(t *testing.T) {
-	a := ino("b", "k", false)
-	if a != ino("b", "k", false) {
+	a := Ino("b", "k", false)
+	if a != Ino("b", "k", false) {
 		t.Error("inode numbers differ for the same name")
 	}
-	if a == ino("b", "k", true) || a == ino("b2", "k", false) || a == ino("b", "k2", false) {
+	if a == Ino("b", "k", true) || a == Ino("b2", "k", false) || a == Ino("b", "k2", false) {
 		t.Error("inode numbers collide for different names or kinds")
 	}
 	if a <= 1 || a >= 1<<63 {

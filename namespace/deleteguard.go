@@ -1,4 +1,4 @@
-package fs
+package namespace
 
 import (
 	"hash/maphash"
@@ -18,8 +18,8 @@ import (
 // of a rename) is refused with EPERM, unless the mount was made with
 // --allow-delete. Overwriting is not a delete and is not guarded.
 //
-// The guard knows nothing of FUSE: the file system asks it before it
-// deletes and tells it what it wrote and removed.
+// The namespace asks it before it deletes (deletecheck.go) and tells it
+// what it wrote (uploads, markers, the copies of renames) and removed.
 
 // DefaultOwnedMax is how many objects a mount remembers having written:
 // beyond it the oldest are forgotten, and deleting them needs

@@ -1,4 +1,4 @@
-package fs
+package namespace
 
 import (
 	"context"
@@ -51,7 +51,7 @@ func FuzzNames(f *testing.F) {
 }
 
 // FuzzReaddir lists a directory of up to four arbitrary keys through the
-// fs layer (no kernel needed): every name it yields is a safe path
+// namespace: every name it yields is a safe path
 // component and no name comes twice.
 func FuzzReaddir(f *testing.F) {
 	f.Add("a", "a/b", "a"+ShadowSuffix, "c")
@@ -69,32 +69,31 @@ func FuzzReaddir(f *testing.F) {
 			}
 		}
 		c := cache.New(mem, cache.Config{ListPageSize: 2})
-		fsys := &FS{cfg: Config{}, cache: c, log: discard()}
+		ns := New(c, Config{Logger: discard()})
 		// Walk the root and each directory it shows, twice (the second
 		// time from the cached listing, which orders entries otherwise).
 		dirs := []string{""}
 		for pass := 0; pass < 2; pass++ {
 			for i := 0; i < len(dirs) && i < 20; i++ {
-				d := &dirNode{fs: fsys, bucket: "b", at: dirs[i]}
-				h := &dirHandle{d: d, r: c.ReadDir("b", d.dir())}
+				l := ns.Dir("b", dirs[i]).List(nil)
 				seen := map[string]bool{}
 				for {
-					e, errno := h.Readdirent(ctx)
-					if errno != 0 {
-						t.Fatalf("readdir %q: %v", d.dir(), errno)
+					e, ok, err := l.Next(ctx)
+					if err != nil {
+						t.Fatalf("list %q: %v", dirs[i], err)
 					}
-					if e == nil {
+					if !ok {
 						break
 					}
 					if !safeName(e.Name) {
-						t.Fatalf("readdir %q yields unsafe name %q", d.dir(), e.Name)
+						t.Fatalf("list %q yields unsafe name %q", dirs[i], e.Name)
 					}
 					if seen[e.Name] {
-						t.Fatalf("readdir %q yields %q twice", d.dir(), e.Name)
+						t.Fatalf("list %q yields %q twice", dirs[i], e.Name)
 					}
 					seen[e.Name] = true
-					if pass == 0 && e.Mode&0o170000 == 0o040000 {
-						dirs = append(dirs, d.dir()+e.Name+"/")
+					if pass == 0 && e.Dir != nil {
+						dirs = append(dirs, e.Dir.Prefix())
 					}
 				}
 			}

@@ -1,0 +1,101 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/bucketfs/bucketfs/namespace"
+)
+
+// bucketsNode is the root of an all-buckets mount: one directory per bucket.
+type bucketsNode struct {
+	gofs.Inode
+	fs *FS
+}
+
+var (
+	_ gofs.NodeLookuper       = (*bucketsNode)(nil)
+	_ gofs.NodeGetattrer      = (*bucketsNode)(nil)
+	_ gofs.NodeOpendirHandler = (*bucketsNode)(nil)
+	_ gofs.NodeStatfser       = (*bucketsNode)(nil)
+	_ gofs.FileReaddirenter   = (*bucketsHandle)(nil)
+	_ gofs.FileLookuper       = (*bucketsHandle)(nil)
+	_ gofs.FileSeekdirer      = (*bucketsHandle)(nil)
+)
+
+func (b *bucketsNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer b.fs.track(ctx, "getattr", "", "")()
+	defer b.fs.guard("getattr", "", "", &errno)
+	b.fs.dirAttrOf(&out.Attr, 1, b.fs.cfg.DirMode)
+	return 0
+}
+
+func (b *bucketsNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	statfs(out)
+	return 0
+}
+
+func (b *bucketsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+	defer b.fs.track(ctx, "lookup", name, "")()
+	defer b.fs.guard("lookup", name, "", &errno)
+	if in := b.fs.lookupControl(ctx, b.EmbeddedInode(), name, out); in != nil {
+		return in, 0
+	}
+	d, err := b.fs.ns.Bucket(ctx, name)
+	if err != nil {
+		return nil, b.fs.fail("lookup", name, "", err)
+	}
+	return b.fs.entry(ctx, b.EmbeddedInode(), namespace.Entry{Name: name, Dir: d}, &out.Attr), 0
+}
+
+func (b *bucketsNode) OpendirHandle(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
+	defer b.fs.track(ctx, "opendir", "", "")()
+	defer b.fs.guard("opendir", "", "", &errno)
+	names, err := b.fs.ns.Buckets(ctx)
+	if err != nil {
+		return nil, 0, b.fs.fail("listbuckets", "", "", err)
+	}
+	return &bucketsHandle{b: b, names: names}, 0, 0
+}
+
+// bucketsHandle lists the buckets fetched when the root was opened, after
+// "." and "..".
+type bucketsHandle struct {
+	b     *bucketsNode
+	names []string
+	dots  int
+	pos   int
+}
+
+func (h *bucketsHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno syscall.Errno) {
+	defer h.b.fs.track(ctx, "readdir", "", "")()
+	defer h.b.fs.guard("readdir", "", "", &errno)
+	if de := dots(&h.dots, h.b.EmbeddedInode()); de != nil {
+		return de, 0
+	}
+	if h.pos >= len(h.names) {
+		return nil, 0
+	}
+	name := h.names[h.pos]
+	h.pos++
+	return &fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: namespace.Ino(name, "", true)}, 0
+}
+
+func (h *bucketsHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+	defer h.b.fs.track(ctx, "readdirplus", name, "")()
+	defer h.b.fs.guard("readdirplus", name, "", &errno)
+	return h.b.fs.entry(ctx, h.b.EmbeddedInode(), namespace.Entry{Name: name, Dir: h.b.fs.ns.Dir(name, "")}, &out.Attr), 0
+}
+
+func (h *bucketsHandle) Seekdir(ctx context.Context, off uint64) (errno syscall.Errno) {
+	defer h.b.fs.track(ctx, "seekdir", "", "")()
+	defer h.b.fs.guard("seekdir", "", "", &errno)
+	if off != 0 {
+		return syscall.ENOTSUP
+	}
+	h.pos, h.dots = 0, 0
+	return 0
+}

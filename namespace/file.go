@@ -1,0 +1,303 @@
+package namespace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/bucketfs/bucketfs/cache"
+	"github.com/bucketfs/bucketfs/store"
+)
+
+// Attr is what a file's attributes say.
+type Attr struct {
+	Ino     uint64
+	Size    int64
+	ModTime time.Time
+}
+
+// File is one version of one object (see FileIno): its attributes never
+// change, and every open of it reads that version, pinned by ETag. Once
+// the mount writes or renames it, an overlay (a wfile) takes over: the
+// staged bytes, the new name, the object uploaded last.
+type File struct {
+	ns     *NS
+	bucket string
+	key    string
+	obj    store.Object
+	ino    uint64
+	ov     atomic.Pointer[wfile]
+}
+
+func (ns *NS) objectFile(bucket string, o store.Object) *File {
+	return &File{ns: ns, bucket: bucket, key: o.Key, obj: o, ino: FileIno(bucket, o)}
+}
+
+// fileOf returns a File showing w.
+func (ns *NS) fileOf(w *wfile) *File {
+	w.mu.Lock()
+	f := &File{ns: ns, bucket: w.bucket, key: w.key, obj: w.obj, ino: w.ino}
+	w.mu.Unlock()
+	f.ov.Store(w)
+	return f
+}
+
+// Ino is the file's inode number.
+func (f *File) Ino() uint64 { return f.ino }
+
+// Pinned reports whether f is one version of an object, untouched by this
+// mount (no overlay): its attributes never change.
+func (f *File) Pinned() bool { return f.ov.Load() == nil }
+
+// Name returns the file's bucket and key (the new key after a rename).
+func (f *File) Name() (bucket, key string) {
+	if w := f.ov.Load(); w != nil {
+		return w.name()
+	}
+	return f.bucket, f.key
+}
+
+// Attr reports the file's attributes.
+func (f *File) Attr() Attr {
+	if w := f.ov.Load(); w != nil {
+		return w.attr()
+	}
+	return Attr{Ino: f.ino, Size: f.obj.Size, ModTime: f.obj.ModTime}
+}
+
+// overlay returns f's wfile, making one for the object f is when needed.
+// A file being written under f's name already (another File) is shared.
+func (f *File) overlay() *wfile {
+	if w := f.ov.Load(); w != nil {
+		return w
+	}
+	if w := f.ns.writes.get(f.bucket, f.key); w != nil {
+		f.ov.CompareAndSwap(nil, w)
+		return f.ov.Load()
+	}
+	w := &wfile{ns: f.ns, ino: f.ino, bucket: f.bucket, key: f.key, obj: f.obj}
+	f.ov.CompareAndSwap(nil, w)
+	return f.ov.Load()
+}
+
+// registered is overlay, put in the registry (or replaced by the wfile
+// that holds the name there).
+func (f *File) registered() *wfile {
+	w := f.overlay()
+	if r := w.register(); r != w {
+		f.ov.Store(r)
+		return r
+	}
+	return w
+}
+
+// Open opens the file with open(2) flags. A read-only open of a file the
+// mount never wrote pins the version (Handle.Pinned); any other reads and
+// writes the overlay.
+func (f *File) Open(ctx context.Context, flags uint32) (*Handle, error) {
+	if flags&writeFlags == 0 && f.ov.Load() == nil {
+		return &Handle{ns: f.ns, bucket: f.bucket, key: f.key, r: f.ns.cache.Open(f.bucket, f.obj)}, nil
+	}
+	if flags&writeFlags != 0 && !f.ns.Writable() {
+		return nil, ErrReadOnly
+	}
+	w := f.overlay()
+	if flags&writeFlags != 0 {
+		w = f.registered()
+	}
+	return w.open(ctx, flags)
+}
+
+func (w *wfile) open(ctx context.Context, flags uint32) (*Handle, error) {
+	w.mu.Lock()
+	w.handles++
+	w.mu.Unlock()
+	h := &Handle{ns: w.ns, w: w, flags: flags}
+	h.bucket, h.key = w.name()
+	if flags&syscall.O_TRUNC != 0 {
+		if err := w.truncate(ctx, 0); err != nil {
+			h.Release(ctx)
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// Truncate sets the size of a file by name (truncate(2) without a
+// handle): staged and uploaded at once.
+func (f *File) Truncate(ctx context.Context, size int64) (Attr, error) {
+	if !f.ns.Writable() {
+		return Attr{}, ErrReadOnly
+	}
+	w := f.registered()
+	w.mu.Lock()
+	w.handles++ // held while truncating and uploading
+	w.mu.Unlock()
+	defer w.closeHandle()
+	if err := w.truncate(ctx, size); err != nil {
+		return Attr{}, err
+	}
+	if err := w.upload(ctx); err != nil {
+		return Attr{}, err
+	}
+	return w.attr(), nil
+}
+
+// Handle is one open of a File: pinned to the version it opened (no
+// overlay), or on the overlay, reading and writing the staged bytes.
+type Handle struct {
+	ns          *NS
+	w           *wfile // nil: pinned
+	flags       uint32
+	bucket, key string // at the open, for the log
+
+	mu sync.Mutex
+	r  *cache.Reader // reads of the object while nothing is staged
+}
+
+// Pinned reports whether the handle reads one version of an object: its
+// bytes never change, so the kernel may keep its page cache.
+func (h *Handle) Pinned() bool { return h.w == nil }
+
+// Writer reports whether the handle may write.
+func (h *Handle) Writer() bool { return h.flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 }
+
+// Name returns bucket and key as of the open.
+func (h *Handle) Name() (bucket, key string) { return h.bucket, h.key }
+
+// Attr reports the attributes of what the handle reads.
+func (h *Handle) Attr() Attr {
+	if h.w != nil {
+		return h.w.attr()
+	}
+	o := h.r.Object()
+	return Attr{Ino: FileIno(h.bucket, o), Size: o.Size, ModTime: o.ModTime}
+}
+
+// Read fills dest from off. A pinned handle whose object changed or went
+// fails with an error wrapping store.ErrChanged, and the cache forgets the
+// key, so the next lookup sees what is there now.
+func (h *Handle) Read(ctx context.Context, dest []byte, off int64) ([]byte, error) {
+	if h.w == nil {
+		data, err := h.r.Slice(ctx, dest, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			if errors.Is(err, store.ErrNotFound) {
+				// Deleted since the open: the handle is stale, as when
+				// the object was replaced.
+				err = fmt.Errorf("%w: deleted since the open (%v)", store.ErrChanged, err)
+			}
+			if errors.Is(err, store.ErrChanged) {
+				h.ns.cache.Forget(h.bucket, h.key)
+			}
+			return nil, err
+		}
+		return data, nil
+	}
+	w := h.w
+	w.mu.Lock()
+	st, obj := w.st, w.obj
+	w.mu.Unlock()
+	if st != nil {
+		n, err := st.ReadAt(dest, off)
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		return dest[:n], nil
+	}
+	if obj.Key == "" {
+		return nil, nil
+	}
+	data, err := h.reader(obj).Slice(ctx, dest, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return data, nil
+}
+
+// reader returns a cache reader pinned to obj, replacing one pinned to an
+// older version.
+func (h *Handle) reader(obj store.Object) *cache.Reader {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.r != nil && h.r.Object().ETag == obj.ETag && h.r.Object().Key == obj.Key {
+		return h.r
+	}
+	if h.r != nil {
+		h.r.Close()
+	}
+	h.r = h.ns.cache.Open(h.w.bucket, obj)
+	return h.r
+}
+
+// Write writes data at off (at the end for O_APPEND) into the staged bytes.
+func (h *Handle) Write(ctx context.Context, data []byte, off int64) (int, error) {
+	if h.w == nil || !h.Writer() {
+		return 0, ErrNotWriter
+	}
+	st, err := h.w.stage(ctx, false)
+	if err != nil {
+		return 0, err
+	}
+	if h.flags&syscall.O_APPEND != 0 {
+		// The kernel's idea of the end may be stale; the staged file's
+		// is not.
+		off = st.Size()
+	}
+	n, err := st.WriteAt(data, off)
+	if n > 0 {
+		h.w.changed()
+	}
+	return n, err
+}
+
+// Flush runs at every close of a descriptor: the changed bytes are
+// uploaded, and a failure is what close() returns.
+func (h *Handle) Flush(ctx context.Context) error {
+	if h.w == nil || !h.Writer() {
+		return nil // a reader's close does not answer for a writer's upload
+	}
+	return h.w.upload(ctx)
+}
+
+// Fsync uploads the changed bytes.
+func (h *Handle) Fsync(ctx context.Context) error {
+	if h.w == nil {
+		return nil
+	}
+	return h.w.upload(ctx)
+}
+
+// Truncate sets the size through the handle.
+func (h *Handle) Truncate(ctx context.Context, size int64) error {
+	if h.w == nil {
+		return ErrNotWriter
+	}
+	return h.w.truncate(ctx, size)
+}
+
+// Release tries once more to upload (pages of a shared writable mapping
+// can arrive after the last close), then lets go of the handle.
+func (h *Handle) Release(ctx context.Context) {
+	h.mu.Lock()
+	if h.r != nil {
+		h.r.Close()
+		h.r = nil
+	}
+	h.mu.Unlock()
+	w := h.w
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	retry := w.failedGen != w.gen // not what the last close just failed to send
+	w.mu.Unlock()
+	if h.Writer() && retry {
+		_ = w.upload(ctx)
+	}
+	w.closeHandle()
+}

@@ -1,0 +1,117 @@
+// Package namespace owns the tree as the user sees it: what a name means (an
+// object, a directory, a shadowed file, a file being written) and how every
+// change lands in the store (staging, uploads, markers, renames, deletes).
+//
+// It imports cache, stage and store, never go-fuse: package fs translates
+// kernel requests into calls on Dir, File and Handle, and their errors into
+// errno values through one table. Everything here is testable without
+// /dev/fuse.
+package namespace
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/bucketfs/bucketfs/cache"
+	"github.com/bucketfs/bucketfs/stage"
+	"github.com/bucketfs/bucketfs/store"
+)
+
+// Errors of the namespace's own decisions. Store errors (store.ErrNotFound,
+// store.ErrExists...) and staging's ENOSPC come through wrapped; package fs
+// maps both to errno values in one table.
+var (
+	ErrReadOnly    = errors.New("read-only mount")                        // EROFS
+	ErrInvalid     = errors.New("invalid name or request")                // EINVAL
+	ErrExist       = errors.New("name exists")                            // EEXIST
+	ErrNotEmpty    = errors.New("directory not empty")                    // ENOTEMPTY
+	ErrCrossDevice = errors.New("rename across buckets or too large")     // EXDEV
+	ErrBusy        = errors.New("file in the directory is being written") // EBUSY
+	ErrNotWriter   = errors.New("handle not open for writing")            // EBADF
+)
+
+// Config says how the namespace changes the store.
+type Config struct {
+	// Writer and Staging make the namespace writable: changes are staged
+	// in Staging and uploaded with Writer. With either nil every change
+	// fails with ErrReadOnly.
+	Writer  store.Writer
+	Staging *stage.Area
+	// AllowDelete lets the namespace delete objects it did not write
+	// itself (--allow-delete); without it such deletes fail with
+	// ErrNotPermitted (deleteguard.go).
+	AllowDelete bool
+	Logger      *slog.Logger
+	// Now is the clock (mtimes of files being written); nil is time.Now.
+	Now func() time.Time
+}
+
+// NS is the namespace of one mount. It is safe for concurrent use.
+type NS struct {
+	cfg     Config
+	cache   *cache.Cache
+	log     *slog.Logger
+	hidden  sync.Map     // bucket/key of names already logged as hidden
+	writes  writes       // files being written (write.go)
+	deletes *deleteGuard // which deletes are allowed (deleteguard.go)
+}
+
+// New returns the namespace over c.
+func New(c *cache.Cache, cfg Config) *NS {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &NS{cfg: cfg, cache: c, log: cfg.Logger, deletes: newDeleteGuard(cfg.AllowDelete, DefaultOwnedMax, cfg.Logger)}
+}
+
+// Writable reports whether changes are allowed.
+func (ns *NS) Writable() bool { return ns.cfg.Writer != nil && ns.cfg.Staging != nil }
+
+// requestContext bounds one metadata request with the cache's timeout.
+func (ns *NS) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, ns.cache.Config().RequestTimeout)
+}
+
+// Ino gives a stable inode number to a name of a given kind. Directories
+// keep theirs for the life of the mount; a file's depends on the version
+// too (see FileIno).
+func Ino(bucket, key string, dir bool) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(bucket))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	if dir {
+		h.Write([]byte{1})
+	}
+	// Stay below go-fuse's automatic range (2^63 and up) and above the root.
+	return h.Sum64()>>1 | 2
+}
+
+// FileIno is the inode number of one version of an object. Each version is
+// its own inode: the kernel keeps one size and one page cache per inode, so
+// two versions sharing one would let a reader of either see the other's
+// length. Open descriptors keep the inode they opened; a name looked up
+// after a change gets the new inode. A version is its ETag and size (plus,
+// for servers that send no ETag, its time to the second, which a listing
+// and a HEAD agree on).
+func FileIno(bucket string, o store.Object) uint64 {
+	v := o.ETag + "\x00" + strconv.FormatInt(o.Size, 10)
+	if o.ETag == "" {
+		v += "\x00" + strconv.FormatInt(o.ModTime.Unix(), 10)
+	}
+	return Ino(bucket, o.Key+"\x00"+v, false)
+}
+
+// newIno is the inode number of a file created by this mount: unique, so
+// it never meets the inode of an object's version.
+func (ns *NS) newIno(bucket, key string) uint64 {
+	return Ino(bucket, key+"\x00created\x00"+strconv.FormatUint(ns.writes.seq.Add(1), 10), false)
+}

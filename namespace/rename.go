@@ -1,0 +1,283 @@
+package namespace
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bucketfs/bucketfs/cache"
+	"github.com/bucketfs/bucketfs/store"
+)
+
+// MaxDirRename is the most objects a directory rename copies. S3 has no
+// rename: each object is copied, then the originals deleted. Above this a
+// rename fails with ErrCrossDevice (EXDEV), which makes mv copy and delete
+// file by file (R's file.rename does not fall back: it reports the
+// failure).
+const MaxDirRename = 1000
+
+// Move is a directory rename done: Dir and File point what the kernel
+// still holds under the old name at the new keys.
+type Move struct {
+	src, dst string                  // prefixes, ending in "/"
+	made     map[string]store.Object // the copies, by key
+}
+
+// Dir points d, if it is at or below the renamed directory, at its new
+// prefix: it lists the new keys from now on.
+func (m *Move) Dir(d *Dir) {
+	if p := d.Prefix(); strings.HasPrefix(p, m.src) {
+		np := m.dst + strings.TrimPrefix(p, m.src)
+		d.moved.Store(&np)
+	}
+}
+
+// File points f, if it is below the renamed directory, at its copy.
+func (m *Move) File(f *File) {
+	w := f.overlay()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if strings.HasPrefix(w.key, m.src) {
+		w.key = m.dst + strings.TrimPrefix(w.key, m.src)
+		if o, ok := m.made[w.key]; ok {
+			w.obj = o
+		}
+	}
+}
+
+// Rename moves name in d to newName in to: a file (CopyObject, then
+// DeleteObject: the new name appears whole) or a directory of up to
+// MaxDirRename objects, whose Move it returns. known is what the caller
+// already knows name to be (Entry{} when nothing): a directory, or the
+// File whose reads must follow the rename. noReplace fails with ErrExist
+// when newName exists.
+func (d *Dir) Rename(ctx context.Context, name string, to *Dir, newName string, noReplace bool, known Entry) (*Move, error) {
+	if err := d.ns.checkWritable(); err != nil {
+		return nil, err
+	}
+	if to.bucket != d.bucket {
+		return nil, ErrCrossDevice
+	}
+	if err := checkNewName(newName); err != nil {
+		return nil, err
+	}
+	ns := d.ns
+	src, dst := d.Prefix()+name, to.Prefix()+newName
+	if noReplace {
+		if _, err := ns.cache.Lookup(ctx, d.bucket, dst); err == nil || ns.writes.get(d.bucket, dst) != nil {
+			return nil, ErrExist
+		}
+	}
+	isDir := known.Dir != nil
+	if known.Dir == nil && known.File == nil && ns.writes.get(d.bucket, src) == nil {
+		n, err := ns.cache.Lookup(ctx, d.bucket, src)
+		if err != nil {
+			return nil, err
+		}
+		isDir = n.Kind.Has(cache.KindDir)
+	}
+	if isDir {
+		return ns.renameDir(ctx, d.bucket, src, dst)
+	}
+	return nil, ns.renameFile(ctx, d.bucket, d.fileKey(ctx, name), dst, known.File)
+}
+
+func (ns *NS) renameFile(ctx context.Context, bucket, src, dst string, f *File) error {
+	w := ns.writes.get(bucket, src)
+	if w == nil && f != nil {
+		w = f.ov.Load()
+	}
+	if w != nil {
+		// Staged bytes go up first, under the old name, so the copy is
+		// the file as written; the upload lock keeps them from moving.
+		if err := w.upMu.lock(ctx); err != nil {
+			return context.Canceled
+		}
+		defer w.upMu.unlock()
+		if err := w.uploadLocked(ctx); err != nil {
+			return err
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, ns.cache.Config().RequestTimeout*4)
+	defer cancel()
+	var etag string
+	if w != nil {
+		w.mu.Lock()
+		etag = w.obj.ETag
+		w.mu.Unlock()
+	}
+	if ns.guarded() {
+		// The rename deletes the source: only one this mount wrote, and
+		// the copy is pinned to the ETag the guard checked.
+		cur, err := ns.deletable(rctx, "rename", bucket, src)
+		if err != nil {
+			return err
+		}
+		if cur.Key == "" {
+			return store.ErrNotFound
+		}
+		etag = cur.ETag
+	}
+	o, err := ns.cfg.Writer.Copy(rctx, bucket, src, etag, dst)
+	if errors.Is(err, store.ErrChanged) && etag != "" {
+		if ns.guarded() {
+			ns.deletes.refuse("rename", bucket, src, "replaced by another writer since this mount wrote it")
+			return ErrNotPermitted
+		}
+		// Someone replaced the source since we wrote it: rename theirs.
+		o, err = ns.cfg.Writer.Copy(rctx, bucket, src, "", dst)
+	}
+	if err != nil {
+		return err
+	}
+	ns.deletes.wrote(bucket, dst, o.ETag)
+	if err := ns.cfg.Writer.Delete(rctx, bucket, src); err != nil {
+		ns.log.Warn("rename: copied, but the old name could not be deleted; both exist now", "bucket", bucket, "from", src, "to", dst, "err", err)
+		return err
+	}
+	ns.deletes.removed(bucket, src)
+	if o.ModTime.IsZero() {
+		o.ModTime = ns.cfg.Now()
+	}
+	ns.cache.Removed(bucket, src)
+	ns.cache.Wrote(bucket, o)
+	// A file being written under the new name is replaced: it uploads
+	// nothing more.
+	if old := ns.writes.get(bucket, dst); old != nil && old != w {
+		old.drop()
+	}
+	if f != nil {
+		// The kernel moves f's inode to the new name; it must read the
+		// new key from now on. It may be another inode than the one the
+		// file was written through (a listing made a new one for the name
+		// meanwhile): it shares the file's state then.
+		if w == nil {
+			w = f.overlay()
+		} else {
+			f.ov.CompareAndSwap(nil, w)
+		}
+	}
+	if w != nil {
+		ns.writes.remove(w)
+		w.mu.Lock()
+		w.key, w.obj = dst, o
+		st, keep := w.st, w.handles > 0 || w.dirty
+		w.mu.Unlock()
+		if st != nil {
+			st.SetTarget(bucket, dst)
+		}
+		if keep {
+			w.register()
+		}
+	}
+	return nil
+}
+
+// renameDir copies every object below src/ to dst/, then deletes the
+// originals: a failure midway leaves every byte under at least one name.
+func (ns *NS) renameDir(ctx context.Context, bucket, src, dst string) (*Move, error) {
+	for _, w := range ns.writes.under(bucket, src+"/") {
+		w.mu.Lock()
+		busy := w.handles > 0 || w.dirty
+		w.mu.Unlock()
+		if busy {
+			return nil, ErrBusy
+		}
+	}
+	objs, more, err := ns.listTree(ctx, bucket, src+"/", MaxDirRename)
+	if err != nil {
+		return nil, err
+	}
+	if more {
+		ns.log.Info("directory too large to rename on S3; refused with EXDEV so mv copies it file by file",
+			"bucket", bucket, "dir", src, "limit", MaxDirRename)
+		return nil, ErrCrossDevice
+	}
+	existing, _, err := ns.listTree(ctx, bucket, dst+"/", 2)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range existing {
+		if o.Key != dst+"/" {
+			return nil, ErrNotEmpty
+		}
+	}
+	if len(objs) == 0 {
+		return nil, store.ErrNotFound
+	}
+	if ns.guarded() {
+		// The rename deletes every object below src: all must be this
+		// mount's, with the ETags listed, to which the copies are pinned.
+		for _, o := range objs {
+			if err := ns.listedDeletable("rename", bucket, o); err != nil {
+				return nil, err
+			}
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, ns.cache.Config().RequestTimeout*time.Duration(1+len(objs)/8))
+	defer cancel()
+	var mu sync.Mutex
+	made := make(map[string]store.Object, len(objs))
+	if err := parallel(rctx, objs, func(ctx context.Context, o store.Object) error {
+		k := dst + "/" + strings.TrimPrefix(o.Key, src+"/")
+		n, err := ns.cfg.Writer.Copy(ctx, bucket, o.Key, o.ETag, k)
+		if err == nil {
+			n.Key = k
+			if n.ModTime.IsZero() {
+				n.ModTime = ns.cfg.Now()
+			}
+			ns.deletes.wrote(bucket, k, n.ETag)
+			mu.Lock()
+			made[k] = n
+			mu.Unlock()
+		}
+		return err
+	}); err != nil {
+		ns.cache.ForgetTree(bucket, dst)
+		return nil, err
+	}
+	err = parallel(rctx, objs, func(ctx context.Context, o store.Object) error {
+		err := ns.cfg.Writer.Delete(ctx, bucket, o.Key)
+		if err == nil {
+			ns.deletes.removed(bucket, o.Key)
+		}
+		return err
+	})
+	ns.cache.ForgetTree(bucket, src)
+	ns.cache.ForgetTree(bucket, dst)
+	if err != nil {
+		ns.log.Warn("rename: copied, but not every old object could be deleted; they exist under both names", "bucket", bucket, "from", src, "to", dst, "err", err)
+		return nil, err
+	}
+	return &Move{src: src + "/", dst: dst + "/", made: made}, nil
+}
+
+// parallel runs fn on every object, 8 at a time, and returns the first
+// error after all have run.
+func parallel(ctx context.Context, objs []store.Object, fn func(context.Context, store.Object) error) error {
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	sem := make(chan struct{}, 8)
+	for _, o := range objs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := fn(ctx, o); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
