@@ -1,5 +1,7 @@
-// Package cache sits between the FUSE adapter and the object store. It keeps
-// three kinds of state, each bounded:
+// Package cache owns what bucketfs remembers of the store, and only that:
+// metadata, listings and blocks of object data, each bounded, kept true on
+// writes by its Writer decorator. It sits between the namespace and the
+// store, and keeps three kinds of state:
 //
 //   - listings: complete directory listings, so a second readdir, ls -l or
 //     find costs no request, and a lookup of a name in a listed directory

@@ -1,19 +1,17 @@
 package cache
 
 import (
-	"context"
-	"fmt"
-	"io"
 	"strings"
 	"sync"
 
 	"github.com/bucketfs/bucketfs/store"
 )
 
-// The mount's own changes, recorded so that a file is listed and readable
-// with its new content right after close, and a deleted one is gone,
-// without asking the server. Listings are shared with DirReaders that walk
-// them, so an edit builds a new listing (copy on write).
+// The mount's own changes, recorded by the Writer decorator (writer.go) so
+// that a file is listed and readable with its new content right after
+// close, and a deleted one is gone, without asking the server. Listings are
+// shared with DirReaders that walk them, so an edit builds a new listing
+// (copy on write).
 
 // listEdits serializes read-modify-write edits of cached listings.
 var listEdits sync.Mutex
@@ -76,9 +74,9 @@ func split(key string) (prefix, name string) {
 	return prefix, key[len(prefix):]
 }
 
-// Wrote records that the mount stored o (an upload or a copy). A missing
+// wrote records that the mount stored o (an upload or a copy). A missing
 // ModTime (upload responses carry none) becomes now.
-func (c *Cache) Wrote(bucket string, o store.Object) {
+func (c *Cache) wrote(bucket string, o store.Object) {
 	m := c.meta
 	if o.ModTime.IsZero() {
 		o.ModTime = m.cfg.Now()
@@ -100,10 +98,10 @@ func (c *Cache) ancestors(bucket, key string) {
 	}
 }
 
-// Removed records that the mount deleted the object key. A directory that
+// removed records that the mount deleted the object key. A directory that
 // held nothing else vanishes on S3 unless it has a marker, which the cache
 // cannot tell; then it forgets the directory, and the server decides.
-func (c *Cache) Removed(bucket, key string) {
+func (c *Cache) removed(bucket, key string) {
 	m := c.meta
 	m.putObj(bucket, key, store.Object{}, false, false)
 	prefix, name := split(key)
@@ -118,9 +116,9 @@ func (c *Cache) forgetDir(bucket, dir string) {
 	m.lru.remove(lkey(keyList, bucket, parentPrefix(dir)))
 }
 
-// MadeDir records that the mount created the directory key (a "key/"
+// madeDir records that the mount created the directory key (a "key/"
 // marker): it exists, and is empty.
-func (c *Cache) MadeDir(bucket, key string) {
+func (c *Cache) madeDir(bucket, key string) {
 	m := c.meta
 	m.putDir(bucket, key, true, true)
 	prefix, name := split(key)
@@ -130,8 +128,8 @@ func (c *Cache) MadeDir(bucket, key string) {
 	m.putListing(bucket, empty)
 }
 
-// RemovedDir records that the mount removed the empty directory key.
-func (c *Cache) RemovedDir(bucket, key string) {
+// removedDir records that the mount removed the empty directory key.
+func (c *Cache) removedDir(bucket, key string) {
 	m := c.meta
 	m.putDir(bucket, key, false, false)
 	m.lru.remove(lkey(keyList, bucket, key+"/"))
@@ -149,94 +147,4 @@ func (c *Cache) ForgetTree(bucket, dir string) {
 	m.lru.removeIf(under(bucket, dir+"/"))
 	m.lru.remove(lkey(keyName, bucket, dir))
 	m.lru.remove(lkey(keyList, bucket, parentPrefix(dir)))
-}
-
-// ListTree lists up to max keys under prefix, all levels (no delimiter),
-// and reports whether there are more.
-func (c *Cache) ListTree(ctx context.Context, bucket, prefix string, max int) ([]store.Object, bool, error) {
-	var out []store.Object
-	token := ""
-	for {
-		ctx2, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
-		page, err := c.store.List(ctx2, store.ListInput{Bucket: bucket, Prefix: prefix, Token: token, MaxKeys: min(max+1, 1000)})
-		cancel()
-		if err != nil {
-			return nil, false, err
-		}
-		out = append(out, page.Objects...)
-		if len(out) > max {
-			return out[:max], true, nil
-		}
-		if page.NextToken == "" {
-			return out, false, nil
-		}
-		token = page.NextToken
-	}
-}
-
-// Fetch chunk size and parallelism: a whole object staged for writing is
-// fetched like the read-ahead of a sequential reader.
-const (
-	fetchChunk    = 8 << 20
-	fetchParallel = 8
-)
-
-// Fetch downloads the whole of obj (pinned to its ETag) into w, with
-// ranged GETs in parallel. It is how an existing object is staged before
-// it is changed.
-func (c *Cache) Fetch(ctx context.Context, bucket string, obj store.Object, w io.WriterAt) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	n := int((obj.Size + fetchChunk - 1) / fetchChunk)
-	errs := make(chan error, n)
-	sem := make(chan struct{}, fetchParallel)
-	for i := range n {
-		off := int64(i) * fetchChunk
-		size := min(fetchChunk, obj.Size-off)
-		go func() {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs <- ctx.Err()
-				return
-			}
-			defer func() { <-sem }()
-			errs <- c.fetchRange(ctx, bucket, obj, w, off, size)
-		}()
-	}
-	var first error
-	for range n {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-			cancel()
-		}
-	}
-	return first
-}
-
-func (c *Cache) fetchRange(ctx context.Context, bucket string, obj store.Object, w io.WriterAt, off, size int64) error {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
-	defer cancel()
-	body, err := c.store.ReadRange(ctx, bucket, obj.Key, obj.ETag, off, size)
-	if err != nil {
-		return err
-	}
-	defer body.Close()
-	buf := make([]byte, min(size, 1<<20))
-	for pos := off; pos < off+size; {
-		k, rerr := io.ReadFull(body, buf[:min(int64(len(buf)), off+size-pos)])
-		if k > 0 {
-			if _, werr := w.WriteAt(buf[:k], pos); werr != nil {
-				return werr
-			}
-			pos += int64(k)
-		}
-		if rerr != nil {
-			if pos < off+size {
-				return fmt.Errorf("fetch %s/%s at %d: %w", bucket, obj.Key, pos, rerr)
-			}
-			break
-		}
-	}
-	return nil
 }

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/bucketfs/bucketfs/store"
@@ -27,48 +25,83 @@ func entryNames(es []DirEntry) []string {
 	return out
 }
 
-// TestOwnWrites: after the mount's own changes, listings and lookups answer
-// from the cache, with the change, and without a request.
+// TestOwnWrites: after the mount's own changes through the cache's Writer,
+// listings and lookups answer from the cache, with the change, and without
+// a request.
 func TestOwnWrites(t *testing.T) {
 	ctx := context.Background()
 	fx := newFixture(t, Config{}, map[string]string{"d/a": "1", "d/b": "22", "d/sub/x": "x", "top": "t"})
 	c := fx.c
+	w, ok := c.Writer()
+	if !ok {
+		t.Fatal("no writer over a writable store")
+	}
+	if c.Keeps(w) != w {
+		t.Error("Keeps wrapped the cache's own writer again")
+	}
 	readAll(t, c, "b", "")
 	readAll(t, c, "b", "d/")
+	put := func(key, data string, opts store.PutOptions) error {
+		_, err := w.PutIf(ctx, "b", key, bytes.NewReader([]byte(data)), int64(len(data)), opts)
+		return err
+	}
 	steps := []struct {
 		name   string
-		change func()
+		change func() error
 		prefix string
 		want   string
+		asks   bool // the listing after it asks the server (the cache cannot know)
 	}{
-		{"new file", func() { c.Wrote("b", store.Object{Key: "d/c", Size: 3, ETag: "e1"}) }, "d/", "[a(1) b(2) c(3) sub/]"},
-		{"overwrite", func() { c.Wrote("b", store.Object{Key: "d/a", Size: 9, ETag: "e2"}) }, "d/", "[a(9) b(2) c(3) sub/]"},
-		{"delete", func() { c.Removed("b", "d/b") }, "d/", "[a(9) c(3) sub/]"},
-		{"mkdir", func() { c.MadeDir("b", "d/new") }, "d/", "[a(9) c(3) new/ sub/]"},
-		{"new dir is empty", func() {}, "d/new/", "[]"},
-		{"file in new dir", func() { c.Wrote("b", store.Object{Key: "d/new/f", Size: 1, ETag: "e3"}) }, "d/new/", "[f(1)]"},
-		// The store never had these changes: the cache alone answers.
-		{"rmdir", func() { c.RemovedDir("b", "d/new") }, "d/", "[a(9) c(3) sub/]"},
+		{"new file", func() error { return put("d/c", "ccc", store.PutOptions{}) }, "d/", "[a(1) b(2) c(3) sub/]", false},
+		{"overwrite", func() error { return put("d/a", "123456789", store.PutOptions{}) }, "d/", "[a(9) b(2) c(3) sub/]", false},
+		{"delete", func() error { return w.Delete(ctx, "b", "d/b") }, "d/", "[a(9) c(3) sub/]", false},
+		{"mkdir", func() error { return put("d/new/", "", store.PutOptions{IfAbsent: true}) }, "d/", "[a(9) c(3) new/ sub/]", false},
+		{"new dir is empty", func() error { return nil }, "d/new/", "[]", false},
+		{"multipart upload in new dir", func() error {
+			up, err := w.StartUpload(ctx, "b", "d/new/f")
+			if err != nil {
+				return err
+			}
+			if err := up.PutPart(ctx, 1, bytes.NewReader([]byte("f")), 1); err != nil {
+				return err
+			}
+			_, err = up.Complete(ctx, 1, store.PutOptions{})
+			return err
+		}, "d/new/", "[f(1)]", false},
+		{"copy", func() error { _, err := w.Copy(ctx, "b", "d/c", "", "d/new/g"); return err }, "d/new/", "[f(1) g(3)]", false},
+		{"rmdir", func() error {
+			for _, k := range []string{"d/new/f", "d/new/g", "d/new/"} {
+				if err := w.Delete(ctx, "b", k); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, "d/", "[a(9) c(3) sub/]", true}, // whether d/new held only the marker
+		{"refused conditional create forgets the key", func() error {
+			if err := put("d/c", "x", store.PutOptions{IfAbsent: true}); !errors.Is(err, store.ErrExists) {
+				return fmt.Errorf("conditional create over d/c: %v, want ErrExists", err)
+			}
+			return nil
+		}, "d/", "[a(9) c(3) sub/]", true},
 	}
 	for _, st := range steps {
-		st.change()
+		if err := st.change(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
 		before := fx.counts()
 		if got := fmt.Sprint(entryNames(readAll(t, c, "b", st.prefix))); got != st.want {
 			t.Errorf("%s: ls %s = %s, want %s", st.name, st.prefix, got, st.want)
 		}
-		if after := fx.counts(); fmt.Sprint(after) != fmt.Sprint(before) {
-			t.Errorf("%s: listing cost requests: %v -> %v", st.name, before, after)
+		if after := fx.counts(); (fmt.Sprint(after) != fmt.Sprint(before)) != st.asks {
+			t.Errorf("%s: listing requests %v -> %v, want asking the server: %v", st.name, before, after, st.asks)
 		}
 	}
 	n, err := c.Lookup(ctx, "b", "d/a")
-	if err != nil || n.Object.Size != 9 || n.Object.ETag != "e2" || n.Object.ModTime.IsZero() {
+	if err != nil || n.Object.Size != 9 || n.Object.ModTime.IsZero() {
 		t.Errorf("Lookup(d/a) = %+v, %v", n, err)
 	}
 	if _, err := c.Lookup(ctx, "b", "d/b"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Lookup of a deleted file = %v, want ErrNotFound", err)
-	}
-	if _, err := c.StatFile(ctx, "b", "d/b"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("StatFile of a deleted file = %v, want ErrNotFound", err)
 	}
 }
 
@@ -79,8 +112,8 @@ func TestRemovedLastFile(t *testing.T) {
 	fx := newFixture(t, Config{}, map[string]string{"only/f": "1", "g": "2"})
 	readAll(t, fx.c, "b", "")
 	readAll(t, fx.c, "b", "only/")
-	fx.mem.Delete(ctx, "b", "only/f")
-	fx.c.Removed("b", "only/f")
+	w, _ := fx.c.Writer()
+	w.Delete(ctx, "b", "only/f")
 	if got := fmt.Sprint(entryNames(readAll(t, fx.c, "b", ""))); got != "[g(1)]" {
 		t.Errorf("root after the last file of only/ went = %s, want [g(1)]", got)
 	}
@@ -97,58 +130,5 @@ func TestForgetTree(t *testing.T) {
 	readAll(t, fx.c, "b", "")
 	if got := fx.counts()["List"] - before; got != 2 {
 		t.Errorf("%d LISTs after ForgetTree, want 2 (both listings forgotten)", got)
-	}
-}
-
-func TestListTree(t *testing.T) {
-	keys := map[string]string{}
-	for i := range 25 {
-		keys[fmt.Sprintf("t/%02d/f", i)] = "x"
-	}
-	fx := newFixture(t, Config{}, keys)
-	tests := []struct {
-		max      int
-		wantN    int
-		wantMore bool
-	}{{10, 10, true}, {25, 25, false}, {100, 25, false}}
-	for _, tc := range tests {
-		objs, more, err := fx.c.ListTree(context.Background(), "b", "t/", tc.max)
-		if err != nil || len(objs) != tc.wantN || more != tc.wantMore {
-			t.Errorf("ListTree(max %d) = %d objects, more %v, %v; want %d, %v", tc.max, len(objs), more, err, tc.wantN, tc.wantMore)
-		}
-	}
-}
-
-func TestFetch(t *testing.T) {
-	data := bytes.Repeat([]byte("0123456789abcdef"), (fetchChunk*2+4096)/16)
-	fx := newFixture(t, Config{}, map[string]string{"big": string(data), "empty": ""})
-	for _, key := range []string{"big", "empty"} {
-		obj, err := fx.c.StatFile(context.Background(), "b", key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := os.Create(filepath.Join(t.TempDir(), key))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := fx.c.Fetch(context.Background(), "b", obj, f); err != nil {
-			t.Fatalf("Fetch(%s): %v", key, err)
-		}
-		f.Close()
-		got, _ := os.ReadFile(f.Name())
-		want := data
-		if key == "empty" {
-			want = nil
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("Fetch(%s): %d bytes differ from %d", key, len(got), len(want))
-		}
-	}
-	obj, _ := fx.c.StatFile(context.Background(), "b", "big")
-	fx.mem.Put(context.Background(), "b", "big", bytes.NewReader([]byte("new")), 3)
-	f, _ := os.Create(filepath.Join(t.TempDir(), "changed"))
-	defer f.Close()
-	if err := fx.c.Fetch(context.Background(), "b", obj, f); !errors.Is(err, store.ErrChanged) {
-		t.Errorf("Fetch of a replaced object = %v, want ErrChanged", err)
 	}
 }

@@ -98,12 +98,13 @@ func serveControl(mp, kind, staging string) error {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c := cache.New(mem, cache.Config{Logger: log})
-	area, err := stage.Open(stage.Config{Dir: staging, Limit: testStagingLimit, Writer: mem, PartSize: testPartSize, Threshold: testPartSize + 1, Logger: log})
+	w, _ := c.Writer()
+	area, err := stage.Open(stage.Config{Dir: staging, Limit: testStagingLimit, Writer: w, PartSize: testPartSize, Threshold: testPartSize + 1, Logger: log})
 	if err != nil {
 		return err
 	}
 	cfg.UID, cfg.GID, cfg.FileMode, cfg.DirMode, cfg.Logger = controlUID, controlGID, 0o644, 0o755, log
-	cfg.Writer, cfg.Staging = mem, area
+	cfg.Writer, cfg.Staging = w, area
 	if kind != "nostatus" {
 		var opens atomic.Int64
 		cfg.Status = func() (text, js []byte) { return testStatus(opens.Add(1)) }

@@ -43,8 +43,9 @@ type Config struct {
 	MountTime time.Time
 	Logger    *slog.Logger
 	// Writer and Staging make the mount read-write (package namespace):
-	// changes are staged in Staging and uploaded with Writer. With either
-	// nil every change is refused with EROFS.
+	// changes are staged in Staging and uploaded with Writer, the cache's
+	// (cache.Cache.Writer, for Staging too). With either nil every change
+	// is refused with EROFS.
 	Writer  store.Writer
 	Staging *stage.Area
 	// AllowDelete lets the mount delete objects it did not write itself

@@ -100,11 +100,12 @@ func serveWrites(mp, staging string, mode writeMode) error {
 	if mode == readOnly {
 		mopts = append(mopts, "ro")
 	} else {
-		area, err := stage.Open(stage.Config{Dir: staging, Limit: testStagingLimit, Writer: fst, PartSize: testPartSize, Threshold: testPartSize + 1, Logger: log})
+		w, _ := c.Writer()
+		area, err := stage.Open(stage.Config{Dir: staging, Limit: testStagingLimit, Writer: w, PartSize: testPartSize, Threshold: testPartSize + 1, Logger: log})
 		if err != nil {
 			return err
 		}
-		cfg.Writer, cfg.Staging = fst, area
+		cfg.Writer, cfg.Staging = w, area
 	}
 	opts := Options(c)
 	opts.MountOptions = fuse.MountOptions{

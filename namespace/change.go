@@ -86,7 +86,6 @@ func (d *Dir) Mkdir(ctx context.Context, name string) (*Dir, error) {
 		return nil, err
 	}
 	d.ns.deletes.wrote(d.bucket, key+"/", o.ETag)
-	d.ns.cache.MadeDir(d.bucket, key)
 	return d.child(name), nil
 }
 
@@ -125,7 +124,6 @@ func (d *Dir) Unlink(ctx context.Context, name string) error {
 		}
 	}
 	d.ns.deletes.removed(d.bucket, key)
-	d.ns.cache.Removed(d.bucket, key)
 	return nil
 }
 
@@ -164,17 +162,15 @@ func (d *Dir) Rmdir(ctx context.Context, name string) error {
 			return err
 		}
 		d.ns.deletes.removed(d.bucket, key+"/")
+	} else {
+		// No marker, no object: the directory was only in what the cache
+		// remembered. No write tells the cache; it forgets the directory,
+		// and the server answers.
+		d.ns.cache.ForgetTree(d.bucket, key)
 	}
-	d.ns.cache.RemovedDir(d.bucket, key)
 	return nil
 }
 
 // SetTimes accepts a change of times or modes of d: S3 keeps none for
 // prefixes, so it is ignored (touch DIR, cp -rp), on a writable mount.
 func (d *Dir) SetTimes() error { return d.ns.checkWritable() }
-
-// listTree lists up to max keys under prefix, all levels (no delimiter),
-// and reports whether there are more.
-func (ns *NS) listTree(ctx context.Context, bucket, prefix string, max int) ([]store.Object, bool, error) {
-	return ns.cache.ListTree(ctx, bucket, prefix, max)
-}

@@ -39,7 +39,10 @@ var (
 type Config struct {
 	// Writer and Staging make the namespace writable: changes are staged
 	// in Staging and uploaded with Writer. With either nil every change
-	// fails with ErrReadOnly.
+	// fails with ErrReadOnly. Writer is the cache's (cache.Cache.Writer),
+	// which keeps the cache true; Staging must upload with that same
+	// writer. Any other is wrapped (Cache.Keeps) for the namespace's own
+	// requests.
 	Writer  store.Writer
 	Staging *stage.Area
 	// AllowDelete lets the namespace delete objects it did not write
@@ -68,6 +71,9 @@ func New(c *cache.Cache, cfg Config) *NS {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Writer != nil {
+		cfg.Writer = c.Keeps(cfg.Writer)
 	}
 	return &NS{cfg: cfg, cache: c, log: cfg.Logger, deletes: newDeleteGuard(cfg.AllowDelete, DefaultOwnedMax, cfg.Logger)}
 }

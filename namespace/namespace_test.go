@@ -94,13 +94,14 @@ func newGuardedEnv(t *testing.T, writable, guarded bool) *env {
 	// The tests of changes delete seeded objects; the guard has its own.
 	cfg := Config{Now: e.clock, AllowDelete: !guarded}
 	if writable {
-		area, err := stage.Open(stage.Config{Dir: t.TempDir(), Limit: 8 << 20, Writer: e.fault,
+		w, _ := e.c.Writer()
+		area, err := stage.Open(stage.Config{Dir: t.TempDir(), Limit: 8 << 20, Writer: w,
 			PartSize: store.MinPartSize, Threshold: store.MinPartSize})
 		if err != nil {
 			t.Fatal(err)
 		}
 		e.area = area
-		cfg.Writer, cfg.Staging = e.fault, area
+		cfg.Writer, cfg.Staging = w, area
 	}
 	e.ns = New(e.c, cfg)
 	return e

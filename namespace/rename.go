@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/bucketfs/bucketfs/cache"
 	"github.com/bucketfs/bucketfs/store"
 )
@@ -141,8 +143,6 @@ func (ns *NS) renameFile(ctx context.Context, bucket, src, dst string, f *File) 
 	if o.ModTime.IsZero() {
 		o.ModTime = ns.cfg.Now()
 	}
-	ns.cache.Removed(bucket, src)
-	ns.cache.Wrote(bucket, o)
 	// A file being written under the new name is replaced: it uploads
 	// nothing more.
 	if old := ns.writes.get(bucket, dst); old != nil && old != w {
@@ -245,6 +245,9 @@ func (ns *NS) renameDir(ctx context.Context, bucket, src, dst string) (*Move, er
 		}
 		return err
 	})
+	// The writer kept the cache true object by object; whether the two
+	// directories exist is not an object's to say: both trees are
+	// forgotten, and the server answers.
 	ns.cache.ForgetTree(bucket, src)
 	ns.cache.ForgetTree(bucket, dst)
 	if err != nil {
@@ -254,30 +257,28 @@ func (ns *NS) renameDir(ctx context.Context, bucket, src, dst string) (*Move, er
 	return &Move{src: src + "/", dst: dst + "/", made: made}, nil
 }
 
-// parallel runs fn on every object, 8 at a time, and returns the first
-// error after all have run.
+// renameParallel bounds the copies (then the deletes) of a directory
+// rename in flight.
+const renameParallel = 8
+
+// parallel runs fn on every object, renameParallel at a time; the first
+// error cancels the others and is returned.
 func parallel(ctx context.Context, objs []store.Object, fn func(context.Context, store.Object) error) error {
-	var (
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
-	)
-	sem := make(chan struct{}, 8)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(renameParallel)
 	for _, o := range objs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := fn(ctx, o); err != nil {
-				mu.Lock()
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err // another one failed
 			}
-		}()
+			return fn(gctx, o)
+		})
 	}
-	wg.Wait()
-	return first
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err() // not every object was done if the caller gave up
 }

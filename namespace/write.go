@@ -196,7 +196,7 @@ func (w *wfile) stage(ctx context.Context, empty bool) (*stage.File, error) {
 		return nil, err
 	}
 	if !empty && obj.Key != "" && obj.Size > 0 {
-		if err := w.ns.cache.Fetch(ctx, bucket, obj, st); err != nil {
+		if err := w.ns.fetch(ctx, bucket, obj, st); err != nil {
 			st.Remove()
 			return nil, err
 		}
@@ -286,7 +286,6 @@ func (w *wfile) uploadLocked(ctx context.Context) error {
 		w.dirty = false
 	}
 	w.mu.Unlock()
-	w.ns.cache.Wrote(bucket, o)
 	w.ns.deletes.wrote(bucket, key, o.ETag)
 	w.ns.log.Debug("uploaded", "bucket", bucket, "key", key, "size", o.Size, "took", time.Since(start))
 	return nil

@@ -3,50 +3,28 @@ package store
 import (
 	"context"
 	"io"
-	"sync"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // PutParts sends parts 1..n of up, at most concurrency at a time; part
 // returns each part's body and size. The first error cancels the parts
-// still running and is returned.
+// still running and is returned; so is the caller's giving up before every
+// part was sent.
 func PutParts(ctx context.Context, up Upload, concurrency, n int, part func(num int) (io.ReaderAt, int64)) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		mu       sync.Mutex
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	sem := make(chan struct{}, max(concurrency, 1))
-	for num := 1; num <= n; num++ {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(concurrency, 1))
+	for num := 1; num <= n && gctx.Err() == nil; num++ {
 		body, size := part(num)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := up.PutPart(ctx, num, body, size); err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-					cancel()
-				}
-				mu.Unlock()
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err // another part failed
 			}
-		}()
+			return up.PutPart(gctx, num, body, size)
+		})
 	}
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if firstErr == nil {
-		// Canceled by the caller before every part was started.
-		firstErr = ctx.Err()
+	if err := g.Wait(); err != nil {
+		return err
 	}
-	return firstErr
+	return ctx.Err()
 }

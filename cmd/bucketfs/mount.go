@@ -386,7 +386,9 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	}
 	var area *stage.Area
 	if !c.ReadOnly {
-		w := st.(store.Writer) // the S3 store writes, and so its metered wrapper
+		// The S3 store writes, and so its metered wrapper; every write goes
+		// through the cache's writer, which keeps the cache true.
+		w, _ := ch.Writer()
 		if area, err = openStaging(c, w, log); err != nil {
 			return err
 		}

@@ -1,0 +1,113 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+
+	"github.com/bucketfs/bucketfs/store"
+)
+
+// Writer returns the cache's store as a store.Writer that keeps the cache
+// true by itself: every object it stores or copies, every object or
+// directory marker ("key/") it deletes, is recorded in the metadata and
+// listings as the call returns, so a file is listed and readable with its
+// new content right after, and a deleted one is gone, without asking the
+// server. ok is false when the store cannot write. Every write of the
+// mount goes through it (stage uploads included); nothing else records
+// writes in the cache.
+func (c *Cache) Writer() (w store.Writer, ok bool) {
+	sw, ok := c.store.(store.Writer)
+	if !ok {
+		return nil, false
+	}
+	return &keeper{c: c, w: sw}, true
+}
+
+// Keeps returns w kept by c: w itself when it is c's Writer already, else w
+// wrapped so that its writes keep c true.
+func (c *Cache) Keeps(w store.Writer) store.Writer {
+	if k, ok := w.(*keeper); ok && k.c == c {
+		return k
+	}
+	return &keeper{c: c, w: w}
+}
+
+// keeper is the store.Writer decorator of Cache.Writer.
+type keeper struct {
+	c *Cache
+	w store.Writer
+}
+
+// stored records what a successful write of key left; a refused
+// conditional write (someone else's object is there) makes the cache
+// forget the key, so the next lookup asks.
+func (k *keeper) stored(bucket, key string, o store.Object, err error) {
+	switch {
+	case err == nil && strings.HasSuffix(key, "/"):
+		k.c.madeDir(bucket, strings.TrimSuffix(key, "/"))
+	case err == nil:
+		o.Key = key
+		k.c.wrote(bucket, o)
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrChanged):
+		k.c.Forget(bucket, key)
+	}
+}
+
+func (k *keeper) CreateBucket(ctx context.Context, bucket string) error {
+	return k.w.CreateBucket(ctx, bucket)
+}
+
+func (k *keeper) Put(ctx context.Context, bucket, key string, body io.ReaderAt, size int64) (store.Object, error) {
+	o, err := k.w.Put(ctx, bucket, key, body, size)
+	k.stored(bucket, key, o, err)
+	return o, err
+}
+
+func (k *keeper) PutIf(ctx context.Context, bucket, key string, body io.ReaderAt, size int64, opts store.PutOptions) (store.Object, error) {
+	o, err := k.w.PutIf(ctx, bucket, key, body, size, opts)
+	k.stored(bucket, key, o, err)
+	return o, err
+}
+
+func (k *keeper) Delete(ctx context.Context, bucket, key string) error {
+	err := k.w.Delete(ctx, bucket, key)
+	switch {
+	case err != nil:
+	case strings.HasSuffix(key, "/"):
+		k.c.removedDir(bucket, strings.TrimSuffix(key, "/"))
+	default:
+		k.c.removed(bucket, key)
+	}
+	return err
+}
+
+func (k *keeper) Copy(ctx context.Context, bucket, srcKey, srcETag, dstKey string) (store.Object, error) {
+	o, err := k.w.Copy(ctx, bucket, srcKey, srcETag, dstKey)
+	if err == nil {
+		k.stored(bucket, dstKey, o, nil)
+	}
+	return o, err
+}
+
+func (k *keeper) StartUpload(ctx context.Context, bucket, key string) (store.Upload, error) {
+	up, err := k.w.StartUpload(ctx, bucket, key)
+	if err != nil {
+		return nil, err
+	}
+	return &keptUpload{Upload: up, k: k, bucket: bucket, key: key}, nil
+}
+
+// keptUpload records the object a multipart upload completes.
+type keptUpload struct {
+	store.Upload
+	k           *keeper
+	bucket, key string
+}
+
+func (u *keptUpload) Complete(ctx context.Context, n int, opts store.PutOptions) (store.Object, error) {
+	o, err := u.Upload.Complete(ctx, n, opts)
+	u.k.stored(u.bucket, u.key, o, err)
+	return o, err
+}
