@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bucketfs/bucketfs/stage"
 	"github.com/bucketfs/bucketfs/store"
 )
 
@@ -63,6 +64,13 @@ func (ns *NS) fetch(ctx context.Context, bucket string, obj store.Object, w io.W
 		return err
 	}
 	return ctx.Err() // not every range was fetched if the caller gave up
+}
+
+// fill is how a staging file over an object of bucket fetches a part.
+func (ns *NS) fill(bucket string) stage.Fill {
+	return func(ctx context.Context, key, etag string, off, size int64, w io.WriterAt) error {
+		return ns.fetchRange(ctx, bucket, store.Object{Key: key, ETag: etag}, w, off, size)
+	}
 }
 
 func (ns *NS) fetchRange(ctx context.Context, bucket string, obj store.Object, w io.WriterAt, off, size int64) error {

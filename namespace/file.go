@@ -203,7 +203,7 @@ func (h *Handle) Read(ctx context.Context, dest []byte, off int64) ([]byte, erro
 	st, obj := w.st, w.obj
 	w.mu.Unlock()
 	if st != nil {
-		n, err := st.ReadAt(dest, off)
+		n, err := st.Read(ctx, dest, off)
 		if err != nil && err != io.EOF {
 			return nil, err
 		}
@@ -248,7 +248,7 @@ func (h *Handle) Write(ctx context.Context, data []byte, off int64) (int, error)
 		// is not.
 		off = st.Size()
 	}
-	n, err := st.WriteAt(data, off)
+	n, err := st.Write(ctx, data, off)
 	if n > 0 {
 		h.w.changed()
 	}

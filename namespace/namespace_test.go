@@ -588,3 +588,39 @@ func TestListWhileCreating(t *testing.T) {
 		t.Errorf("unlinked file listed: %q", got)
 	}
 }
+
+// TestAppendLarge: appending to an object larger than the staging area
+// fetches only its last part; the rest is copied on the server.
+func TestAppendLarge(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, true)
+	orig := strings.Repeat("0123456789abcdef", (12<<20)/16) // 12 MiB: more than the 8 MiB staging area
+	if _, err := e.mem.Put(ctx, bkt, "big.log", strings.NewReader(orig), int64(len(orig))); err != nil {
+		t.Fatal(err)
+	}
+	en, err := e.root().Lookup(ctx, "big.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.fault.Reset()
+	h, err := en.File.Open(ctx, syscall.O_WRONLY|syscall.O_APPEND)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Write(ctx, []byte("one more line\n"), 0); err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	if err := h.Flush(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	h.Release(ctx)
+	if got, _ := e.object("big.log"); got != orig+"one more line\n" {
+		t.Errorf("object after the append: %d bytes, want %d", len(got), len(orig)+14)
+	}
+	if n := e.fault.Count(faultstore.OpCopyPart); n != 2 {
+		t.Errorf("%d parts copied on the server, want 2", n)
+	}
+	if n := e.fault.Count(faultstore.OpReadAt); n != 1 {
+		t.Errorf("%d GETs, want 1 (the last part)", n)
+	}
+}

@@ -167,6 +167,7 @@ func (ns *NS) renameFile(ctx context.Context, bucket, src, dst string, f *File) 
 		w.mu.Unlock()
 		if st != nil {
 			st.SetTarget(bucket, dst)
+			st.Rebase(dst, o.ETag) // bytes not fetched are the copy's now
 		}
 		if keep {
 			w.register()

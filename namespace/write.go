@@ -191,14 +191,27 @@ func (w *wfile) stage(ctx context.Context, empty bool) (*stage.File, error) {
 	}
 	bucket, key, obj, unlinked := w.bucket, w.key, w.obj, w.unlinked
 	w.mu.Unlock()
-	st, err := w.ns.cfg.Staging.Create(key)
-	if err != nil {
-		return nil, err
-	}
-	if !empty && obj.Key != "" && obj.Size > 0 {
-		if err := w.ns.fetch(ctx, bucket, obj, st); err != nil {
-			st.Remove()
+	area := w.ns.cfg.Staging
+	var st *stage.File
+	var err error
+	switch {
+	case !empty && obj.Key != "" && obj.Size > area.Threshold():
+		// Large: only the parts a change touches are fetched, the others
+		// are copied on the server at upload (an append costs no
+		// download of the whole).
+		st, err = area.CreateOver(key, obj.Key, obj.ETag, obj.Size, w.ns.fill(bucket))
+		if err != nil {
 			return nil, err
+		}
+	default:
+		if st, err = area.Create(key); err != nil {
+			return nil, err
+		}
+		if !empty && obj.Key != "" && obj.Size > 0 {
+			if err := w.ns.fetch(ctx, bucket, obj, st); err != nil {
+				st.Remove()
+				return nil, err
+			}
 		}
 	}
 	if !unlinked {
@@ -222,7 +235,7 @@ func (w *wfile) changed() {
 func (w *wfile) truncate(ctx context.Context, size int64) error {
 	st, err := w.stage(ctx, size == 0)
 	if err == nil {
-		err = st.Truncate(size)
+		err = st.Resize(ctx, size)
 	}
 	if err != nil {
 		return err

@@ -3,7 +3,8 @@
 // bounded in bytes, and the upload of a staging file to its object (one
 // PutObject when small, else a multipart upload whose parts go out in
 // parallel, and out in the background while a file is still being
-// written sequentially).
+// written sequentially; parts of the object a file was created over that
+// nobody touched are copied on the server, base.go).
 package stage
 
 import (
@@ -101,18 +102,12 @@ func Open(cfg Config) (*Area, error) {
 	return &Area{cfg: cfg}, nil
 }
 
-// Config returns the effective configuration.
-func (a *Area) Config() Config { return a.cfg }
+// Threshold is the size above which files go up in parts: the size from
+// which creating a file over an object (CreateOver) saves a download.
+func (a *Area) Threshold() int64 { return a.cfg.Threshold }
 
 // Dir is the staging directory.
 func (a *Area) Dir() string { return a.cfg.Dir }
-
-// Used returns the bytes staged now and the number of staging files.
-func (a *Area) Used() (bytes int64, files int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.used, a.files
-}
 
 // Close removes the staging directory if nothing is left in it: staging
 // files that still hold data nobody could upload stay, for the user to
@@ -157,6 +152,7 @@ type File struct {
 	reserved int64 // bytes accounted in the area for this file
 	removed  bool
 	stream   stream // upload.go
+	base     *base  // the object the file was created over, if any (base.go)
 }
 
 // Create makes a new, empty staging file. label (a key) only helps a
@@ -203,15 +199,18 @@ func (f *File) Size() int64 {
 	return f.size
 }
 
-// grow accounts for the file reaching end bytes. Callers hold f.mu.
+// growLocked accounts for the file reaching end bytes: its bytes on local
+// disk, which leave out the holes of a base object not fetched (base.go).
+// Callers hold f.mu.
 func (f *File) growLocked(end int64) error {
-	if end <= f.reserved {
+	local := max(end, f.size) - f.holesLocked()
+	if local <= f.reserved {
 		return nil
 	}
-	if err := f.a.reserve(end - f.reserved); err != nil {
+	if err := f.a.reserve(local - f.reserved); err != nil {
 		return err
 	}
-	f.reserved = end
+	f.reserved = local
 	return nil
 }
 
@@ -229,6 +228,10 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if f.removed {
 		f.mu.Unlock()
 		return 0, os.ErrClosed
+	}
+	if f.base != nil && f.base.anyHoleLocked(off, end, f.a.cfg.PartSize) {
+		f.mu.Unlock()
+		return 0, errNotLocal
 	}
 	if err := f.growLocked(end); err != nil {
 		f.mu.Unlock()
@@ -252,7 +255,8 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// ReadAt reads staged bytes; io.EOF at the end of the file.
+// ReadAt reads staged bytes; io.EOF at the end of the file. Bytes of a
+// base object must be made local first (Read does).
 func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	size := f.Size()
 	if off >= size {
@@ -281,6 +285,9 @@ func (f *File) Truncate(size int64) error {
 	if f.removed {
 		return os.ErrClosed
 	}
+	if f.base != nil && size > f.base.size && f.base.lastHoleLocked(f.a.cfg.PartSize) {
+		return errNotLocal
+	}
 	if err := f.growLocked(size); err != nil {
 		return err
 	}
@@ -290,49 +297,14 @@ func (f *File) Truncate(size int64) error {
 	lo, hi := min(size, f.size), max(size, f.size)
 	f.size = size
 	f.stream.touchedLocked(lo, max(hi, lo+1))
-	if size < f.reserved {
-		_ = f.a.reserve(size - f.reserved)
-		f.reserved = size
+	if f.base != nil {
+		f.base.cutLocked(size, f.a.cfg.PartSize)
+	}
+	if local := size - f.holesLocked(); local < f.reserved {
+		_ = f.a.reserve(local - f.reserved)
+		f.reserved = local
 	}
 	return nil
-}
-
-// Fill writes what r yields from offset 0, for staging an existing
-// object before it is changed. It does not count as appending.
-func (f *File) Fill(r io.Reader) (int64, error) {
-	buf := make([]byte, 1<<20)
-	var off int64
-	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			f.io.RLock()
-			f.mu.Lock()
-			gerr := f.growLocked(off + int64(n))
-			f.mu.Unlock()
-			if gerr != nil {
-				f.io.RUnlock()
-				return off, gerr
-			}
-			m, werr := f.f.WriteAt(buf[:n], off)
-			f.mu.Lock()
-			if off+int64(m) > f.size {
-				f.size = off + int64(m)
-			}
-			f.stream.touchedLocked(off, off+int64(m))
-			f.mu.Unlock()
-			f.io.RUnlock()
-			off += int64(m)
-			if werr != nil {
-				return off, fmt.Errorf("staging write: %w", werr)
-			}
-		}
-		if err == io.EOF {
-			return off, nil
-		}
-		if err != nil {
-			return off, err
-		}
-	}
 }
 
 // Remove stops any upload under way, deletes the staging file and gives

@@ -132,11 +132,11 @@ func TestLimit(t *testing.T) {
 		if st.err != nil && !errors.Is(err, syscall.ENOSPC) {
 			t.Errorf("%s: %v does not wrap ENOSPC", st.name, err)
 		}
-		if used, _ := fx.area.Used(); used != st.used {
-			t.Errorf("%s: used %d, want %d", st.name, used, st.used)
+		if got, _ := used(fx.area); got != st.used {
+			t.Errorf("%s: used %d, want %d", st.name, got, st.used)
 		}
 	}
-	if _, files := fx.area.Used(); files != 1 {
+	if _, files := used(fx.area); files != 1 {
 		t.Errorf("%d files, want 1", files)
 	}
 	if err := f1.Remove(); err != nil {
@@ -160,8 +160,8 @@ func TestReadWriteTruncate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Remove()
-	if n, err := f.Fill(bytes.NewReader([]byte("hello world"))); err != nil || n != 11 {
-		t.Fatalf("Fill = %d, %v", n, err)
+	if n, err := f.WriteAt([]byte("hello world"), 0); err != nil || n != 11 {
+		t.Fatalf("WriteAt = %d, %v", n, err)
 	}
 	if _, err := f.WriteAt([]byte("WORLD!"), 6); err != nil {
 		t.Fatal(err)
@@ -345,4 +345,11 @@ func TestUploadShrunk(t *testing.T) {
 	if fx.fs.Count(faultstore.OpAbort) != 1 {
 		t.Errorf("%d aborts, want 1", fx.fs.Count(faultstore.OpAbort))
 	}
+}
+
+// used returns the bytes staged now and the number of staging files.
+func used(a *Area) (bytes int64, files int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.used, a.files
 }

@@ -2,19 +2,21 @@ package stage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/bucketfs/bucketfs/store"
 )
 
 // partsPerTier parts of one size, then parts twice as big: a file whose
 // final size nobody knows while it is written can still fit S3's 10,000
-// parts (8 MiB parts reach 7.8 GiB, the tenth tier 4 GiB parts).
+// parts (with 16 MiB parts, the default, the first 1,000 reach 15.6 GiB,
+// and the ninth tier's 4 GiB parts take a file past S3's 5 TiB limit).
 const partsPerTier = 1000
 
 // partBounds returns the byte range [start, end) of part num (1-based) in
@@ -174,8 +176,8 @@ func (s *stream) launchLocked() {
 	f := s.f
 	full := partAt(s.ps(), f.size) - 1 // parts entirely below f.size
 	for num := 1; num <= full; num++ {
-		if s.inflight[num] || !s.dirtyLocked(num, f.size) {
-			continue
+		if s.inflight[num] || !s.dirtyLocked(num, f.size) || (f.base != nil && f.base.holeLocked(num, s.ps())) {
+			continue // holes are copied on the server at the end
 		}
 		start, end := partBounds(s.ps(), num)
 		s.inflight[num] = true
@@ -267,6 +269,12 @@ func abortQuietly(up store.Upload, timeout time.Duration) {
 // the staged bytes stay, so a later Upload can try again.
 func (f *File) Upload(ctx context.Context, bucket, key string, opts store.PutOptions) (store.Object, error) {
 	f.SetTarget(bucket, key)
+	if size := f.Size(); size <= f.a.cfg.Threshold {
+		// One PutObject sends every byte: fetch the base's holes.
+		if err := f.prepare(ctx, 0, size); err != nil {
+			return store.Object{}, err
+		}
+	}
 	// Held across the upload's requests, on purpose (one snapshot): a
 	// write waits for at most the upload's own bounds (PartTimeout per
 	// request); the FUSE layer's upload lock, which a request waits on
@@ -286,11 +294,18 @@ func (f *File) Upload(ctx context.Context, bucket, key string, opts store.PutOpt
 		s.stop() // the file shrank below the threshold: no parts
 		pctx, cancel := context.WithTimeout(ctx, cfg.PartTimeout)
 		defer cancel()
+		f.mu.Lock()
+		holes := f.holesLocked()
+		f.mu.Unlock()
+		if holes > 0 {
+			return store.Object{}, errNotLocal // never send a hole's zeros
+		}
 		o, err := cfg.Writer.PutIf(pctx, bucket, key, io.NewSectionReader(f.f, 0, size), size, opts)
 		if err != nil {
 			return store.Object{}, err
 		}
 		o.Size = size
+		f.Rebase(key, o.ETag)
 		return o, nil
 	}
 	// Let the parts in flight land (they read bytes no write can change
@@ -325,10 +340,12 @@ func (f *File) Upload(ctx context.Context, bucket, key string, opts store.PutOpt
 		return store.Object{}, err
 	}
 	o.Size = size
+	f.Rebase(key, o.ETag)
 	return o, nil
 }
 
-// finish sends the parts that are missing or changed and completes.
+// finish sends the parts that are missing or changed, copies on the
+// server the holes of a base object, and completes.
 func (f *File) finish(ctx context.Context, up store.Upload, size int64, opts store.PutOptions, waited time.Duration) (store.Object, error) {
 	s := &f.stream
 	cfg := f.a.cfg
@@ -336,21 +353,51 @@ func (f *File) finish(ctx context.Context, up store.Upload, size int64, opts sto
 	if n > store.MaxParts {
 		return store.Object{}, fmt.Errorf("%d bytes need %d parts, more than S3 allows", size, n)
 	}
-	var todo []int
+	type job struct {
+		num       int
+		copy      bool
+		key, etag string
+	}
+	var todo []job
 	f.mu.Lock()
 	for num := 1; num <= n; num++ {
-		if s.dirtyLocked(num, size) {
-			todo = append(todo, num)
+		switch {
+		case f.base != nil && f.base.holeLocked(num, s.ps()):
+			todo = append(todo, job{num: num, copy: true, key: f.base.key, etag: f.base.etag})
+		case s.dirtyLocked(num, size):
+			todo = append(todo, job{num: num})
 		}
 	}
 	f.mu.Unlock()
 	t1 := time.Now()
-	err := store.PutParts(ctx, timed{up, cfg.PartTimeout}, cfg.Concurrency, len(todo), func(i int) (io.ReaderAt, int64) {
-		start, end := partBounds(s.ps(), todo[i-1])
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cfg.Concurrency)
+	copied := 0
+	for _, j := range todo {
+		if gctx.Err() != nil {
+			break
+		}
+		start, end := partBounds(s.ps(), j.num)
 		end = min(end, size)
-		return numbered{io.NewSectionReader(f.f, start, end-start), todo[i-1]}, end - start
-	})
-	if err != nil {
+		if j.copy {
+			copied++
+		}
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err // another part failed
+			}
+			pctx, cancel := context.WithTimeout(gctx, cfg.PartTimeout)
+			defer cancel()
+			if j.copy {
+				return up.CopyPart(pctx, j.num, j.key, j.etag, start, end-start)
+			}
+			return up.PutPart(pctx, j.num, io.NewSectionReader(f.f, start, end-start), end-start)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return store.Object{}, err
+	}
+	if err := ctx.Err(); err != nil {
 		return store.Object{}, err
 	}
 	sent := time.Since(t1)
@@ -358,36 +405,7 @@ func (f *File) finish(ctx context.Context, up store.Upload, size int64, opts sto
 	defer cancel()
 	t2 := time.Now()
 	o, err := up.Complete(cctx, n, opts)
-	cfg.Logger.Debug("multipart upload", "parts", n, "sent_at_close", len(todo), "waited_for_background", waited,
-		"sending", sent, "completing", time.Since(t2))
+	cfg.Logger.Debug("multipart upload", "parts", n, "sent_at_close", len(todo)-copied, "copied_on_server", copied,
+		"waited_for_background", waited, "sending", sent, "completing", time.Since(t2))
 	return o, err
 }
-
-// numbered carries a part's real number through store.PutParts, which
-// numbers what it sends 1..len(todo).
-type numbered struct {
-	*io.SectionReader
-	num int
-}
-
-// timed renumbers parts and bounds each with a timeout.
-type timed struct {
-	up      store.Upload
-	timeout time.Duration
-}
-
-func (t timed) PutPart(ctx context.Context, _ int, body io.ReaderAt, size int64) error {
-	nb, ok := body.(numbered)
-	if !ok {
-		return errors.New("stage: part without its number")
-	}
-	ctx, cancel := context.WithTimeout(ctx, t.timeout)
-	defer cancel()
-	return t.up.PutPart(ctx, nb.num, nb.SectionReader, size)
-}
-
-func (t timed) Complete(ctx context.Context, n int, opts store.PutOptions) (store.Object, error) {
-	return t.up.Complete(ctx, n, opts)
-}
-
-func (t timed) Abort(ctx context.Context) error { return t.up.Abort(ctx) }

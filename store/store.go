@@ -137,6 +137,12 @@ type Upload interface {
 	// again replaces that part. Parts other than the last must be at
 	// least MinPartSize when Complete runs.
 	PutPart(ctx context.Context, num int, body io.ReaderAt, size int64) error
+	// CopyPart sets part num to size bytes of srcKey (in the upload's
+	// bucket; the upload's own key too: its current object) from off, copied
+	// on the server (UploadPartCopy): nothing passes through the client.
+	// A non-empty srcETag pins the source, else ErrChanged. Sending a
+	// number again, by either method, replaces that part.
+	CopyPart(ctx context.Context, num int, srcKey, srcETag string, off, size int64) error
 	// Complete assembles parts 1..n, in order, into the object, under the
 	// conditions of opts; every one of them must have been sent. After an
 	// error the upload is still open: Abort it or try Complete again.

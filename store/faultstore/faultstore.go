@@ -25,6 +25,7 @@ const (
 	OpCopy         = "Copy" // key is the destination
 	OpStartUpload  = "StartUpload"
 	OpPutPart      = "PutPart"
+	OpCopyPart     = "CopyPart" // key is the upload's
 	OpComplete     = "Complete"
 	OpAbort        = "Abort"
 )
@@ -41,7 +42,7 @@ type Store struct {
 	inner store.ObjectStore
 
 	listBuckets, list, stat, readAt atomic.Int64
-	writes                          [8]atomic.Int64 // by writeOps index
+	writes                          [9]atomic.Int64 // by writeOps index
 
 	mu   sync.RWMutex
 	hook Hook

@@ -9,7 +9,7 @@ import (
 )
 
 // writeOps are the write operations, in the order of Store.writes.
-var writeOps = [...]string{OpCreateBucket, OpPut, OpDelete, OpCopy, OpStartUpload, OpPutPart, OpComplete, OpAbort}
+var writeOps = [...]string{OpCreateBucket, OpPut, OpDelete, OpCopy, OpStartUpload, OpPutPart, OpComplete, OpAbort, OpCopyPart}
 
 func (s *Store) writer(op, bucket, key string) (store.Writer, error) {
 	w, ok := s.inner.(store.Writer)
@@ -100,6 +100,13 @@ func (u *upload) PutPart(ctx context.Context, num int, body io.ReaderAt, size in
 		return err
 	}
 	return u.inner.PutPart(ctx, num, body, size)
+}
+
+func (u *upload) CopyPart(ctx context.Context, num int, srcKey, srcETag string, off, size int64) error {
+	if err := u.s.before(ctx, OpCopyPart, u.bucket, u.key); err != nil {
+		return err
+	}
+	return u.inner.CopyPart(ctx, num, srcKey, srcETag, off, size)
 }
 
 func (u *upload) Complete(ctx context.Context, n int, opts store.PutOptions) (store.Object, error) {

@@ -143,6 +143,42 @@ func (u *upload) PutPart(ctx context.Context, num int, body io.ReaderAt, size in
 	return nil
 }
 
+// CopyPart copies the part from the stored object srcKey.
+func (u *upload) CopyPart(ctx context.Context, num int, srcKey, srcETag string, off, size int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if num < 1 || num > store.MaxParts || size < 0 || size > store.MaxPartSize || off < 0 {
+		return fmt.Errorf("memstore CopyPart %s/%s: part %d of %d bytes at %d out of range", u.bucket, u.key, num, size, off)
+	}
+	u.s.mu.RLock()
+	b, err := u.s.lookup("CopyPart", u.bucket, srcKey)
+	var src object
+	ok := false
+	if err == nil {
+		src, ok = b.objects[srcKey]
+	}
+	u.s.mu.RUnlock()
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return fail("CopyPart", u.bucket, srcKey, store.ErrNotFound)
+	case srcETag != "" && src.etag != srcETag:
+		return fail("CopyPart", u.bucket, srcKey, store.ErrChanged)
+	case off+size > int64(len(src.data)):
+		return fmt.Errorf("memstore CopyPart %s/%s: range %d+%d beyond the source's %d bytes", u.bucket, srcKey, off, size, len(src.data))
+	}
+	data := append([]byte(nil), src.data[off:off+size]...)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.aborted {
+		return fail("CopyPart", u.bucket, u.key, store.ErrNotFound)
+	}
+	u.parts[num] = data
+	return nil
+}
+
 func (u *upload) Complete(ctx context.Context, n int, opts store.PutOptions) (store.Object, error) {
 	if err := ctx.Err(); err != nil {
 		return store.Object{}, err

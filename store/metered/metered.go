@@ -25,6 +25,7 @@ const (
 	OpPut            = "put"  // Put and PutIf (multipart inside the store when large)
 	OpStartUpload    = "start_upload"
 	OpPutPart        = "put_part"
+	OpCopyPart       = "copy_part" // UploadPartCopy
 	OpCompleteUpload = "complete_upload"
 	OpAbortUpload    = "abort_upload"
 	OpCopy           = "copy"

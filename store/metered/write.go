@@ -75,6 +75,15 @@ type upload struct {
 	bucket, key string
 }
 
+// CopyPart is metered as copy_part; the bytes stay on the server and are
+// not counted.
+func (u *upload) CopyPart(ctx context.Context, num int, srcKey, srcETag string, off, size int64) error {
+	ctx, c := u.s.begin(ctx, OpCopyPart, u.bucket, u.key)
+	err := u.up.CopyPart(ctx, num, srcKey, srcETag, off, size)
+	c.end(err)
+	return err
+}
+
 func (u *upload) PutPart(ctx context.Context, num int, body io.ReaderAt, size int64) error {
 	ctx, c := u.s.begin(ctx, OpPutPart, u.bucket, u.key)
 	err := u.up.PutPart(ctx, num, body, size)

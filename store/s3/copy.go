@@ -8,7 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/bucketfs/bucketfs/store"
 )
@@ -35,7 +35,7 @@ func (s *Store) Copy(ctx context.Context, bucket, srcKey, srcETag, dstKey string
 	pin := aws.String(`"` + src.ETag + `"`)
 	source := copySource(bucket, srcKey)
 	if src.Size > copyMax {
-		return s.copyMultipart(ctx, bucket, source, pin, dstKey, src.Size)
+		return s.copyMultipart(ctx, bucket, srcKey, src.ETag, dstKey, src.Size)
 	}
 	var resp *s3.CopyObjectOutput
 	err = s.call(ctx, bucket, func(c *s3.Client) (err error) {
@@ -63,62 +63,32 @@ func copySource(bucket, key string) string {
 	return bucket + "/" + strings.ReplaceAll(url.PathEscape(key), "%2F", "/")
 }
 
-func (s *Store) copyMultipart(ctx context.Context, bucket, source string, pin *string, dstKey string, size int64) (_ store.Object, err error) {
+func (s *Store) copyMultipart(ctx context.Context, bucket, srcKey, srcETag, dstKey string, size int64) (_ store.Object, err error) {
 	up, err := s.StartUpload(ctx, bucket, dstKey)
 	if err != nil {
 		return store.Object{}, err
 	}
-	u := up.(*upload)
 	defer func() {
 		if err != nil {
 			abortQuietly(ctx, up)
 		}
 	}()
 	n := int((size + copyPartSize - 1) / copyPartSize)
-	ctx2, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errs := make(chan error, n)
-	sem := make(chan struct{}, 4)
-	for num := 1; num <= n; num++ {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for num := 1; num <= n && gctx.Err() == nil; num++ {
 		off := int64(num-1) * copyPartSize
-		end := min(off+copyPartSize, size) - 1
-		go func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			if ctx2.Err() != nil {
-				errs <- ctx2.Err()
-				return
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err // another part failed
 			}
-			resp, err := u.client.UploadPartCopy(ctx2, &s3.UploadPartCopyInput{
-				Bucket:            aws.String(bucket),
-				Key:               aws.String(dstKey),
-				UploadId:          u.id,
-				PartNumber:        aws.Int32(int32(num)),
-				CopySource:        aws.String(source),
-				CopySourceIfMatch: pin,
-				CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
-			})
-			if err != nil {
-				cancel()
-				errs <- convert(fmt.Sprintf("UploadPartCopy %d", num), bucket, dstKey, err)
-				return
-			}
-			part := types.CompletedPart{PartNumber: aws.Int32(int32(num))}
-			if r := resp.CopyPartResult; r != nil {
-				part.ETag, part.ChecksumCRC32 = r.ETag, r.ChecksumCRC32
-			}
-			u.mu.Lock()
-			u.parts[num], u.sizes[num] = part, end-off+1
-			u.mu.Unlock()
-			errs <- nil
-		}()
+			return up.CopyPart(gctx, num, srcKey, srcETag, off, min(copyPartSize, size-off))
+		})
 	}
-	for range n {
-		if e := <-errs; e != nil && err == nil {
-			err = e
-		}
+	if err := g.Wait(); err != nil {
+		return store.Object{}, err
 	}
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return store.Object{}, err
 	}
 	o, err := up.Complete(ctx, n, store.PutOptions{})

@@ -73,6 +73,36 @@ func (u *upload) PutPart(ctx context.Context, num int, body io.ReaderAt, size in
 	return nil
 }
 
+// CopyPart is UploadPartCopy of the range [off, off+size) of srcKey.
+func (u *upload) CopyPart(ctx context.Context, num int, srcKey, srcETag string, off, size int64) error {
+	if num < 1 || num > store.MaxParts || size <= 0 || size > store.MaxPartSize || off < 0 {
+		return fmt.Errorf("s3 UploadPartCopy %s/%s: part %d of %d bytes at %d out of range", u.bucket, u.key, num, size, off)
+	}
+	in := &s3.UploadPartCopyInput{
+		Bucket:          aws.String(u.bucket),
+		Key:             aws.String(u.key),
+		UploadId:        u.id,
+		PartNumber:      aws.Int32(int32(num)),
+		CopySource:      aws.String(copySource(u.bucket, srcKey)),
+		CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+size-1)),
+	}
+	if srcETag != "" {
+		in.CopySourceIfMatch = aws.String(`"` + srcETag + `"`)
+	}
+	resp, err := u.client.UploadPartCopy(ctx, in)
+	if err != nil {
+		return convert(fmt.Sprintf("UploadPartCopy %d", num), u.bucket, srcKey, err)
+	}
+	part := types.CompletedPart{PartNumber: aws.Int32(int32(num))}
+	if r := resp.CopyPartResult; r != nil {
+		part.ETag, part.ChecksumCRC32 = r.ETag, r.ChecksumCRC32
+	}
+	u.mu.Lock()
+	u.parts[num], u.sizes[num] = part, size
+	u.mu.Unlock()
+	return nil
+}
+
 func (u *upload) Complete(ctx context.Context, n int, opts store.PutOptions) (store.Object, error) {
 	u.mu.Lock()
 	parts := make([]types.CompletedPart, 0, n)

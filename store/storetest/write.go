@@ -219,6 +219,41 @@ func testUpload(t *testing.T, newStore NewStoreFunc) {
 			t.Errorf("Abort after a refused Complete: %v", err)
 		}
 	})
+	t.Run("parts copied on the server from the object itself", func(t *testing.T) {
+		// The append of bucketfs: the unchanged parts of the object being
+		// replaced are copied from it (pinned to its ETag), the changed
+		// last part is sent.
+		base := append(append([]byte{}, p1...), p2...)
+		old, err := w.PutIf(ctx, bucket, "up/copied", bytes.NewReader(base), int64(len(base)), store.PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		up, err := w.StartUpload(ctx, bucket, "up/copied")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := up.CopyPart(ctx, 1, "up/copied", old.ETag, 0, ps); err != nil {
+			t.Fatalf("CopyPart(1): %v", err)
+		}
+		if err := up.CopyPart(ctx, 2, "up/copied", "", ps, 10); err != nil {
+			t.Fatalf("CopyPart(2) unpinned: %v", err)
+		}
+		if err := up.CopyPart(ctx, 3, "up/copied", "0123456789abcdef0123456789abcdef", 0, ps); !errors.Is(err, store.ErrChanged) {
+			t.Errorf("CopyPart pinned to another ETag = %v, want ErrChanged", err)
+		}
+		// Part 2 again, sent from the client this time: it replaces the copy.
+		tail := append(append([]byte{}, p2...), p3...)
+		if err := up.PutPart(ctx, 2, bytes.NewReader(tail), int64(len(tail))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := up.Complete(ctx, 2, store.PutOptions{}); err != nil {
+			t.Fatalf("Complete: %v", err)
+		}
+		want := append(append([]byte{}, p1...), tail...)
+		if got := readAll(t, s, bucket, "up/copied"); !bytes.Equal(got, want) {
+			t.Errorf("object of copied and sent parts: %d bytes, want %d", len(got), len(want))
+		}
+	})
 	t.Run("aborted", func(t *testing.T) {
 		up, err := w.StartUpload(ctx, bucket, "up/aborted")
 		if err != nil {
