@@ -57,6 +57,9 @@ var workloads = []workload{
 	{"write_seq", "seq write", throughput, func(s Sizes) string {
 		return fmt.Sprintf("Sequential write of a %s file, from open to the end of close (the upload); the ceiling uploads the same bytes from memory", s.Big)
 	}},
+	{"append_big", "append a line", duration, func(s Sizes) string {
+		return fmt.Sprintf("`echo >>` of one line to a %s object, on a fresh mount, from open to the end of close (the upload)", s.Big)
+	}},
 }
 
 // systems in display order; the ceiling first because it is the target.
