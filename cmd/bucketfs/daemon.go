@@ -16,9 +16,10 @@ import (
 // say "ok" once the mount is ready, or the one-line reason it failed.
 const notifyEnv = "BUCKETFS_NOTIFY_FD"
 
-// startDaemon re-runs this program detached from the terminal and waits
-// until it reports that the mount is ready (exit 0) or why it failed.
-func startDaemon(c mountConfig, stderr io.Writer) error {
+// startDaemon re-runs this program as "bucketfs mount --foreground" with
+// the mount command's arguments args, detached from the terminal, and
+// waits until it reports that the mount is ready (exit 0) or why it failed.
+func startDaemon(args []string, stderr io.Writer) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("cannot find the bucketfs executable to start the mount daemon: %v", err)
@@ -34,7 +35,7 @@ func startDaemon(c mountConfig, stderr io.Writer) error {
 	}
 	defer devnull.Close()
 
-	cmd := exec.Command(exe, append([]string{"mount", "--foreground"}, os.Args[2:]...)...)
+	cmd := exec.Command(exe, append([]string{"mount", "--foreground"}, args...)...)
 	cmd.Env = append(os.Environ(), notifyEnv+"=3")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, devnull, devnull
 	cmd.ExtraFiles = []*os.File{w}

@@ -427,9 +427,6 @@ func mountHelper(args []string, stdout, stderr io.Writer) int {
 	if asRoot && slices.Contains(margs, "--log-file="+defaultHelperLog(h.dir)) {
 		_ = os.MkdirAll(helperLogDir, 0o755)
 	}
-	// startDaemon re-runs this executable with "mount --foreground" and
-	// os.Args[2:], so the daemon must find the translated command line there.
-	os.Args = append([]string{os.Args[0], "mount"}, margs...)
 	err = mountCommand(margs, stdout, stderr)
 	var ue usageError
 	switch {

@@ -198,8 +198,8 @@ func TestHelperArgsParse(t *testing.T) {
 	}
 	want := mountConfig{
 		Bucket: "bkt", Prefix: "data/2024/", MountPoint: "/mnt/d",
-		Endpoint: "http://127.0.0.1:9", Region: "eu-west-1", Profile: "p",
-		PathStyle: true, ReadOnly: true, AllowOther: true,
+		connFlags: connFlags{Endpoint: "http://127.0.0.1:9", Region: "eu-west-1", Profile: "p", PathStyle: true},
+		ReadOnly:  true, AllowOther: true,
 		UID: 1000, GID: 1001, FileMode: 0o440, DirMode: 0o550,
 		CacheSize: 1 << 30, MetadataSize: 64 << 20, MetadataTTL: 90 * time.Second, RequestTimeout: 20 * time.Second,
 		LogLevel: "warn", LogFile: "/tmp/l.log", StagingSize: stage.DefaultLimit,

@@ -1,5 +1,6 @@
 // Command bucketfs mounts Amazon S3 (or any S3-compatible server) as a
-// read-only directory tree: every bucket a directory, every object a file.
+// directory tree, read-write unless --read-only: every bucket a directory,
+// every object a file.
 package main
 
 import (

@@ -74,13 +74,11 @@ type mountConfig struct {
 	Bucket, Prefix string // empty Bucket: all buckets
 	MountPoint     string
 
-	Endpoint, Region, Profile string
-	Credentials               string // --credentials: "" for the standard chain
-	PathStyle                 bool
-	ReadOnly                  bool
-	AllowDelete               bool
-	AllowOther                bool
-	Foreground                bool
+	connFlags
+	ReadOnly    bool
+	AllowDelete bool
+	AllowOther  bool
+	Foreground  bool
 
 	UID, GID          int
 	FileMode, DirMode uint32
@@ -115,11 +113,7 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 		LogLevel:       "info",
 	}
 	fs := newFlagSet("mount")
-	fs.StringVar(&c.Endpoint, "endpoint-url", "", "S3 endpoint `URL` for S3-compatible servers (also AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)")
-	fs.StringVar(&c.Region, "region", "", "AWS `region`; default AWS_REGION, AWS_DEFAULT_REGION, the profile, instance metadata, us-east-1")
-	fs.StringVar(&c.Profile, "profile", "", "`name` of a profile in ~/.aws/config and ~/.aws/credentials (also AWS_PROFILE)")
-	fs.StringVar(&c.Credentials, "credentials", "", "use only this credential `source`: env, profile, web-identity, container or instance-role (default: the standard chain)")
-	fs.BoolVar(&c.PathStyle, "path-style", false, "address buckets as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT (most S3-compatible servers)")
+	c.connFlags.register(fs)
 	fs.BoolVar(&c.ReadOnly, "read-only", false, "refuse every change with EROFS (Read-only file system); the right mode for Posit Connect content and other data that must not change")
 	fs.BoolVar(&c.AllowDelete, "allow-delete", false, "let rm, rmdir and mv delete objects this mount did not write (default: only its own files and directories; any other delete fails with EPERM)")
 	fs.BoolVar(&c.AllowOther, "allow-other", false, "let other users use the mount (needs user_allow_other in /etc/fuse.conf for non-root); every request is signed with the mounter's credentials")
@@ -197,8 +191,8 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return c, err
 	}
-	if err := auth.CheckCredentialsSource(c.Credentials); err != nil {
-		return c, usageError{err.Error()}
+	if err := c.connFlags.check(); err != nil {
+		return c, err
 	}
 	if err := checkMetricsAddr(c.MetricsAddr); err != nil {
 		return c, err
@@ -251,7 +245,7 @@ func mountCommand(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if !c.Foreground && os.Getenv(notifyEnv) == "" {
-		return startDaemon(c, stderr)
+		return startDaemon(args, stderr)
 	}
 	return serve(c, stderr)
 }

@@ -58,17 +58,14 @@ type whoamiReport struct {
 }
 
 type whoamiConfig struct {
-	Endpoint, Region, Profile, Credentials string
-	JSON                                   bool
+	connFlags
+	JSON bool
 }
 
 func parseWhoamiArgs(args []string, stdout io.Writer) (whoamiConfig, error) {
 	var c whoamiConfig
 	fs := newFlagSet("whoami")
-	fs.StringVar(&c.Endpoint, "endpoint-url", "", "S3 endpoint `URL` for S3-compatible servers (also AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL)")
-	fs.StringVar(&c.Region, "region", "", "AWS `region`; default AWS_REGION, AWS_DEFAULT_REGION, the profile, instance metadata, us-east-1")
-	fs.StringVar(&c.Profile, "profile", "", "`name` of a profile in ~/.aws/config and ~/.aws/credentials (also AWS_PROFILE)")
-	fs.StringVar(&c.Credentials, "credentials", "", "use only this credential `source`: env, profile, web-identity, container or instance-role (default: the standard chain)")
+	c.connFlags.register(fs)
 	fs.BoolVar(&c.JSON, "json", false, "print the report as one JSON object")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -82,10 +79,7 @@ func parseWhoamiArgs(args []string, stdout io.Writer) (whoamiConfig, error) {
 	if len(pos) > 0 {
 		return c, usagef("unexpected argument %q: whoami takes only flags", pos[0])
 	}
-	if err := auth.CheckCredentialsSource(c.Credentials); err != nil {
-		return c, usageError{err.Error()}
-	}
-	return c, nil
+	return c, c.connFlags.check()
 }
 
 func whoamiCommand(args []string, stdout, stderr io.Writer) error {
@@ -145,7 +139,7 @@ func whoami(ctx context.Context, c whoamiConfig) whoamiReport {
 		r.Problem = r.STSDetail
 	}
 
-	st := s3store.New(a.Config, s3store.Options{Endpoint: a.Endpoint, Logger: log})
+	st := s3store.New(a.Config, s3store.Options{Endpoint: a.Endpoint, PathStyle: c.PathStyle, Logger: log})
 	buckets, err := st.ListBuckets(ctx)
 	switch {
 	case err == nil:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -186,5 +187,26 @@ func TestWhoamiJSON(t *testing.T) {
 	r.BucketCount = nil
 	if r != want {
 		t.Errorf("report\n%+v\nwant\n%+v", r, want)
+	}
+}
+
+// TestWhoamiTakesMountConnectionFlags: whoami accepts every connection and
+// credential flag of mount, with the same meaning, so a user can check the
+// very flags they mount with.
+func TestWhoamiTakesMountConnectionFlags(t *testing.T) {
+	args := []string{"--endpoint-url", "http://127.0.0.1:9", "--path-style", "--region", "eu-west-1", "--profile", "p", "--credentials", "env"}
+	w, err := parseWhoamiArgs(args, io.Discard)
+	if err != nil {
+		t.Fatalf("whoami %q: %v", args, err)
+	}
+	m, err := parseMountArgs(append(append([]string{}, args...), "s3://b", "/mnt/x"), io.Discard)
+	if err != nil {
+		t.Fatalf("mount %q: %v", args, err)
+	}
+	if w.connFlags != m.connFlags {
+		t.Errorf("whoami read %+v, mount %+v", w.connFlags, m.connFlags)
+	}
+	if _, err := parseWhoamiArgs([]string{"--credentials", "bogus"}, io.Discard); err == nil {
+		t.Error("whoami accepted --credentials bogus")
 	}
 }
