@@ -1,15 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 const unmountUsage = `Usage:
@@ -167,50 +169,14 @@ func mountEntry(mp string) (mountInfo, error) {
 // parseMountinfo finds the last mount at mp in a mountinfo listing: the
 // last one is the visible one.
 func parseMountinfo(r io.Reader, mp string) (mountInfo, error) {
-	var found mountInfo
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
-		// id parent major:minor root mountpoint options... - fstype source superopts
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 || unescapeMountinfo(fields[4]) != mp {
-			continue
-		}
-		for i, fld := range fields {
-			if fld == "-" && i+1 < len(fields) {
-				found = mountInfo{fstype: fields[i+1], dev: fields[2]}
-			}
-		}
+	ms, err := mountinfo.GetMountsFromReader(r, func(m *mountinfo.Info) (skip, stop bool) {
+		return m.Mountpoint != mp, false
+	})
+	if err != nil || len(ms) == 0 {
+		return mountInfo{}, err
 	}
-	return found, sc.Err()
-}
-
-// unescapeMountinfo decodes the octal escapes (\040 for space) of mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v byte
-			ok := true
-			for _, c := range s[i+1 : i+4] {
-				if c < '0' || c > '7' {
-					ok = false
-					break
-				}
-				v = v*8 + byte(c-'0')
-			}
-			if ok {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	m := ms[len(ms)-1]
+	return mountInfo{fstype: m.FSType, dev: strconv.Itoa(m.Major) + ":" + strconv.Itoa(m.Minor)}, nil
 }
 
 // isDeadMount reports whether mp is a FUSE mount whose daemon is gone
