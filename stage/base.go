@@ -67,8 +67,8 @@ func (b *base) holeLocked(num int, ps int64) bool {
 
 // anyHoleLocked reports whether a write of [lo, hi) needs a part fetched:
 // a part of the base it overlaps, or the base's last part when the write
-// goes past the base's end (that part then holds more than the object's
-// bytes).
+// goes past the base's end and that part ends inside the part (it then
+// holds more than the object's bytes).
 func (b *base) anyHoleLocked(lo, hi int64, ps int64) bool {
 	if hi > b.size && b.lastHoleLocked(ps) {
 		return true
@@ -84,9 +84,16 @@ func (b *base) anyHoleLocked(lo, hi int64, ps int64) bool {
 	return false
 }
 
-// lastHoleLocked reports whether the base's last part is a hole.
+// lastHoleLocked reports whether the base's last part is a hole that
+// bytes past the base's end would share: a part that ends exactly at the
+// base's end stays whole, and can still be copied.
 func (b *base) lastHoleLocked(ps int64) bool {
-	return b.size > 0 && b.holeLocked(partAt(ps, b.size-1), ps)
+	if b.size == 0 {
+		return false
+	}
+	num := partAt(ps, b.size-1)
+	_, end := partBounds(ps, num)
+	return end != b.size && b.holeLocked(num, ps)
 }
 
 // cutLocked shortens the base to size bytes (a truncation).
@@ -117,7 +124,7 @@ func (f *File) prepare(ctx context.Context, lo, hi int64) error {
 		return nil
 	}
 	var todo []int
-	if hi > b.size && b.size > 0 {
+	if hi > b.size && b.lastHoleLocked(ps) {
 		todo = append(todo, partAt(ps, b.size-1))
 	}
 	if lo < b.size && hi > lo {

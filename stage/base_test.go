@@ -25,6 +25,7 @@ func TestCreateOver(t *testing.T) {
 		limit   int64
 		change  func(ctx context.Context, f *File) error
 		want    func() []byte
+		create  int // the object's size, if not all of orig
 		err     error
 		fetched int64 // bytes the fill fetched, change and upload
 		copied  int64 // CopyPart calls
@@ -35,6 +36,13 @@ func TestCreateOver(t *testing.T) {
 			change:  func(ctx context.Context, f *File) error { _, err := f.Write(ctx, line, int64(len(orig))); return err },
 			want:    func() []byte { return append(append([]byte(nil), orig...), line...) },
 			fetched: 1000, copied: 3, put: 1,
+		},
+		{
+			name:    "append at a part boundary: nothing fetched",
+			change:  func(ctx context.Context, f *File) error { _, err := f.Write(ctx, line, 3*ps); return err },
+			want:    func() []byte { return append(append([]byte(nil), orig[:3*ps]...), line...) },
+			create:  3 * ps,
+			fetched: 0, copied: 3, put: 1,
 		},
 		{
 			name:    "overwrite in the middle",
@@ -87,7 +95,11 @@ func TestCreateOver(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			fx := newFixture(t, Config{PartSize: ps, Threshold: ps, Limit: tt.limit})
-			o, err := fx.mem.Put(ctx, "b", "k", bytes.NewReader(orig), int64(len(orig)))
+			obj := orig
+			if tt.create > 0 {
+				obj = orig[:tt.create]
+			}
+			o, err := fx.mem.Put(ctx, "b", "k", bytes.NewReader(obj), int64(len(obj)))
 			if err != nil {
 				t.Fatal(err)
 			}
