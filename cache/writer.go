@@ -59,12 +59,6 @@ func (k *keeper) CreateBucket(ctx context.Context, bucket string) error {
 	return k.w.CreateBucket(ctx, bucket)
 }
 
-func (k *keeper) Put(ctx context.Context, bucket, key string, body io.ReaderAt, size int64) (store.Object, error) {
-	o, err := k.w.Put(ctx, bucket, key, body, size)
-	k.stored(bucket, key, o, err)
-	return o, err
-}
-
 func (k *keeper) PutIf(ctx context.Context, bucket, key string, body io.ReaderAt, size int64, opts store.PutOptions) (store.Object, error) {
 	o, err := k.w.PutIf(ctx, bucket, key, body, size, opts)
 	k.stored(bucket, key, o, err)

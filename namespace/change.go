@@ -77,7 +77,7 @@ func (d *Dir) Mkdir(ctx context.Context, name string) (*Dir, error) {
 	w := d.ns.cfg.Writer
 	o, err := w.PutIf(rctx, d.bucket, key+"/", bytes.NewReader(nil), 0, store.PutOptions{IfAbsent: true})
 	if errors.Is(err, store.ErrUnsupported) {
-		o, err = w.Put(rctx, d.bucket, key+"/", bytes.NewReader(nil), 0)
+		o, err = store.Put(rctx, w, d.bucket, key+"/", bytes.NewReader(nil), 0)
 	}
 	switch {
 	case errors.Is(err, store.ErrExists):

@@ -10,6 +10,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -79,25 +80,51 @@ type ObjectStore interface {
 	List(ctx context.Context, in ListInput) (ListPage, error)
 	// Stat returns the metadata of one key (HeadObject).
 	Stat(ctx context.Context, bucket, key string) (Object, error)
-	// ReadAt fills p with the bytes of key starting at off. If etag is not
-	// empty the read is pinned to it and fails with ErrChanged when the
-	// object has another ETag. It returns the number of bytes read, which is
-	// less than len(p) only at the end of the object (with io.EOF or nil).
-	ReadAt(ctx context.Context, bucket, key, etag string, p []byte, off int64) (int, error)
 	// ReadRange streams up to n bytes of key starting at off (fewer at the
-	// end of the object), pinned to etag as ReadAt is. The body's Read
-	// returns an error (not io.EOF) if the transfer breaks before the end
-	// of the range or of the object. The caller closes it.
+	// end of the object). If etag is not empty the read is pinned to it and
+	// fails with ErrChanged when the object has another ETag. The body's
+	// Read returns an error (not io.EOF) if the transfer breaks before the
+	// end of the range or of the object. The caller closes it. (ReadAt, a
+	// function of this package, reads into a buffer.)
 	ReadRange(ctx context.Context, bucket, key, etag string, off, n int64) (io.ReadCloser, error)
+}
+
+// ReadAt fills p with the bytes of key starting at off, through one
+// ReadRange of s, pinned to etag as ReadRange is. It returns the number of
+// bytes read, which is less than len(p) only at the end of the object
+// (with io.EOF).
+func ReadAt(ctx context.Context, s ObjectStore, bucket, key, etag string, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("ReadAt %s/%s: negative offset %d", bucket, key, off)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	body, err := s.ReadRange(ctx, bucket, key, etag, off, int64(len(p)))
+	if err != nil {
+		return 0, err
+	}
+	defer body.Close()
+	n, err := io.ReadFull(body, p)
+	switch {
+	case err == nil:
+		return n, nil
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		// The body ended cleanly before len(p): the end of the object. A
+		// body cut off early reports an error of its own instead.
+		return n, io.EOF
+	default:
+		return n, err
+	}
 }
 
 // Writer is implemented by stores that can create buckets and objects.
 type Writer interface {
 	CreateBucket(ctx context.Context, bucket string) error
-	// Put stores size bytes read from body under key (multipart when large).
-	Put(ctx context.Context, bucket, key string, body io.ReaderAt, size int64) (Object, error)
-	// PutIf is Put under the conditions of opts (multipart when large, the
-	// condition then applying to the completion).
+	// PutIf stores size bytes read from body under key (multipart when
+	// large), under the conditions of opts (for a multipart upload,
+	// applying to the completion). Put, a function of this package, stores
+	// without conditions.
 	PutIf(ctx context.Context, bucket, key string, body io.ReaderAt, size int64, opts PutOptions) (Object, error)
 	// Delete removes key; deleting a missing key succeeds, as on S3.
 	Delete(ctx context.Context, bucket, key string) error
@@ -108,6 +135,11 @@ type Writer interface {
 	// StartUpload begins a multipart upload of key, which stays invisible
 	// until Complete.
 	StartUpload(ctx context.Context, bucket, key string) (Upload, error)
+}
+
+// Put stores size bytes read from body under key, unconditionally.
+func Put(ctx context.Context, w Writer, bucket, key string, body io.ReaderAt, size int64) (Object, error) {
+	return w.PutIf(ctx, bucket, key, body, size, PutOptions{})
 }
 
 // PutOptions makes an upload conditional. With both zero it is not.

@@ -142,14 +142,6 @@ func (s *Store) Stat(ctx context.Context, bucket, key string) (store.Object, err
 	return s.inner.Stat(ctx, bucket, key)
 }
 
-// ReadAt counts, runs the hook, then calls the inner store.
-func (s *Store) ReadAt(ctx context.Context, bucket, key, etag string, p []byte, off int64) (int, error) {
-	if err := s.before(ctx, OpReadAt, bucket, key); err != nil {
-		return 0, err
-	}
-	return s.inner.ReadAt(ctx, bucket, key, etag, p, off)
-}
-
 // ReadRange counts and hooks as OpReadAt: both are one ranged GET.
 func (s *Store) ReadRange(ctx context.Context, bucket, key, etag string, off, n int64) (io.ReadCloser, error) {
 	if err := s.before(ctx, OpReadAt, bucket, key); err != nil {

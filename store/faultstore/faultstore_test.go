@@ -34,7 +34,7 @@ func calls(s *Store) map[string]func(ctx context.Context) error {
 		},
 		OpStat: func(ctx context.Context) error { _, err := s.Stat(ctx, "b", "k"); return err },
 		OpReadAt: func(ctx context.Context) error {
-			_, err := s.ReadAt(ctx, "b", "k", "", make([]byte, 5), 0)
+			_, err := store.ReadAt(ctx, s, "b", "k", "", make([]byte, 5), 0)
 			return err
 		},
 	}
@@ -56,7 +56,7 @@ func TestCountAndPassThrough(t *testing.T) {
 		}
 	}
 	p := make([]byte, 5)
-	if n, err := s.ReadAt(ctx, "b", "k", "", p, 0); n != 5 || err != nil || string(p) != "hello" {
+	if n, err := store.ReadAt(ctx, s, "b", "k", "", p, 0); n != 5 || err != nil || string(p) != "hello" {
 		t.Errorf("ReadAt = %d, %v, %q", n, err, p)
 	}
 	if s.Count("Bogus") != 0 {

@@ -31,11 +31,6 @@ func (s *Store) CreateBucket(ctx context.Context, bucket string) error {
 	return w.CreateBucket(ctx, bucket)
 }
 
-// Put counts and hooks as OpPut.
-func (s *Store) Put(ctx context.Context, bucket, key string, body io.ReaderAt, size int64) (store.Object, error) {
-	return s.PutIf(ctx, bucket, key, body, size, store.PutOptions{})
-}
-
 // PutIf counts and hooks as OpPut.
 func (s *Store) PutIf(ctx context.Context, bucket, key string, body io.ReaderAt, size int64, opts store.PutOptions) (store.Object, error) {
 	if err := s.before(ctx, OpPut, bucket, key); err != nil {

@@ -197,20 +197,6 @@ func (s *Store) Stat(ctx context.Context, bucket, key string) (store.Object, err
 	return o, err
 }
 
-// ReadAt is metered as get; the bytes it returns are counted as read. Its
-// io.EOF at the end of the object is success.
-func (s *Store) ReadAt(ctx context.Context, bucket, key, etag string, p []byte, off int64) (int, error) {
-	ctx, c := s.begin(ctx, OpGet, bucket, key)
-	n, err := s.inner.ReadAt(ctx, bucket, key, etag, p, off)
-	s.obs.AddBytesRead(int64(n))
-	if errors.Is(err, io.EOF) {
-		c.end(nil)
-	} else {
-		c.end(err)
-	}
-	return n, err
-}
-
 // ReadRange is metered as get when the response headers arrive (its
 // duration); the body's bytes are counted as they are read, and a body
 // that breaks is logged as a failure of the same request (phase body)

@@ -105,7 +105,7 @@ func TestMetered(t *testing.T) {
 		}, want: []req{{OpHead, StatusNotFound, 0}}},
 		{name: "ReadAt to the end counts its bytes, EOF is ok", do: func(ctx context.Context, s store.ObjectStore) error {
 			p := make([]byte, 8)
-			n, err := s.ReadAt(ctx, "b", "k", "", p, 4)
+			n, err := store.ReadAt(ctx, s, "b", "k", "", p, 4)
 			if n != 6 {
 				return fmt.Errorf("read %d bytes", n)
 			}
@@ -149,7 +149,7 @@ func TestMetered(t *testing.T) {
 				return nil
 			},
 			do: func(ctx context.Context, s store.ObjectStore) error {
-				_, err := s.ReadAt(ctx, "b", "k", "", make([]byte, 4), 0)
+				_, err := store.ReadAt(ctx, s, "b", "k", "", make([]byte, 4), 0)
 				return expect(err, store.ErrThrottled)
 			}, want: []req{{OpGet, StatusThrottled, 2}},
 			logs: [][]string{{"op=get", "bucket=b", "key=k", "status=throttled", "retries=2", "http_status=503", "SlowDown"}}},
@@ -192,7 +192,7 @@ func TestMetered(t *testing.T) {
 			logs: [][]string{{"op=list_buckets", `bucket=""`, `key=""`, "status=error", "retries=1", "http_status=500"}}},
 		{name: "put counts bytes written", do: func(ctx context.Context, s store.ObjectStore) error {
 			w := s.(store.Writer)
-			if _, err := w.Put(ctx, "b", "new", strings.NewReader("hello"), 5); err != nil {
+			if _, err := store.Put(ctx, w, "b", "new", strings.NewReader("hello"), 5); err != nil {
 				return err
 			}
 			_, err := w.PutIf(ctx, "b", "k", strings.NewReader("abc"), 3, store.PutOptions{IfAbsent: true})

@@ -15,16 +15,7 @@ func (s *WriteStore) CreateBucket(ctx context.Context, bucket string) error {
 	return err
 }
 
-// Put is metered as put; size counts as written when it succeeds.
-func (s *WriteStore) Put(ctx context.Context, bucket, key string, body io.ReaderAt, size int64) (store.Object, error) {
-	ctx, c := s.begin(ctx, OpPut, bucket, key)
-	o, err := s.w.Put(ctx, bucket, key, body, size)
-	s.written(err, size)
-	c.end(err)
-	return o, err
-}
-
-// PutIf is metered as put, as Put.
+// PutIf is metered as put; size counts as written when it succeeds.
 func (s *WriteStore) PutIf(ctx context.Context, bucket, key string, body io.ReaderAt, size int64, opts store.PutOptions) (store.Object, error) {
 	ctx, c := s.begin(ctx, OpPut, bucket, key)
 	o, err := s.w.PutIf(ctx, bucket, key, body, size, opts)

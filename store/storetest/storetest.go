@@ -97,7 +97,7 @@ func testContext(t *testing.T) context.Context {
 
 func put(ctx context.Context, t *testing.T, w store.Writer, bucket, key string, data []byte) store.Object {
 	t.Helper()
-	o, err := w.Put(ctx, bucket, key, bytes.NewReader(data), int64(len(data)))
+	o, err := store.Put(ctx, w, bucket, key, bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatalf("Put(%q): %v", key, err)
 	}
@@ -363,7 +363,7 @@ func testReadAt(t *testing.T, newStore NewStoreFunc) {
 			}
 			t.Run(fmt.Sprintf("%s,pinned=%v", tc.name, etag != ""), func(t *testing.T) {
 				p := make([]byte, tc.len)
-				n, err := s.ReadAt(ctx, bucket, tc.key, etag, p, tc.off)
+				n, err := store.ReadAt(ctx, s, bucket, tc.key, etag, p, tc.off)
 				if n != tc.wantN {
 					t.Fatalf("ReadAt(off=%d,len=%d) n = %d (err %v), want %d", tc.off, tc.len, n, err, tc.wantN)
 				}
@@ -380,13 +380,13 @@ func testReadAt(t *testing.T, newStore NewStoreFunc) {
 		}
 	}
 	t.Run("missing key", func(t *testing.T) {
-		_, err := s.ReadAt(ctx, bucket, "r/nope", "", make([]byte, 10), 0)
+		_, err := store.ReadAt(ctx, s, bucket, "r/nope", "", make([]byte, 10), 0)
 		if !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("err = %v, want ErrNotFound", err)
 		}
 	})
 	t.Run("missing bucket", func(t *testing.T) {
-		_, err := s.ReadAt(ctx, missingBucket(), "r/data", "", make([]byte, 10), 0)
+		_, err := store.ReadAt(ctx, s, missingBucket(), "r/data", "", make([]byte, 10), 0)
 		if !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("err = %v, want ErrNotFound", err)
 		}
@@ -406,7 +406,7 @@ func testETagPinning(t *testing.T, newStore NewStoreFunc) {
 		t.Fatalf("Stat ETag %q != Put ETag %q", st.ETag, o1.ETag)
 	}
 	p := make([]byte, 100)
-	if _, err := s.ReadAt(ctx, bucket, "pin", o1.ETag, p, 100); err != nil {
+	if _, err := store.ReadAt(ctx, s, bucket, "pin", o1.ETag, p, 100); err != nil {
 		t.Fatalf("pinned read of current version: %v", err)
 	}
 	o2 := put(ctx, t, w, bucket, "pin", v2)
@@ -428,7 +428,7 @@ func testETagPinning(t *testing.T, newStore NewStoreFunc) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := make([]byte, 100)
-			n, err := s.ReadAt(ctx, bucket, "pin", tc.etag, p, tc.off)
+			n, err := store.ReadAt(ctx, s, bucket, "pin", tc.etag, p, tc.off)
 			if tc.err != nil {
 				if !errors.Is(err, tc.err) {
 					t.Fatalf("ReadAt = %d, %v; want %v", n, err, tc.err)
@@ -492,7 +492,7 @@ func testMultipart(t *testing.T, newStore NewStoreFunc) {
 	h := sha256.New()
 	buf := make([]byte, 3<<20) // not a divisor of the part size
 	for off := int64(0); ; {
-		n, err := s.ReadAt(ctx, bucket, "big/object.bin", st.ETag, buf, off)
+		n, err := store.ReadAt(ctx, s, bucket, "big/object.bin", st.ETag, buf, off)
 		h.Write(buf[:n])
 		off += int64(n)
 		if err == io.EOF {

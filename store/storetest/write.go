@@ -29,7 +29,7 @@ func readAll(t *testing.T, s store.ObjectStore, bucket, key string) []byte {
 		t.Fatalf("Stat(%q): %v", key, err)
 	}
 	p := make([]byte, o.Size)
-	n, err := s.ReadAt(ctx, bucket, key, "", p, 0)
+	n, err := store.ReadAt(ctx, s, bucket, key, "", p, 0)
 	if err != nil && err != io.EOF {
 		t.Fatalf("ReadAt(%q): %v", key, err)
 	}

@@ -236,7 +236,7 @@ feed:
 
 func putFile(ctx context.Context, w store.Writer, u upload) error {
 	if u.path == "" {
-		_, err := w.Put(ctx, u.bucket, u.key, strings.NewReader(""), 0)
+		_, err := store.Put(ctx, w, u.bucket, u.key, strings.NewReader(""), 0)
 		return err
 	}
 	f, err := os.Open(u.path)
@@ -248,7 +248,7 @@ func putFile(ctx context.Context, w store.Writer, u upload) error {
 	if err != nil {
 		return err
 	}
-	_, err = w.Put(ctx, u.bucket, u.key, f, fi.Size())
+	_, err = store.Put(ctx, w, u.bucket, u.key, f, fi.Size())
 	return err
 }
 
@@ -262,7 +262,7 @@ func seedRandom(ctx context.Context, w store.Writer, spec randomSpec) (string, e
 	if _, err := io.Copy(h, io.NewSectionReader(r, 0, spec.size)); err != nil {
 		return "", err
 	}
-	if _, err := w.Put(ctx, spec.bucket, spec.key, r, spec.size); err != nil {
+	if _, err := store.Put(ctx, w, spec.bucket, spec.key, r, spec.size); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil

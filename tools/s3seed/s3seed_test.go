@@ -113,7 +113,7 @@ func listAll(t *testing.T, s store.ObjectStore, bucket string) map[string]string
 	}
 	for _, o := range page.Objects {
 		p := make([]byte, o.Size)
-		if _, err := s.ReadAt(t.Context(), bucket, o.Key, "", p, 0); err != nil && o.Size > 0 {
+		if _, err := store.ReadAt(t.Context(), s, bucket, o.Key, "", p, 0); err != nil && o.Size > 0 {
 			t.Fatal(err)
 		}
 		out[o.Key] = string(p)
