@@ -11,7 +11,7 @@ import (
 
 	"github.com/bucketfs/bucketfs/internal/reqstat"
 	"github.com/bucketfs/bucketfs/store"
-	s3store "github.com/bucketfs/bucketfs/store/s3"
+	"github.com/bucketfs/bucketfs/store/s3"
 )
 
 // failingS3 answers 500 to every request while failing is set, else 200 to
@@ -83,7 +83,7 @@ func TestRetryBudget(t *testing.T) {
 		rel(nil) // successful retries refund their cost
 	}
 
-	st := s3store.New(res.Config, s3store.Options{Endpoint: res.Endpoint, PathStyle: true})
+	st := s3.New(res.Config, s3.Options{Endpoint: res.Endpoint, PathStyle: true})
 	stat := func() error {
 		_, err := st.Stat(context.Background(), "bkt", "key")
 		return err
@@ -127,7 +127,7 @@ func TestRetriesCounted(t *testing.T) {
 	f := &failingS3{}
 	srv := serve(t, f)
 	res := mustLoad(t, Options{Region: "us-east-1", EndpointURL: srv.URL})
-	st := s3store.New(res.Config, s3store.Options{Endpoint: res.Endpoint, PathStyle: true})
+	st := s3.New(res.Config, s3.Options{Endpoint: res.Endpoint, PathStyle: true})
 	for _, tc := range []struct {
 		name     string
 		failNext int

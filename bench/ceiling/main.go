@@ -40,7 +40,7 @@ import (
 
 	"github.com/bucketfs/bucketfs/auth"
 	"github.com/bucketfs/bucketfs/store"
-	s3store "github.com/bucketfs/bucketfs/store/s3"
+	"github.com/bucketfs/bucketfs/store/s3"
 )
 
 func main() {
@@ -115,12 +115,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	newStore := func() (*s3store.Store, error) {
+	newStore := func() (*s3.Store, error) {
 		res, err := auth.Load(ctx, auth.Options{EndpointURL: *endpoint, Region: *region, MaxConns: 2 * c.parallel})
 		if err != nil {
 			return nil, errors.New(auth.Explain(err))
 		}
-		return s3store.New(res.Config, s3store.Options{Endpoint: res.Endpoint, PathStyle: *pathStyle}), nil
+		return s3.New(res.Config, s3.Options{Endpoint: res.Endpoint, PathStyle: *pathStyle}), nil
 	}
 	st, err := newStore()
 	if err != nil {

@@ -27,7 +27,7 @@ import (
 	"github.com/bucketfs/bucketfs/stage"
 	"github.com/bucketfs/bucketfs/store"
 	"github.com/bucketfs/bucketfs/store/metered"
-	s3store "github.com/bucketfs/bucketfs/store/s3"
+	"github.com/bucketfs/bucketfs/store/s3"
 )
 
 const mountUsage = `Usage:
@@ -346,7 +346,7 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	m.SetCredentials(a.Source, a.Expires)
 	// Everything above the store, the cache included, goes through the
 	// metered store, so every request is counted.
-	st := metered.New(s3store.New(a.Config, s3store.Options{Endpoint: a.Endpoint, PathStyle: c.PathStyle, Logger: log}), m, log)
+	st := metered.New(s3.New(a.Config, s3.Options{Endpoint: a.Endpoint, PathStyle: c.PathStyle, Logger: log}), m, log)
 	warning, err := preflight(ctx, st, c)
 	if err != nil {
 		return explainPreflight(err, a.Endpoint)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/bucketfs/bucketfs/auth"
 	"github.com/bucketfs/bucketfs/store"
-	s3store "github.com/bucketfs/bucketfs/store/s3"
+	"github.com/bucketfs/bucketfs/store/s3"
 )
 
 const whoamiUsage = `Usage:
@@ -139,7 +139,7 @@ func whoami(ctx context.Context, c whoamiConfig) whoamiReport {
 		r.Problem = r.STSDetail
 	}
 
-	st := s3store.New(a.Config, s3store.Options{Endpoint: a.Endpoint, PathStyle: c.PathStyle, Logger: log})
+	st := s3.New(a.Config, s3.Options{Endpoint: a.Endpoint, PathStyle: c.PathStyle, Logger: log})
 	buckets, err := st.ListBuckets(ctx)
 	switch {
 	case err == nil:

@@ -1,4 +1,4 @@
-package s3store
+package s3
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bucketfs/bucketfs/store"
@@ -37,9 +37,9 @@ func (s *Store) Copy(ctx context.Context, bucket, srcKey, srcETag, dstKey string
 	if src.Size > copyMax {
 		return s.copyMultipart(ctx, bucket, srcKey, src.ETag, dstKey, src.Size)
 	}
-	var resp *s3.CopyObjectOutput
-	err = s.call(ctx, bucket, func(c *s3.Client) (err error) {
-		resp, err = c.CopyObject(ctx, &s3.CopyObjectInput{
+	var resp *awss3.CopyObjectOutput
+	err = s.call(ctx, bucket, func(c *awss3.Client) (err error) {
+		resp, err = c.CopyObject(ctx, &awss3.CopyObjectInput{
 			Bucket:            aws.String(bucket),
 			Key:               aws.String(dstKey),
 			CopySource:        aws.String(source),

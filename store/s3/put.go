@@ -1,4 +1,4 @@
-package s3store
+package s3
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/bucketfs/bucketfs/store"
 )
@@ -48,9 +48,9 @@ func (s *Store) PutIf(ctx context.Context, bucket, key string, body io.ReaderAt,
 	if size > multipartThreshold {
 		return s.putMultipart(ctx, bucket, key, body, size, opts)
 	}
-	var resp *s3.PutObjectOutput
-	err := s.call(ctx, bucket, func(c *s3.Client) (err error) {
-		in := &s3.PutObjectInput{
+	var resp *awss3.PutObjectOutput
+	err := s.call(ctx, bucket, func(c *awss3.Client) (err error) {
+		in := &awss3.PutObjectInput{
 			Bucket:        aws.String(bucket),
 			Key:           aws.String(key),
 			Body:          io.NewSectionReader(body, 0, size),

@@ -1,4 +1,4 @@
-package s3store
+package s3
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // bucketRegionHeader is how S3 names a bucket's region: on HeadBucket, and
@@ -17,41 +17,41 @@ import (
 // answers to a request sent to or signed for the wrong region.
 const bucketRegionHeader = "X-Amz-Bucket-Region"
 
-// regions hands out one s3.Client per region and remembers which region
+// regions hands out one awss3.Client per region and remembers which region
 // each bucket lives in. All clients share the aws.Config's credentials
 // cache and HTTP client; they differ only in the region they resolve the
 // endpoint for and sign with. Without discovery (a custom endpoint: an
 // S3-compatible server has one region) every bucket uses the default client.
 type regions struct {
 	cfg      aws.Config
-	optFns   []func(*s3.Options)
+	optFns   []func(*awss3.Options)
 	discover bool
 	def      string
 	log      *slog.Logger
 
 	mu      sync.Mutex
-	clients map[string]*s3.Client // by region
-	buckets map[string]string     // bucket name -> region, once known
+	clients map[string]*awss3.Client // by region
+	buckets map[string]string        // bucket name -> region, once known
 }
 
-func newRegions(cfg aws.Config, discover bool, log *slog.Logger, optFns ...func(*s3.Options)) *regions {
+func newRegions(cfg aws.Config, discover bool, log *slog.Logger, optFns ...func(*awss3.Options)) *regions {
 	r := &regions{
 		cfg: cfg, optFns: optFns, discover: discover, def: cfg.Region, log: log,
-		clients: map[string]*s3.Client{}, buckets: map[string]string{},
+		clients: map[string]*awss3.Client{}, buckets: map[string]string{},
 	}
-	r.clients[r.def] = s3.NewFromConfig(cfg, optFns...)
+	r.clients[r.def] = awss3.NewFromConfig(cfg, optFns...)
 	return r
 }
 
 // client returns the client for region, creating it on first use.
-func (r *regions) client(region string) *s3.Client {
+func (r *regions) client(region string) *awss3.Client {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c, ok := r.clients[region]; ok {
 		return c
 	}
-	opts := append(append([]func(*s3.Options){}, r.optFns...), func(o *s3.Options) { o.Region = region })
-	c := s3.NewFromConfig(r.cfg, opts...)
+	opts := append(append([]func(*awss3.Options){}, r.optFns...), func(o *awss3.Options) { o.Region = region })
+	c := awss3.NewFromConfig(r.cfg, opts...)
 	r.clients[region] = c
 	return c
 }
@@ -84,7 +84,7 @@ func (r *regions) learn(bucket, region string) {
 // header, else from HeadBucket) and runs fn once more with that region's
 // client, so the redirect never reaches the caller. fn must be safe to run
 // twice (build request bodies inside it).
-func (s *Store) call(ctx context.Context, bucket string, fn func(c *s3.Client) error) error {
+func (s *Store) call(ctx context.Context, bucket string, fn func(c *awss3.Client) error) error {
 	region := s.regions.forBucket(bucket)
 	err := fn(s.regions.client(region))
 	if err == nil || !s.regions.discover || bucket == "" {
@@ -119,7 +119,7 @@ func regionHint(err error) (region string, wrongRegion bool) {
 // lives. S3 names the region in the header even when it refuses the request
 // (301 or 403), so the error's header counts too. "" when it says nothing.
 func (s *Store) headBucketRegion(ctx context.Context, bucket string) string {
-	out, err := s.regions.client(s.regions.def).HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)})
+	out, err := s.regions.client(s.regions.def).HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: aws.String(bucket)})
 	if err == nil {
 		return aws.ToString(out.BucketRegion)
 	}

@@ -1,7 +1,7 @@
-// Package s3store implements store.ObjectStore and store.Writer on the AWS
+// Package s3 implements store.ObjectStore and store.Writer on the AWS
 // S3 API. It is the only bucketfs package that imports the S3 SDK; errors
 // leave it converted to the sentinels of package store.
-package s3store
+package s3
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/bucketfs/bucketfs/store"
@@ -38,7 +38,7 @@ type Options struct {
 // (see region.go); the aws.Config's region is the default for buckets not
 // yet seen. With a custom Endpoint there is one region and one client.
 type Store struct {
-	client  *s3.Client // the default region's client
+	client  *awss3.Client // the default region's client
 	regions *regions
 	log     *slog.Logger
 }
@@ -66,7 +66,7 @@ func newStore(cfg aws.Config, opts Options, discover bool, log *slog.Logger) *St
 		// instead of each wrapping the provider in a cache of its own.
 		cfg.Credentials = aws.NewCredentialsCache(taggingProvider{cfg.Credentials})
 	}
-	r := newRegions(cfg, discover, log, func(o *s3.Options) {
+	r := newRegions(cfg, discover, log, func(o *awss3.Options) {
 		// Non-AWS servers send no checksums on GET; without this every
 		// read logs a warning.
 		o.DisableLogOutputChecksumValidationSkipped = true
@@ -82,7 +82,7 @@ func newStore(cfg aws.Config, opts Options, discover bool, log *slog.Logger) *St
 // continuation tokens when the server paginates.
 func (s *Store) ListBuckets(ctx context.Context) ([]store.Bucket, error) {
 	var out []store.Bucket
-	in := &s3.ListBucketsInput{}
+	in := &awss3.ListBucketsInput{}
 	for {
 		resp, err := s.client.ListBuckets(ctx, in)
 		if err != nil {
@@ -109,7 +109,7 @@ func (s *Store) List(ctx context.Context, in store.ListInput) (store.ListPage, e
 	// characters: ask for URL-encoded keys, which S3 sends with
 	// EncodingType "url" in the response. Servers that ignore the request
 	// (versitygw) send raw keys and no EncodingType, and are not decoded.
-	req := &s3.ListObjectsV2Input{Bucket: aws.String(in.Bucket), EncodingType: types.EncodingTypeUrl}
+	req := &awss3.ListObjectsV2Input{Bucket: aws.String(in.Bucket), EncodingType: types.EncodingTypeUrl}
 	if in.Prefix != "" {
 		req.Prefix = aws.String(in.Prefix)
 	}
@@ -122,8 +122,8 @@ func (s *Store) List(ctx context.Context, in store.ListInput) (store.ListPage, e
 	if in.MaxKeys > 0 {
 		req.MaxKeys = aws.Int32(int32(min(in.MaxKeys, 1<<30)))
 	}
-	var resp *s3.ListObjectsV2Output
-	err := s.call(ctx, in.Bucket, func(c *s3.Client) (err error) {
+	var resp *awss3.ListObjectsV2Output
+	err := s.call(ctx, in.Bucket, func(c *awss3.Client) (err error) {
 		resp, err = c.ListObjectsV2(ctx, req)
 		return err
 	})
@@ -173,9 +173,9 @@ func (s *Store) listedKey(in store.ListInput, raw string, encoded bool) (string,
 
 // Stat returns the metadata of key via HeadObject.
 func (s *Store) Stat(ctx context.Context, bucket, key string) (store.Object, error) {
-	var resp *s3.HeadObjectOutput
-	err := s.call(ctx, bucket, func(c *s3.Client) (err error) {
-		resp, err = c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	var resp *awss3.HeadObjectOutput
+	err := s.call(ctx, bucket, func(c *awss3.Client) (err error) {
+		resp, err = c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 		return err
 	})
 	if err != nil {
@@ -197,7 +197,7 @@ func (s *Store) headError(ctx context.Context, bucket, key string, err error) er
 	if !isCode(err, "Forbidden", "BadRequest") {
 		return convert("Stat", bucket, key, err)
 	}
-	resp, gerr := s.regions.client(s.regions.forBucket(bucket)).GetObject(ctx, &s3.GetObjectInput{
+	resp, gerr := s.regions.client(s.regions.forBucket(bucket)).GetObject(ctx, &awss3.GetObjectInput{
 		Bucket: aws.String(bucket), Key: aws.String(key), Range: aws.String("bytes=0-0"),
 	})
 	if gerr == nil {
@@ -255,7 +255,7 @@ func rangeStart(cr string) (int64, bool) {
 
 // CreateBucket creates bucket; a bucket the caller already owns is success.
 func (s *Store) CreateBucket(ctx context.Context, bucket string) error {
-	_, err := s.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)})
+	_, err := s.client.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(bucket)})
 	if err != nil && !isCode(err, "BucketAlreadyOwnedByYou") {
 		return convert("CreateBucket", bucket, "", err)
 	}
@@ -264,8 +264,8 @@ func (s *Store) CreateBucket(ctx context.Context, bucket string) error {
 
 // Delete removes key; deleting a missing key succeeds as on S3.
 func (s *Store) Delete(ctx context.Context, bucket, key string) error {
-	err := s.call(ctx, bucket, func(c *s3.Client) error {
-		_, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	err := s.call(ctx, bucket, func(c *awss3.Client) error {
+		_, err := c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 		return err
 	})
 	return convert("Delete", bucket, key, err)

@@ -1,4 +1,4 @@
-package s3store
+package s3
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/bucketfs/bucketfs/store"
 	"github.com/bucketfs/bucketfs/store/storetest"
@@ -92,7 +92,7 @@ func newBucket(t *testing.T, s *Store) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(name)})
+		p := awss3.NewListObjectsV2Paginator(s.client, &awss3.ListObjectsV2Input{Bucket: aws.String(name)})
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {
@@ -103,7 +103,7 @@ func newBucket(t *testing.T, s *Store) string {
 				_ = s.Delete(ctx, name, aws.ToString(o.Key))
 			}
 		}
-		if _, err := s.client.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(name)}); err != nil {
+		if _, err := s.client.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: aws.String(name)}); err != nil {
 			t.Logf("cleanup: delete bucket %s: %v", name, err)
 		}
 	})
@@ -243,7 +243,7 @@ func TestMultipartAbort(t *testing.T) {
 	if _, err := s.Stat(ctx, bucket, "broken"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Stat after failed Put = %v, want ErrNotFound", err)
 	}
-	ups, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	ups, err := s.client.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
 	if err != nil {
 		t.Fatal(err)
 	}

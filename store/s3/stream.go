@@ -1,4 +1,4 @@
-package s3store
+package s3
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 	"io"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // ReadRange streams bytes [off, off+n) of key with one ranged GET, pinned
@@ -20,7 +20,7 @@ func (s *Store) ReadRange(ctx context.Context, bucket, key, etag string, off, n 
 	if n <= 0 {
 		return io.NopCloser(bytes.NewReader(nil)), nil
 	}
-	in := &s3.GetObjectInput{
+	in := &awss3.GetObjectInput{
 		Bucket: aws.String(bucket),
 		Key:    aws.String(key),
 		Range:  aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1)),
@@ -28,8 +28,8 @@ func (s *Store) ReadRange(ctx context.Context, bucket, key, etag string, off, n 
 	if etag != "" {
 		in.IfMatch = aws.String(`"` + etag + `"`)
 	}
-	var resp *s3.GetObjectOutput
-	err := s.call(ctx, bucket, func(c *s3.Client) (err error) {
+	var resp *awss3.GetObjectOutput
+	err := s.call(ctx, bucket, func(c *awss3.Client) (err error) {
 		resp, err = c.GetObject(ctx, in)
 		return err
 	})

@@ -1,4 +1,4 @@
-package s3store
+package s3
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/bucketfs/bucketfs/store"
@@ -18,7 +18,7 @@ import (
 // (region) that created it.
 type upload struct {
 	s           *Store
-	client      *s3.Client
+	client      *awss3.Client
 	bucket, key string
 	id          *string
 
@@ -32,9 +32,9 @@ type upload struct {
 // completion whose parts carry checksums the upload was not created with.
 func (s *Store) StartUpload(ctx context.Context, bucket, key string) (store.Upload, error) {
 	u := &upload{s: s, bucket: bucket, key: key, parts: map[int]types.CompletedPart{}, sizes: map[int]int64{}}
-	err := s.call(ctx, bucket, func(c *s3.Client) error {
+	err := s.call(ctx, bucket, func(c *awss3.Client) error {
 		u.client = c
-		out, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		out, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{
 			Bucket:            aws.String(bucket),
 			Key:               aws.String(key),
 			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
@@ -54,7 +54,7 @@ func (u *upload) PutPart(ctx context.Context, num int, body io.ReaderAt, size in
 	if num < 1 || num > store.MaxParts || size < 0 || size > store.MaxPartSize {
 		return fmt.Errorf("s3 UploadPart %s/%s: part %d of %d bytes out of range", u.bucket, u.key, num, size)
 	}
-	resp, err := u.client.UploadPart(ctx, &s3.UploadPartInput{
+	resp, err := u.client.UploadPart(ctx, &awss3.UploadPartInput{
 		Bucket:            aws.String(u.bucket),
 		Key:               aws.String(u.key),
 		UploadId:          u.id,
@@ -78,7 +78,7 @@ func (u *upload) CopyPart(ctx context.Context, num int, srcKey, srcETag string, 
 	if num < 1 || num > store.MaxParts || size <= 0 || size > store.MaxPartSize || off < 0 {
 		return fmt.Errorf("s3 UploadPartCopy %s/%s: part %d of %d bytes at %d out of range", u.bucket, u.key, num, size, off)
 	}
-	in := &s3.UploadPartCopyInput{
+	in := &awss3.UploadPartCopyInput{
 		Bucket:          aws.String(u.bucket),
 		Key:             aws.String(u.key),
 		UploadId:        u.id,
@@ -118,7 +118,7 @@ func (u *upload) Complete(ctx context.Context, n int, opts store.PutOptions) (st
 	}
 	u.mu.Unlock()
 	sort.Slice(parts, func(i, j int) bool { return *parts[i].PartNumber < *parts[j].PartNumber })
-	in := &s3.CompleteMultipartUploadInput{
+	in := &awss3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(u.bucket),
 		Key:             aws.String(u.key),
 		UploadId:        u.id,
@@ -133,7 +133,7 @@ func (u *upload) Complete(ctx context.Context, n int, opts store.PutOptions) (st
 }
 
 func (u *upload) Abort(ctx context.Context) error {
-	_, err := u.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+	_, err := u.client.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{
 		Bucket: aws.String(u.bucket), Key: aws.String(u.key), UploadId: u.id,
 	})
 	if err != nil {

@@ -33,7 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/bucketfs/bucketfs/store"
-	s3store "github.com/bucketfs/bucketfs/store/s3"
+	"github.com/bucketfs/bucketfs/store/s3"
 )
 
 // concurrency is how many files upload at once: enough to hide per-request
@@ -102,7 +102,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 // newStore builds the S3 client from environment credentials only, so a
 // seeding run never wanders off to shared files or instance metadata.
-func newStore(ctx context.Context, endpoint, region string, pathStyle bool) (*s3store.Store, error) {
+func newStore(ctx context.Context, endpoint, region string, pathStyle bool) (*s3.Store, error) {
 	id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
 	if id == "" || secret == "" {
 		return nil, errors.New("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set")
@@ -121,7 +121,7 @@ func newStore(ctx context.Context, endpoint, region string, pathStyle bool) (*s3
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
-	return s3store.New(cfg, s3store.Options{Endpoint: endpoint, PathStyle: pathStyle}), nil
+	return s3.New(cfg, s3.Options{Endpoint: endpoint, PathStyle: pathStyle}), nil
 }
 
 // upload is one object to create from a local file; path "" means an empty
