@@ -5,8 +5,6 @@ package s3
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/url"
 	"strconv"
@@ -210,33 +208,9 @@ func (s *Store) headError(ctx context.Context, bucket, key string, err error) er
 	return convert("Stat", bucket, key, gerr)
 }
 
-// ReadAt reads len(p) bytes at off with a ranged GET, pinned to etag with
-// If-Match when etag is not empty. A range starting at or after the end of
-// the object yields 0, io.EOF; a range running past it yields the bytes up
-// to the end and io.EOF. An empty p returns 0, nil without a request.
+// ReadAt is store.ReadAt over this store: one ranged GET into p.
 func (s *Store) ReadAt(ctx context.Context, bucket, key, etag string, p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, fmt.Errorf("s3 ReadAt %s/%s: negative offset %d", bucket, key, off)
-	}
-	if len(p) == 0 {
-		return 0, nil
-	}
-	body, err := s.ReadRange(ctx, bucket, key, etag, off, int64(len(p)))
-	if err != nil {
-		return 0, err
-	}
-	defer body.Close()
-	n, err := io.ReadFull(body, p)
-	switch {
-	case err == nil:
-		return n, nil
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		// The body ended cleanly before len(p): the end of the object. A
-		// body cut off early reports a wrapped error instead (see body).
-		return n, io.EOF
-	default:
-		return n, convert("ReadAt", bucket, key, err)
-	}
+	return store.ReadAt(ctx, s, bucket, key, etag, p, off)
 }
 
 // rangeStart parses the first byte position of "bytes START-END/SIZE".
