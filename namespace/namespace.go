@@ -2,7 +2,7 @@
 // object, a directory, a shadowed file, a file being written) and how every
 // change lands in the store (staging, uploads, markers, renames, deletes).
 //
-// It imports cache, stage and store, never go-fuse: package fs translates
+// It imports cache, stage and store, never go-fuse: package fusefs translates
 // kernel requests into calls on Dir, File and Handle, and their errors into
 // errno values through one table. Everything here is testable without
 // /dev/fuse.
@@ -23,7 +23,7 @@ import (
 )
 
 // Errors of the namespace's own decisions. Store errors (store.ErrNotFound,
-// store.ErrExists...) and staging's ENOSPC come through wrapped; package fs
+// store.ErrExists...) and staging's ENOSPC come through wrapped; package fusefs
 // maps both to errno values in one table.
 var (
 	ErrReadOnly    = errors.New("read-only mount")                        // EROFS

@@ -16,12 +16,12 @@ import (
 	"syscall"
 	"time"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/bucketfs/bucketfs/auth"
 	"github.com/bucketfs/bucketfs/cache"
-	bfs "github.com/bucketfs/bucketfs/fs"
+	"github.com/bucketfs/bucketfs/fusefs"
 	"github.com/bucketfs/bucketfs/internal/watchdog"
 	"github.com/bucketfs/bucketfs/metrics"
 	"github.com/bucketfs/bucketfs/stage"
@@ -367,7 +367,7 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	m.SetCacheStats(cacheStats(ch))
 	tracker := newTracker(ch.Config(), m, log)
 	go tracker.Run(mctx, time.Second)
-	fcfg := bfs.Config{
+	fcfg := fusefs.Config{
 		Bucket: c.Bucket, Prefix: c.Prefix,
 		UID: uint32(c.UID), GID: uint32(c.GID),
 		FileMode: c.FileMode, DirMode: c.DirMode,
@@ -392,8 +392,8 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 			log.Info("deletes guarded: this mount deletes only what it wrote itself; --allow-delete lifts it")
 		}
 	}
-	root := bfs.New(ch, fcfg)
-	opts := bfs.Options(ch)
+	root := fusefs.New(ch, fcfg)
+	opts := fusefs.Options(ch)
 	opts.MountOptions = fuse.MountOptions{
 		FsName:        c.source(),
 		Name:          "bucketfs",
@@ -412,7 +412,7 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 		// still let them be mapped shared.
 		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC | fuse.CAP_DIRECT_IO_ALLOW_MMAP,
 	}
-	server, err := gofs.Mount(c.MountPoint, root, opts)
+	server, err := fs.Mount(c.MountPoint, root, opts)
 	if err != nil {
 		return mountError(c, err)
 	}
@@ -439,7 +439,7 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	server.Wait()
 	if area != nil {
 		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		kept := bfs.Drain(dctx, root)
+		kept := fusefs.Drain(dctx, root)
 		dcancel()
 		if len(kept) > 0 {
 			log.Error("files that could not be uploaded are kept in the staging directory", "dir", area.Dir(), "files", len(kept))

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	bfs "github.com/bucketfs/bucketfs/fs"
+	"github.com/bucketfs/bucketfs/fusefs"
 	"github.com/bucketfs/bucketfs/metrics"
 )
 
@@ -80,9 +80,9 @@ func deadMountError(mp string) error {
 }
 
 // statusPath is the control file "bucketfs status" reads; cat shows the
-// text version beside it (bfs.StatusFile).
+// text version beside it (fusefs.StatusFile).
 func statusPath(mp string) string {
-	return filepath.Join(mp, bfs.ControlDir, bfs.StatusJSONFile)
+	return filepath.Join(mp, fusefs.ControlDir, fusefs.StatusJSONFile)
 }
 
 // readStatus reads the mount's status file with readFile, which is

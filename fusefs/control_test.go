@@ -1,4 +1,4 @@
-package fs
+package fusefs
 
 // The control directory through a real mount: a serving child (this test
 // binary, re-executed with controlServeEnv set) mounts one of the root

@@ -1,4 +1,4 @@
-package fs
+package fusefs
 
 // A corpus of hostile keys served by the in-memory store: nothing crashes,
 // nothing outside the mount can be named, every visible file reads its own

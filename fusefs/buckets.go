@@ -1,10 +1,10 @@
-package fs
+package fusefs
 
 import (
 	"context"
 	"syscall"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/bucketfs/bucketfs/namespace"
@@ -12,21 +12,21 @@ import (
 
 // bucketsNode is the root of an all-buckets mount: one directory per bucket.
 type bucketsNode struct {
-	gofs.Inode
+	fs.Inode
 	fs *FS
 }
 
 var (
-	_ gofs.NodeLookuper       = (*bucketsNode)(nil)
-	_ gofs.NodeGetattrer      = (*bucketsNode)(nil)
-	_ gofs.NodeOpendirHandler = (*bucketsNode)(nil)
-	_ gofs.NodeStatfser       = (*bucketsNode)(nil)
-	_ gofs.FileReaddirenter   = (*bucketsHandle)(nil)
-	_ gofs.FileLookuper       = (*bucketsHandle)(nil)
-	_ gofs.FileSeekdirer      = (*bucketsHandle)(nil)
+	_ fs.NodeLookuper       = (*bucketsNode)(nil)
+	_ fs.NodeGetattrer      = (*bucketsNode)(nil)
+	_ fs.NodeOpendirHandler = (*bucketsNode)(nil)
+	_ fs.NodeStatfser       = (*bucketsNode)(nil)
+	_ fs.FileReaddirenter   = (*bucketsHandle)(nil)
+	_ fs.FileLookuper       = (*bucketsHandle)(nil)
+	_ fs.FileSeekdirer      = (*bucketsHandle)(nil)
 )
 
-func (b *bucketsNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
+func (b *bucketsNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	defer b.fs.track(ctx, "getattr", "", "")()
 	defer b.fs.guard("getattr", "", "", &errno)
 	b.fs.dirAttrOf(&out.Attr, 1, b.fs.cfg.DirMode)
@@ -38,7 +38,7 @@ func (b *bucketsNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.E
 	return 0
 }
 
-func (b *bucketsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+func (b *bucketsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
 	defer b.fs.track(ctx, "lookup", name, "")()
 	defer b.fs.guard("lookup", name, "", &errno)
 	if in := b.fs.lookupControl(ctx, b.EmbeddedInode(), name, out); in != nil {
@@ -51,7 +51,7 @@ func (b *bucketsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOu
 	return b.fs.entry(ctx, b.EmbeddedInode(), namespace.Entry{Name: name, Dir: d}, &out.Attr), 0
 }
 
-func (b *bucketsNode) OpendirHandle(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
+func (b *bucketsNode) OpendirHandle(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
 	defer b.fs.track(ctx, "opendir", "", "")()
 	defer b.fs.guard("opendir", "", "", &errno)
 	names, err := b.fs.ns.Buckets(ctx)
@@ -84,7 +84,7 @@ func (h *bucketsHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno
 	return &fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: namespace.Ino(name, "", true)}, 0
 }
 
-func (h *bucketsHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+func (h *bucketsHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
 	defer h.b.fs.track(ctx, "readdirplus", name, "")()
 	defer h.b.fs.guard("readdirplus", name, "", &errno)
 	return h.b.fs.entry(ctx, h.b.EmbeddedInode(), namespace.Entry{Name: name, Dir: h.b.fs.ns.Dir(name, "")}, &out.Attr), 0

@@ -1,11 +1,11 @@
-package fs
+package fusefs
 
 import (
 	"context"
 	"syscall"
 	"time"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/bucketfs/bucketfs/namespace"
@@ -40,14 +40,14 @@ const (
 
 // controlDir is ControlDir.
 type controlDir struct {
-	gofs.Inode
+	fs.Inode
 	fs *FS
 }
 
 // controlFile is one file of ControlDir; json chooses which rendering of
 // the status it holds.
 type controlFile struct {
-	gofs.Inode
+	fs.Inode
 	fs   *FS
 	json bool
 }
@@ -58,27 +58,27 @@ type controlHandle struct {
 }
 
 var (
-	_ gofs.NodeLookuper  = (*controlDir)(nil)
-	_ gofs.NodeReaddirer = (*controlDir)(nil)
-	_ gofs.NodeGetattrer = (*controlDir)(nil)
-	_ gofs.NodeStatfser  = (*controlDir)(nil)
-	_ gofs.NodeSetattrer = (*controlDir)(nil)
-	_ gofs.NodeCreater   = (*controlDir)(nil)
-	_ gofs.NodeMkdirer   = (*controlDir)(nil)
-	_ gofs.NodeMknoder   = (*controlDir)(nil)
-	_ gofs.NodeSymlinker = (*controlDir)(nil)
-	_ gofs.NodeLinker    = (*controlDir)(nil)
-	_ gofs.NodeUnlinker  = (*controlDir)(nil)
-	_ gofs.NodeRmdirer   = (*controlDir)(nil)
-	_ gofs.NodeRenamer   = (*controlDir)(nil)
-	_ gofs.NodeGetattrer = (*controlFile)(nil)
-	_ gofs.NodeStatfser  = (*controlFile)(nil)
-	_ gofs.NodeSetattrer = (*controlFile)(nil)
-	_ gofs.NodeOpener    = (*controlFile)(nil)
-	_ gofs.FileReader    = (*controlHandle)(nil)
-	_ gofs.NodeUnlinker  = (*bucketsNode)(nil)
-	_ gofs.NodeRmdirer   = (*bucketsNode)(nil)
-	_ gofs.NodeRenamer   = (*bucketsNode)(nil)
+	_ fs.NodeLookuper  = (*controlDir)(nil)
+	_ fs.NodeReaddirer = (*controlDir)(nil)
+	_ fs.NodeGetattrer = (*controlDir)(nil)
+	_ fs.NodeStatfser  = (*controlDir)(nil)
+	_ fs.NodeSetattrer = (*controlDir)(nil)
+	_ fs.NodeCreater   = (*controlDir)(nil)
+	_ fs.NodeMkdirer   = (*controlDir)(nil)
+	_ fs.NodeMknoder   = (*controlDir)(nil)
+	_ fs.NodeSymlinker = (*controlDir)(nil)
+	_ fs.NodeLinker    = (*controlDir)(nil)
+	_ fs.NodeUnlinker  = (*controlDir)(nil)
+	_ fs.NodeRmdirer   = (*controlDir)(nil)
+	_ fs.NodeRenamer   = (*controlDir)(nil)
+	_ fs.NodeGetattrer = (*controlFile)(nil)
+	_ fs.NodeStatfser  = (*controlFile)(nil)
+	_ fs.NodeSetattrer = (*controlFile)(nil)
+	_ fs.NodeOpener    = (*controlFile)(nil)
+	_ fs.FileReader    = (*controlHandle)(nil)
+	_ fs.NodeUnlinker  = (*bucketsNode)(nil)
+	_ fs.NodeRmdirer   = (*bucketsNode)(nil)
+	_ fs.NodeRenamer   = (*bucketsNode)(nil)
 )
 
 // control reports whether the mount has a control directory: only when
@@ -104,7 +104,7 @@ func (d *dirNode) reserved(name string) bool {
 // renamesControl reports whether a rename from name in d to newName in
 // newParent would move the control directory, replace it, or move
 // something into or out of it.
-func (d *dirNode) renamesControl(name string, newParent gofs.InodeEmbedder, newName string) bool {
+func (d *dirNode) renamesControl(name string, newParent fs.InodeEmbedder, newName string) bool {
 	if d.reserved(name) {
 		return true
 	}
@@ -121,12 +121,12 @@ func (d *dirNode) renamesControl(name string, newParent gofs.InodeEmbedder, newN
 
 // lookupControl returns the control directory's inode, or nil when name
 // at the root (parent) is not it.
-func (f *FS) lookupControl(ctx context.Context, parent *gofs.Inode, name string, out *fuse.EntryOut) *gofs.Inode {
+func (f *FS) lookupControl(ctx context.Context, parent *fs.Inode, name string, out *fuse.EntryOut) *fs.Inode {
 	if name != ControlDir || !f.control() {
 		return nil
 	}
 	f.controlDirAttr(&out.Attr)
-	return parent.NewInode(ctx, &controlDir{fs: f}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: controlIno("", true)})
+	return parent.NewInode(ctx, &controlDir{fs: f}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: controlIno("", true)})
 }
 
 func (f *FS) controlDirAttr(out *fuse.Attr) {
@@ -147,7 +147,7 @@ func (f *FS) controlFileAttr(out *fuse.Attr, name string) {
 	out.SetTimes(&t, &t, &t)
 }
 
-func (c *controlDir) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
+func (c *controlDir) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	defer c.fs.track(ctx, "getattr", "", ControlDir)()
 	defer c.fs.guard("getattr", "", ControlDir, &errno)
 	c.fs.controlDirAttr(&out.Attr)
@@ -159,7 +159,7 @@ func (c *controlDir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Er
 	return 0
 }
 
-func (c *controlDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+func (c *controlDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
 	defer c.fs.track(ctx, "lookup", "", ControlDir+"/"+name)()
 	defer c.fs.guard("lookup", "", ControlDir+"/"+name, &errno)
 	if name != StatusFile && name != StatusJSONFile {
@@ -167,11 +167,11 @@ func (c *controlDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 	}
 	c.fs.controlFileAttr(&out.Attr, name)
 	return c.NewInode(ctx, &controlFile{fs: c.fs, json: name == StatusJSONFile},
-		gofs.StableAttr{Mode: syscall.S_IFREG, Ino: controlIno(name, false)}), 0
+		fs.StableAttr{Mode: syscall.S_IFREG, Ino: controlIno(name, false)}), 0
 }
 
-func (c *controlDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
-	return gofs.NewListDirStream([]fuse.DirEntry{
+func (c *controlDir) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
+	return fs.NewListDirStream([]fuse.DirEntry{
 		{Name: StatusFile, Mode: syscall.S_IFREG, Ino: controlIno(StatusFile, false)},
 		{Name: StatusJSONFile, Mode: syscall.S_IFREG, Ino: controlIno(StatusJSONFile, false)},
 	}), 0
@@ -181,27 +181,27 @@ func (c *controlDir) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno
 // answer ENOTSUP for most of them, and for unlink and rmdir success
 // without doing anything.
 
-func (c *controlDir) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+func (c *controlDir) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	return syscall.EPERM
 }
 
-func (c *controlDir) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+func (c *controlDir) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	return nil, nil, 0, syscall.EPERM
 }
 
-func (c *controlDir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+func (c *controlDir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return nil, syscall.EPERM
 }
 
-func (c *controlDir) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+func (c *controlDir) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return nil, syscall.EPERM
 }
 
-func (c *controlDir) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+func (c *controlDir) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return nil, syscall.EPERM
 }
 
-func (c *controlDir) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+func (c *controlDir) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return nil, syscall.EPERM
 }
 
@@ -209,7 +209,7 @@ func (c *controlDir) Unlink(ctx context.Context, name string) syscall.Errno { re
 
 func (c *controlDir) Rmdir(ctx context.Context, name string) syscall.Errno { return syscall.EPERM }
 
-func (c *controlDir) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+func (c *controlDir) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	return syscall.EPERM
 }
 
@@ -220,7 +220,7 @@ func (n *controlFile) name() string {
 	return StatusFile
 }
 
-func (n *controlFile) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
+func (n *controlFile) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	defer n.fs.track(ctx, "getattr", "", ControlDir+"/"+n.name())()
 	defer n.fs.guard("getattr", "", ControlDir+"/"+n.name(), &errno)
 	n.fs.controlFileAttr(&out.Attr, n.name())
@@ -232,13 +232,13 @@ func (n *controlFile) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.E
 	return 0
 }
 
-func (n *controlFile) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+func (n *controlFile) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	return syscall.EPERM
 }
 
 // Open makes the content: each open sees the mount as it is then, and
 // keeps that one snapshot however it reads it.
-func (n *controlFile) Open(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
+func (n *controlFile) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
 	defer n.fs.track(ctx, "open", "", ControlDir+"/"+n.name())()
 	defer n.fs.guard("open", "", ControlDir+"/"+n.name(), &errno)
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&(syscall.O_TRUNC|syscall.O_APPEND) != 0 {
@@ -272,7 +272,7 @@ func (b *bucketsNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	return b.refuse(name)
 }
 
-func (b *bucketsNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+func (b *bucketsNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	if _, into := newParent.(*controlDir); into || newName == ControlDir {
 		return b.refuse(ControlDir)
 	}

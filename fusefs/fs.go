@@ -1,4 +1,4 @@
-// Package fs is the FUSE adapter of bucketfs: go-fuse nodes that turn each
+// Package fusefs is the FUSE adapter of bucketfs: go-fuse nodes that turn each
 // kernel request into one call on the namespace and its answer into
 // attributes, entries and errno values (one table, toErrno).
 //
@@ -6,7 +6,7 @@
 // nothing a test without /dev/fuse could not reach, besides the control
 // directory (control.go) and what only the kernel needs (inodes, entry
 // invalidation, page-cache flags).
-package fs
+package fusefs
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/bucketfs/bucketfs/cache"
@@ -102,7 +102,7 @@ type FS struct {
 }
 
 // New returns the root node for cfg over c.
-func New(c *cache.Cache, cfg Config) gofs.InodeEmbedder {
+func New(c *cache.Cache, cfg Config) fs.InodeEmbedder {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -125,10 +125,10 @@ func New(c *cache.Cache, cfg Config) gofs.InodeEmbedder {
 
 // Options returns the go-fuse options that match the cache's TTLs: the
 // kernel keeps entries and attributes as long as the cache trusts them.
-func Options(c *cache.Cache) *gofs.Options {
+func Options(c *cache.Cache) *fs.Options {
 	cc := c.Config()
 	entry, neg := cc.MetadataTTL, cc.NegativeTTL
-	return &gofs.Options{
+	return &fs.Options{
 		EntryTimeout:    &entry,
 		AttrTimeout:     &entry,
 		NegativeTimeout: &neg,
@@ -138,7 +138,7 @@ func Options(c *cache.Cache) *gofs.Options {
 // Drain uploads, once more, every file whose upload failed, and reports
 // the staging files it still could not upload (they stay on disk). The
 // mount command calls it after unmounting.
-func Drain(ctx context.Context, root gofs.InodeEmbedder) (kept []string) {
+func Drain(ctx context.Context, root fs.InodeEmbedder) (kept []string) {
 	switch r := root.(type) {
 	case *bucketsNode:
 		return r.fs.ns.Drain(ctx)
@@ -224,10 +224,10 @@ func (f *FS) fileAttr(out *fuse.Attr, a namespace.Attr) {
 
 // entry makes (or finds, by inode number) the inode of e under parent and
 // fills out with its attributes.
-func (f *FS) entry(ctx context.Context, parent *gofs.Inode, e namespace.Entry, out *fuse.Attr) *gofs.Inode {
+func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out *fuse.Attr) *fs.Inode {
 	if e.Dir != nil {
 		f.dirAttrOf(out, e.Dir.Ino(), f.cfg.DirMode)
-		return parent.NewInode(ctx, &dirNode{fs: f, d: e.Dir}, gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: e.Dir.Ino()})
+		return parent.NewInode(ctx, &dirNode{fs: f, d: e.Dir}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: e.Dir.Ino()})
 	}
 	a := e.File.Attr()
 	// One inode must never show the kernel other attributes: a listing
@@ -243,7 +243,7 @@ func (f *FS) entry(ctx context.Context, parent *gofs.Inode, e namespace.Entry, o
 	}
 	f.fileAttr(out, a)
 	n := &fileNode{fs: f, f: e.File}
-	ch := parent.NewInode(ctx, n, gofs.StableAttr{Mode: syscall.S_IFREG, Ino: e.File.Ino()})
+	ch := parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.File.Ino()})
 	if ch.Operations() == n && n.counted.CompareAndSwap(false, true) {
 		f.fileInodes.Add(1) // a new inode, not one the kernel already had
 	}

@@ -1,10 +1,10 @@
-package fs
+package fusefs
 
 import (
 	"context"
 	"syscall"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/bucketfs/bucketfs/namespace"
@@ -12,28 +12,28 @@ import (
 
 // dirNode is a directory: a bucket's root (prefix "") or a common prefix.
 type dirNode struct {
-	gofs.Inode
+	fs.Inode
 	fs *FS
 	d  *namespace.Dir
 }
 
 var (
-	_ gofs.NodeLookuper       = (*dirNode)(nil)
-	_ gofs.NodeGetattrer      = (*dirNode)(nil)
-	_ gofs.NodeOpendirHandler = (*dirNode)(nil)
-	_ gofs.NodeStatfser       = (*dirNode)(nil)
-	_ gofs.NodeCreater        = (*dirNode)(nil)
-	_ gofs.NodeMkdirer        = (*dirNode)(nil)
-	_ gofs.NodeUnlinker       = (*dirNode)(nil)
-	_ gofs.NodeRmdirer        = (*dirNode)(nil)
-	_ gofs.NodeRenamer        = (*dirNode)(nil)
-	_ gofs.NodeSetattrer      = (*dirNode)(nil)
-	_ gofs.FileReaddirenter   = (*dirHandle)(nil)
-	_ gofs.FileLookuper       = (*dirHandle)(nil)
-	_ gofs.FileSeekdirer      = (*dirHandle)(nil)
+	_ fs.NodeLookuper       = (*dirNode)(nil)
+	_ fs.NodeGetattrer      = (*dirNode)(nil)
+	_ fs.NodeOpendirHandler = (*dirNode)(nil)
+	_ fs.NodeStatfser       = (*dirNode)(nil)
+	_ fs.NodeCreater        = (*dirNode)(nil)
+	_ fs.NodeMkdirer        = (*dirNode)(nil)
+	_ fs.NodeUnlinker       = (*dirNode)(nil)
+	_ fs.NodeRmdirer        = (*dirNode)(nil)
+	_ fs.NodeRenamer        = (*dirNode)(nil)
+	_ fs.NodeSetattrer      = (*dirNode)(nil)
+	_ fs.FileReaddirenter   = (*dirHandle)(nil)
+	_ fs.FileLookuper       = (*dirHandle)(nil)
+	_ fs.FileSeekdirer      = (*dirHandle)(nil)
 )
 
-func (d *dirNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
+func (d *dirNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	defer d.fs.track(ctx, "getattr", d.d.Bucket(), d.d.Prefix())()
 	defer d.fs.guard("getattr", d.d.Bucket(), d.d.Prefix(), &errno)
 	d.fs.dirAttrOf(&out.Attr, d.d.Ino(), d.fs.cfg.DirMode)
@@ -45,7 +45,7 @@ func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno
 	return 0
 }
 
-func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
 	defer d.fs.track(ctx, "lookup", d.d.Bucket(), d.d.Prefix()+name)()
 	defer d.fs.guard("lookup", d.d.Bucket(), d.d.Prefix()+name, &errno)
 	if d.reserved(name) {
@@ -61,7 +61,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	return d.fs.entry(ctx, d.EmbeddedInode(), e, &out.Attr), 0
 }
 
-func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
+func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
 	defer d.fs.track(ctx, "opendir", d.d.Bucket(), d.d.Prefix())()
 	defer d.fs.guard("opendir", d.d.Bucket(), d.d.Prefix(), &errno)
 	var skip func(string) string
@@ -107,7 +107,7 @@ func (h *dirHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno sys
 }
 
 // dots yields "." and ".." of the directory in, then nil (n counts them).
-func dots(n *int, in *gofs.Inode) *fuse.DirEntry {
+func dots(n *int, in *fs.Inode) *fuse.DirEntry {
 	switch *n {
 	case 0:
 		*n = 1
@@ -126,7 +126,7 @@ func dots(n *int, in *gofs.Inode) *fuse.DirEntry {
 // Lookup serves READDIRPLUS from the entry just produced: the listing
 // already told us everything, so no request is sent. Past
 // Config.PlusFiles a file goes as its name only.
-func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
 	defer h.d.fs.track(ctx, "readdirplus", h.d.d.Bucket(), h.d.d.Prefix()+name)()
 	defer h.d.fs.guard("readdirplus", h.d.d.Bucket(), h.d.d.Prefix()+name, &errno)
 	if h.last.File != nil && !h.d.fs.plusFile() {
@@ -149,7 +149,7 @@ func (h *dirHandle) Seekdir(ctx context.Context, off uint64) (errno syscall.Errn
 }
 
 // Create makes a new file; nothing reaches S3 until it is closed.
-func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (_ *gofs.Inode, _ gofs.FileHandle, _ uint32, errno syscall.Errno) {
+func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (_ *fs.Inode, _ fs.FileHandle, _ uint32, errno syscall.Errno) {
 	defer d.fs.track(ctx, "create", d.d.Bucket(), d.d.Prefix()+name)()
 	defer d.fs.guard("create", d.d.Bucket(), d.d.Prefix()+name, &errno)
 	f, h, err := d.d.Create(ctx, name, flags)
@@ -161,7 +161,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	return in, fh, fuseFlags, 0
 }
 
-func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (_ *gofs.Inode, errno syscall.Errno) {
+func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
 	defer d.fs.track(ctx, "mkdir", d.d.Bucket(), d.d.Prefix()+name)()
 	defer d.fs.guard("mkdir", d.d.Bucket(), d.d.Prefix()+name, &errno)
 	nd, err := d.d.Mkdir(ctx, name)
@@ -194,7 +194,7 @@ const renameFlagNoReplace = 0x1
 
 // Rename moves a file or a directory (namespace.Dir.Rename). Between
 // buckets it fails with EXDEV.
-func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
+func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
 	defer d.fs.track(ctx, "rename", d.d.Bucket(), d.d.Prefix()+name)()
 	defer d.fs.guard("rename", d.d.Bucket(), d.d.Prefix()+name, &errno)
 	if d.renamesControl(name, newParent, newName) {
@@ -207,7 +207,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	if !ok {
 		return syscall.EXDEV
 	}
-	if flags&gofs.RENAME_EXCHANGE != 0 {
+	if flags&fs.RENAME_EXCHANGE != 0 {
 		return syscall.EINVAL
 	}
 	var known namespace.Entry
@@ -245,7 +245,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 
 // moveTree points the inodes the kernel knows at and below a renamed
 // directory at their new keys.
-func moveTree(in *gofs.Inode, mv *namespace.Move) {
+func moveTree(in *fs.Inode, mv *namespace.Move) {
 	switch n := in.Operations().(type) {
 	case *dirNode:
 		mv.Dir(n.d)
@@ -259,7 +259,7 @@ func moveTree(in *gofs.Inode, mv *namespace.Move) {
 
 // Setattr on a directory: S3 keeps no times or modes for prefixes; accept
 // and ignore them (touch DIR, cp -rp).
-func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
+func (d *dirNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
 	defer d.fs.track(ctx, "setattr", d.d.Bucket(), d.d.Prefix())()
 	defer d.fs.guard("setattr", d.d.Bucket(), d.d.Prefix(), &errno)
 	if err := d.d.SetTimes(); err != nil {

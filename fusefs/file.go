@@ -1,4 +1,4 @@
-package fs
+package fusefs
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/bucketfs/bucketfs/namespace"
@@ -16,7 +16,7 @@ import (
 // fileNode is a file: one version of an object, or a file the mount
 // writes (namespace.File).
 type fileNode struct {
-	gofs.Inode
+	fs.Inode
 	fs *FS
 	f  *namespace.File
 	// counted says the node is in FS.fileInodes, until the kernel forgets it.
@@ -31,25 +31,25 @@ func (n *fileNode) OnForget() {
 }
 
 var (
-	_ gofs.NodeGetattrer   = (*fileNode)(nil)
-	_ gofs.NodeOpener      = (*fileNode)(nil)
-	_ gofs.NodeStatfser    = (*fileNode)(nil)
-	_ gofs.NodeSetattrer   = (*fileNode)(nil)
-	_ gofs.NodeOnForgetter = (*fileNode)(nil)
-	_ gofs.FileReader      = (*handle)(nil)
-	_ gofs.FileWriter      = (*handle)(nil)
-	_ gofs.FileFlusher     = (*handle)(nil)
-	_ gofs.FileFsyncer     = (*handle)(nil)
-	_ gofs.FileReleaser    = (*handle)(nil)
-	_ gofs.FileGetattrer   = (*handle)(nil)
-	_ gofs.FileSetattrer   = (*handle)(nil)
+	_ fs.NodeGetattrer   = (*fileNode)(nil)
+	_ fs.NodeOpener      = (*fileNode)(nil)
+	_ fs.NodeStatfser    = (*fileNode)(nil)
+	_ fs.NodeSetattrer   = (*fileNode)(nil)
+	_ fs.NodeOnForgetter = (*fileNode)(nil)
+	_ fs.FileReader      = (*handle)(nil)
+	_ fs.FileWriter      = (*handle)(nil)
+	_ fs.FileFlusher     = (*handle)(nil)
+	_ fs.FileFsyncer     = (*handle)(nil)
+	_ fs.FileReleaser    = (*handle)(nil)
+	_ fs.FileGetattrer   = (*handle)(nil)
+	_ fs.FileSetattrer   = (*handle)(nil)
 )
 
 // Getattr reports the inode's version, with or without a handle (go-fuse
 // passes an arbitrary open handle when the kernel names none; all of them
 // read this same version). Whether the name now means another version is
 // for the next LOOKUP to say, once the kernel's entry expires.
-func (n *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
+func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := n.f.Name()
 	defer n.fs.track(ctx, "getattr", b, k)()
 	defer n.fs.guard("getattr", b, k, &errno)
@@ -62,7 +62,7 @@ func (n *fileNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errn
 	return 0
 }
 
-func (n *fileNode) Open(ctx context.Context, flags uint32) (_ gofs.FileHandle, _ uint32, errno syscall.Errno) {
+func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
 	b, k := n.f.Name()
 	defer n.fs.track(ctx, "open", b, k)()
 	defer n.fs.guard("open", b, k, &errno)
@@ -80,7 +80,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (_ gofs.FileHandle, _
 // it, as it may hold what an earlier version said; a descriptor that may
 // write bypasses it (FOPEN_DIRECT_IO): the staged file already holds the
 // bytes, and a second copy would only cost a copy and memory.
-func (f *FS) handle(n *fileNode, h *namespace.Handle) (gofs.FileHandle, uint32) {
+func (f *FS) handle(n *fileNode, h *namespace.Handle) (fs.FileHandle, uint32) {
 	var flags uint32
 	switch {
 	case h.Pinned():
@@ -94,7 +94,7 @@ func (f *FS) handle(n *fileNode, h *namespace.Handle) (gofs.FileHandle, uint32) 
 // Setattr without a handle: truncate(2) by path is staged and uploaded at
 // once; times, modes and owners are not kept by S3 and are accepted and
 // ignored, so touch, cp -p and R's file.copy work.
-func (n *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
+func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := n.f.Name()
 	defer n.fs.track(ctx, "setattr", b, k)()
 	defer n.fs.guard("setattr", b, k, &errno)

@@ -1,4 +1,4 @@
-package fs
+package fusefs
 
 // These tests mount the file system for real (/dev/fuse) over the in-memory
 // store, which holds keys a POSIX-backed server refuses. The mount is
@@ -26,7 +26,7 @@ import (
 	"testing"
 	"time"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/bucketfs/bucketfs/cache"
@@ -145,8 +145,8 @@ func serveForTest(mp, name string) error {
 // built: it mounts root at mp, says "ready" to the test, runs control (which
 // answers the test's commands on stdin) and serves until SIGTERM or SIGINT
 // unmounts it.
-func serveUntilSignal(mp string, root gofs.InodeEmbedder, opts *gofs.Options, control func()) error {
-	server, err := gofs.Mount(mp, root, opts)
+func serveUntilSignal(mp string, root fs.InodeEmbedder, opts *fs.Options, control func()) error {
+	server, err := fs.Mount(mp, root, opts)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package fs
+package fusefs
 
 // Objects that change while a file is open, served by the in-memory store:
 // every byte read belongs to the version that was opened, or the read fails

@@ -1,4 +1,4 @@
-package fs
+package fusefs
 
 // Writing through a real mount over the in-memory store. The mount is
 // served by a child process (this test binary, re-executed with
