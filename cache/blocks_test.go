@@ -31,7 +31,7 @@ func newDataFixture(t *testing.T, cfg Config, size int) (*fixture, []byte, store
 		cfg.BlockSize = testBlock
 	}
 	f := newFixture(t, cfg, map[string]string{"obj": string(data)})
-	o, err := f.c.StatFile(context.Background(), "b", "obj")
+	o, err := f.c.statFile(context.Background(), "b", "obj")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestETagPinning(t *testing.T) {
 	if _, err := r.ReadAt(ctx, p, 3*testBlock); !errors.Is(err, store.ErrChanged) {
 		t.Fatalf("uncached read after overwrite err = %v, want ErrChanged", err)
 	}
-	o2, err := f.c.StatFile(ctx, "b", "obj")
+	o2, err := f.c.statFile(ctx, "b", "obj")
 	if err != nil || o2.ETag == o.ETag || o2.Size != int64(len(newData)) {
 		t.Fatalf("StatFile after change = %+v, %v; want the new version", o2, err)
 	}
@@ -511,7 +511,7 @@ func TestCachedBytes(t *testing.T) {
 		if _, err := f.mem.Put(context.Background(), "b", fmt.Sprintf("big%d", i), bytes.NewReader(randomBytes(4*testBlock, int64(i))), 4*testBlock); err != nil {
 			t.Fatal(err)
 		}
-		ob, err := f.c.StatFile(context.Background(), "b", fmt.Sprintf("big%d", i))
+		ob, err := f.c.statFile(context.Background(), "b", fmt.Sprintf("big%d", i))
 		if err != nil {
 			t.Fatal(err)
 		}

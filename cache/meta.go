@@ -291,31 +291,6 @@ func nodeOrNotFound(bucket, key string, kind Kind, obj store.Object) (Node, erro
 	return Node{Kind: kind, Object: obj}, nil
 }
 
-// StatFile returns the metadata of the object key, from the cache (its
-// record, or its directory's listing) when fresh, else from one HeadObject.
-func (c *Cache) StatFile(ctx context.Context, bucket, key string) (store.Object, error) {
-	m := c.meta
-	e, ok := m.getObj(bucket, key)
-	if !ok {
-		prefix := parentPrefix(key)
-		if l := m.relisted(ctx, bucket, prefix); l != nil {
-			kind, obj := l.find(key[len(prefix):])
-			if !kind.Has(KindFile) {
-				return store.Object{}, fmt.Errorf("%s/%s: %w", bucket, key, store.ErrNotFound)
-			}
-			return obj, nil
-		}
-		var err error
-		if e, err = m.head(ctx, bucket, key); err != nil {
-			return store.Object{}, err
-		}
-	}
-	if !e.exists {
-		return store.Object{}, fmt.Errorf("%s/%s: %w", bucket, key, store.ErrNotFound)
-	}
-	return e.obj, nil
-}
-
 // Forget drops what the cache knows about key and its parent listing, so
 // the next lookup or open asks the server. Called when a read finds the
 // object changed.

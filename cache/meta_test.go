@@ -164,7 +164,7 @@ func TestListingFeedsLookups(t *testing.T) {
 			t.Errorf("Lookup(%s) = %v, %v; want kind %v", e.Name, n, err, e.Kind)
 		}
 		if e.Kind.Has(KindFile) {
-			o, err := f.c.StatFile(ctx, "b", "d/"+e.Name)
+			o, err := f.c.statFile(ctx, "b", "d/"+e.Name)
 			if err != nil || o.Size != int64(len(keys["d/"+e.Name])) {
 				t.Errorf("StatFile(%s) = %+v, %v", e.Name, o, err)
 			}

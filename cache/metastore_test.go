@@ -380,7 +380,7 @@ func TestRecordsGiveWayToListing(t *testing.T) {
 	if st := f.c.MetadataStats(); st.Listings != 1 || st.Items != 1 {
 		t.Errorf("after the listing: %+v, want the listing alone", st)
 	}
-	if o, err := f.c.StatFile(ctx, "b", "tree/d000/part-00034.csv"); err != nil || o.Size != 1 {
+	if o, err := f.c.statFile(ctx, "b", "tree/d000/part-00034.csv"); err != nil || o.Size != 1 {
 		t.Errorf("StatFile from the listing = %+v, %v", o, err)
 	}
 	if f.fault.Count(faultstore.OpStat) != 0 {
@@ -456,7 +456,7 @@ func TestExpiredListingRelistedOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if _, err := f.c.StatFile(ctx, "b", "tree/d000/nope"); err == nil {
+	if _, err := f.c.statFile(ctx, "b", "tree/d000/nope"); err == nil {
 		t.Error("StatFile of a name not in the new listing succeeded")
 	}
 	after := f.counts()

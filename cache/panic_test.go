@@ -25,7 +25,7 @@ func (panicStore) Stat(context.Context, string, string) (store.Object, error) {
 func TestPanicsBecomeErrors(t *testing.T) {
 	f, _, o := newDataFixture(t, Config{}, 2*testBlock)
 	c := New(panicStore{f.fault}, Config{BlockSize: testBlock})
-	if _, err := c.StatFile(context.Background(), "b", "obj"); err == nil || !strings.Contains(err.Error(), "boom in Stat") {
+	if _, err := c.statFile(context.Background(), "b", "obj"); err == nil || !strings.Contains(err.Error(), "boom in Stat") {
 		t.Errorf("StatFile err = %v, want the panic as an error", err)
 	}
 	r := c.Open("b", o)

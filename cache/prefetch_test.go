@@ -23,7 +23,7 @@ func TestSiblingPrefetch(t *testing.T) {
 
 	misses := 0
 	for i := 0; i < 40; i++ {
-		o, err := f.c.StatFile(ctx, "b", fmt.Sprintf("dir/part-%03d.csv", i))
+		o, err := f.c.statFile(ctx, "b", fmt.Sprintf("dir/part-%03d.csv", i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +58,7 @@ func TestNoPrefetchForRandomOpens(t *testing.T) {
 	ctx := context.Background()
 	readAll(t, f.c, "b", "d/")
 	for _, i := range []int{7, 2, 15, 0, 11} {
-		o, _ := f.c.StatFile(ctx, "b", fmt.Sprintf("d/f%02d", i))
+		o, _ := f.c.statFile(ctx, "b", fmt.Sprintf("d/f%02d", i))
 		f.c.Open("b", o).Close()
 	}
 	time.Sleep(20 * time.Millisecond)
