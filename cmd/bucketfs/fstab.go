@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"github.com/bucketfs/bucketfs/internal/units"
@@ -170,10 +169,9 @@ func fstabOptionList() string {
 }
 
 // translateOptions turns the comma-separated -o arguments of mount(8) into
-// "bucketfs mount" flags. haveFlag says whether the mount command has a
-// flag (--credentials may be missing from older builds). With sloppy,
-// unknown options are skipped and returned as warnings.
-func translateOptions(optArgs []string, sloppy bool, haveFlag func(string) bool) (flags, warnings []string, err error) {
+// "bucketfs mount" flags. With sloppy, unknown options are skipped and
+// returned as warnings.
+func translateOptions(optArgs []string, sloppy bool) (flags, warnings []string, err error) {
 	ro := false
 	for _, arg := range optArgs {
 		for _, opt := range splitOptions(arg) {
@@ -208,8 +206,6 @@ func translateOptions(optArgs []string, sloppy bool, haveFlag func(string) bool)
 				return nil, nil, fmt.Errorf("option %s needs a value: %s=VALUE", key, o.name)
 			case !o.value && hasVal:
 				return nil, nil, fmt.Errorf("option %s takes no value: write just %s", opt, o.name)
-			case !haveFlag(o.flag):
-				return nil, nil, fmt.Errorf("option %s: this bucketfs has no --%s flag; upgrade bucketfs or remove the option", o.name, o.flag)
 			}
 			if !o.value {
 				flags = append(flags, "--"+o.flag)
@@ -334,8 +330,8 @@ func checkLevel(v string) (string, error) {
 // asked: the translated options, the source (none for every bucket) and
 // the mount point. asRoot adds a log file under /var/log/bucketfs when the
 // options name none: a mount made at boot has no home directory to log to.
-func helperMountArgs(h helperArgs, haveFlag func(string) bool, asRoot bool) (args, warnings []string, err error) {
-	flags, warnings, err := translateOptions(h.options, h.sloppy, haveFlag)
+func helperMountArgs(h helperArgs, asRoot bool) (args, warnings []string, err error) {
+	flags, warnings, err := translateOptions(h.options, h.sloppy)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -383,17 +379,6 @@ func defaultHelperLog(dir string) string {
 	return filepath.Join(helperLogDir, name+".log")
 }
 
-// mountFlags returns a test for whether "bucketfs mount" has a flag, read
-// from its own help text (the flag set lives inside parseMountArgs).
-func mountFlags() func(name string) bool {
-	var help bytes.Buffer
-	_, _ = parseMountArgs([]string{"--help"}, &help)
-	text := help.String()
-	return func(name string) bool {
-		return strings.Contains(text, "\n  --"+name+" ") || strings.Contains(text, "\n  --"+name+"\n")
-	}
-}
-
 // mountHelper is main for mount.bucketfs: it turns mount(8)'s command line
 // into "bucketfs mount" and runs it, so the mount daemonizes and mount(8)
 // returns once the mount is ready. Errors are one line on stderr, with
@@ -408,7 +393,7 @@ func mountHelper(args []string, stdout, stderr io.Writer) int {
 		return fail(helperExitUsage, err)
 	}
 	asRoot := os.Geteuid() == 0
-	margs, warnings, err := helperMountArgs(h, mountFlags(), asRoot)
+	margs, warnings, err := helperMountArgs(h, asRoot)
 	if err != nil {
 		return fail(helperExitUsage, err)
 	}

@@ -13,8 +13,6 @@ import (
 	"github.com/bucketfs/bucketfs/stage"
 )
 
-func allFlags(string) bool { return true }
-
 func TestParseHelperArgs(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -62,12 +60,10 @@ func TestTranslateOptions(t *testing.T) {
 	if err != nil {
 		t.Skip("no user 0 on this host")
 	}
-	noCredentials := func(f string) bool { return f != "credentials" }
 	tests := []struct {
 		name     string
 		opts     []string
 		sloppy   bool
-		haveFlag func(string) bool
 		want     []string
 		warnings int
 		wantErr  string
@@ -108,17 +104,11 @@ func TestTranslateOptions(t *testing.T) {
 		{name: "bad level", opts: []string{"ro,log_level=loud"}, wantErr: "option log_level=loud"},
 		{name: "metrics on IPv6 loopback", opts: []string{"metrics_addr=[::1]:9100"}, want: []string{"--metrics-addr=[::1]:9100"}},
 		{name: "metrics address without port", opts: []string{"ro,metrics_addr=localhost"}, wantErr: "option metrics_addr=localhost: want HOST:PORT"},
-		{name: "credentials without the flag", opts: []string{"ro,credentials=env"}, haveFlag: noCredentials,
-			wantErr: "no --credentials flag"},
 		{name: "generic name with a value", opts: []string{"ro,nofail=1"}, wantErr: `unknown option "nofail=1"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			have := tc.haveFlag
-			if have == nil {
-				have = allFlags
-			}
-			got, warnings, err := translateOptions(tc.opts, tc.sloppy, have)
+			got, warnings, err := translateOptions(tc.opts, tc.sloppy)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
@@ -165,7 +155,7 @@ func TestHelperMountArgs(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, _, err := helperMountArgs(tc.h, allFlags, tc.asRoot)
+			got, _, err := helperMountArgs(tc.h, tc.asRoot)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
@@ -188,7 +178,7 @@ func TestHelperArgsParse(t *testing.T) {
 	h := helperArgs{source: "s3://bkt/data/2024", dir: "/mnt/d", options: []string{
 		"ro,allow_other,uid=1000,gid=1001,file_mode=0440,dir_mode=0550,endpoint=http://127.0.0.1:9,region=eu-west-1," +
 			"profile=p,path_style,cache_size=1GiB,metadata_cache_size=64MiB,metadata_ttl=90s,request_timeout=20s,log_level=warn,log_file=/tmp/l.log"}}
-	args, _, err := helperMountArgs(h, mountFlags(), false)
+	args, _, err := helperMountArgs(h, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,14 +202,11 @@ func TestHelperArgsParse(t *testing.T) {
 // TestFstabOptionsHaveFlags: every fstab option names a flag the mount
 // command has, so a renamed flag cannot silently break fstab lines.
 func TestFstabOptionsHaveFlags(t *testing.T) {
-	have := mountFlags()
+	fs := mountFlags(&mountConfig{})
 	for _, o := range fstabOptions {
-		if !have(o.flag) {
-			t.Errorf("fstab option %s maps to --%s, which bucketfs mount --help does not list", o.name, o.flag)
+		if fs.Lookup(o.flag) == nil {
+			t.Errorf("fstab option %s maps to --%s, which bucketfs mount does not have", o.name, o.flag)
 		}
-	}
-	if have("no-such-flag") {
-		t.Error("mountFlags claims a flag that does not exist")
 	}
 }
 

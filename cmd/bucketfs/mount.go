@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"github.com/bucketfs/bucketfs/internal/units"
 	"io"
@@ -101,17 +102,8 @@ func (c mountConfig) source() string {
 	return "s3://" + c.Bucket + "/" + c.Prefix
 }
 
-func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
-	c := mountConfig{
-		UID:            os.Getuid(),
-		GID:            os.Getgid(),
-		CacheSize:      cache.DefaultDataBytes,
-		MetadataSize:   cache.DefaultMetadataBytes,
-		StagingSize:    stage.DefaultLimit,
-		MetadataTTL:    cache.DefaultMetadataTTL,
-		RequestTimeout: cache.DefaultRequestTimeout,
-		LogLevel:       "info",
-	}
+// mountFlags is the flag set of "bucketfs mount", filling c.
+func mountFlags(c *mountConfig) *flag.FlagSet {
 	fs := newFlagSet("mount")
 	c.connFlags.register(fs)
 	fs.BoolVar(&c.ReadOnly, "read-only", false, "refuse every change with EROFS (Read-only file system); the right mode for Posit Connect content and other data that must not change")
@@ -132,7 +124,21 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "`level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFile, "log-file", "", "write logs to `path` (default: stderr with --foreground, else the user's cache dir bucketfs/bucketfs.log)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics, and the Go profiler under /debug/pprof/ (default off; use 127.0.0.1:PORT)")
+	return fs
+}
 
+func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
+	c := mountConfig{
+		UID:            os.Getuid(),
+		GID:            os.Getgid(),
+		CacheSize:      cache.DefaultDataBytes,
+		MetadataSize:   cache.DefaultMetadataBytes,
+		StagingSize:    stage.DefaultLimit,
+		MetadataTTL:    cache.DefaultMetadataTTL,
+		RequestTimeout: cache.DefaultRequestTimeout,
+		LogLevel:       "info",
+	}
+	fs := mountFlags(&c)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		if isHelp(err) {
