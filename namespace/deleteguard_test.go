@@ -232,15 +232,7 @@ func TestGuardedNamespace(t *testing.T) {
 			if err := tt.do(e); !errors.Is(err, tt.err) {
 				t.Fatalf("error %v, want %v", err, tt.err)
 			}
-			for k, want := range tt.stored {
-				got, ok := e.object(k)
-				if want == "-" && ok {
-					t.Errorf("%q exists (%q), want none", k, got)
-				}
-				if want != "-" && (!ok || got != want) {
-					t.Errorf("%q holds %q (exists %v), want %q", k, got, ok, want)
-				}
-			}
+			e.check(t, tt.stored, nil)
 			if tt.err != nil && e.fault.Count(faultstore.OpDelete)+e.fault.Count(faultstore.OpCopy) != 0 {
 				t.Errorf("a refused delete sent %d DeleteObject and %d CopyObject", e.fault.Count(faultstore.OpDelete), e.fault.Count(faultstore.OpCopy))
 			}

@@ -231,21 +231,7 @@ func TestFailures(t *testing.T) {
 			if (tt.err == nil) != (err == nil) || (tt.err != nil && !errors.Is(err, tt.err)) {
 				t.Fatalf("error %v, want %v", err, tt.err)
 			}
-			for k, want := range tt.stored {
-				got, ok := e.object(k)
-				if want == "-" && ok {
-					t.Errorf("%q exists (%q), want none", k, got)
-				}
-				if want != "-" && (!ok || got != want) {
-					t.Errorf("%q holds %q (exists %v), want %q", k, got, ok, want)
-				}
-			}
-			for pn, want := range tt.listed {
-				prefix, name, _ := strings.Cut(pn, "|")
-				if got := has(e.list(prefix), name); got != want {
-					t.Errorf("%q listed in %q: %v, want %v (%q)", name, prefix, got, want, e.list(prefix))
-				}
-			}
+			e.check(t, tt.stored, tt.listed)
 			if tt.after != nil {
 				tt.after(t, e)
 			}

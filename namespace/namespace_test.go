@@ -166,6 +166,27 @@ func (e *env) list(prefix string) []string {
 	}
 }
 
+// check verifies what the store holds (key -> content, "-" for absent)
+// and what the listings show ("prefix|name" -> listed or not).
+func (e *env) check(t *testing.T, stored map[string]string, listed map[string]bool) {
+	t.Helper()
+	for k, want := range stored {
+		got, ok := e.object(k)
+		if want == "-" && ok {
+			t.Errorf("%q exists (%q), want none", k, got)
+		}
+		if want != "-" && (!ok || got != want) {
+			t.Errorf("%q holds %q (exists %v), want %q", k, got, ok, want)
+		}
+	}
+	for pn, want := range listed {
+		prefix, name, _ := strings.Cut(pn, "|")
+		if got := has(e.list(prefix), name); got != want {
+			t.Errorf("%q listed in %q: %v, want %v (%q)", name, prefix, got, want, e.list(prefix))
+		}
+	}
+}
+
 func has(names []string, name string) bool {
 	for _, n := range names {
 		if n == name {
@@ -487,21 +508,7 @@ func TestChanges(t *testing.T) {
 			if err := tt.do(e); !errors.Is(err, tt.err) {
 				t.Fatalf("error %v, want %v", err, tt.err)
 			}
-			for k, want := range tt.stored {
-				got, ok := e.object(k)
-				if want == "-" && ok {
-					t.Errorf("%q exists (%q), want none", k, got)
-				}
-				if want != "-" && (!ok || got != want) {
-					t.Errorf("%q holds %q (exists %v), want %q", k, got, ok, want)
-				}
-			}
-			for pn, want := range tt.listed {
-				prefix, name, _ := strings.Cut(pn, "|")
-				if got := has(e.list(prefix), name); got != want {
-					t.Errorf("%q listed in %q: %v, want %v (%q)", name, prefix, got, want, e.list(prefix))
-				}
-			}
+			e.check(t, tt.stored, tt.listed)
 		})
 	}
 }
