@@ -13,7 +13,7 @@ import (
 
 // DirEntry is one name in a directory listing. Name is relative to the
 // directory and is exactly what the keys say: it may be unusable as a file
-// name ("", ".", "..", too long); the fs layer decides what to show.
+// name ("", ".", "..", too long); the namespace decides what to show.
 type DirEntry struct {
 	Name   string
 	Kind   Kind
