@@ -85,14 +85,10 @@ func TestFailures(t *testing.T) {
 			name: "upload failure of a changed file keeps the old object",
 			do: func(e *env) error {
 				e.failOn(faultstore.OpPut, "file.txt", -1, errBoom)
-				en, _ := e.root().Lookup(ctx, "file.txt")
-				h, err := en.File.Open(ctx, syscall.O_WRONLY|syscall.O_TRUNC)
-				if err != nil {
-					return err
-				}
-				defer h.Release(ctx)
-				h.Write(ctx, []byte("changed"), 0)
-				return h.Flush(ctx)
+				return e.withOpen(ctx, "file.txt", syscall.O_WRONLY|syscall.O_TRUNC, func(h *Handle) error {
+					h.Write(ctx, []byte("changed"), 0)
+					return h.Flush(ctx)
+				})
 			},
 			err:    store.ErrThrottled,
 			stored: map[string]string{"file.txt": "hello\n"},
@@ -152,15 +148,11 @@ func TestFailures(t *testing.T) {
 		{
 			name: "object changed under an open writer",
 			do: func(e *env) error {
-				en, _ := e.root().Lookup(ctx, "file.txt")
-				h, err := en.File.Open(ctx, syscall.O_WRONLY)
-				if err != nil {
+				return e.withOpen(ctx, "file.txt", syscall.O_WRONLY, func(h *Handle) error {
+					e.mem.Put(ctx, bkt, "file.txt", strings.NewReader("replaced!"), 9)
+					_, err := h.Write(ctx, []byte("X"), 0)
 					return err
-				}
-				defer h.Release(ctx)
-				e.mem.Put(ctx, bkt, "file.txt", strings.NewReader("replaced!"), 9)
-				_, err = h.Write(ctx, []byte("X"), 0)
-				return err
+				})
 			},
 			err:    store.ErrChanged,
 			stored: map[string]string{"file.txt": "replaced!"},
@@ -168,15 +160,11 @@ func TestFailures(t *testing.T) {
 		{
 			name: "object changed under an open reader",
 			do: func(e *env) error {
-				en, _ := e.root().Lookup(ctx, "file.txt")
-				h, err := en.File.Open(ctx, syscall.O_RDONLY)
-				if err != nil {
+				return e.withOpen(ctx, "file.txt", syscall.O_RDONLY, func(h *Handle) error {
+					e.mem.Put(ctx, bkt, "file.txt", strings.NewReader("replaced!"), 9)
+					_, err := h.Read(ctx, make([]byte, 100), 0)
 					return err
-				}
-				defer h.Release(ctx)
-				e.mem.Put(ctx, bkt, "file.txt", strings.NewReader("replaced!"), 9)
-				_, err = h.Read(ctx, make([]byte, 100), 0)
-				return err
+				})
 			},
 			err: store.ErrChanged,
 			after: func(t *testing.T, e *env) {

@@ -127,6 +127,21 @@ func (e *env) failOn(op, key string, n int, err error) {
 
 func (e *env) root() *Dir { return e.ns.Dir(bkt, "") }
 
+// withOpen opens the root's file name with flags, runs fn on the handle
+// and releases it.
+func (e *env) withOpen(ctx context.Context, name string, flags uint32, fn func(h *Handle) error) error {
+	en, err := e.root().Lookup(ctx, name)
+	if err != nil {
+		return err
+	}
+	h, err := en.File.Open(ctx, flags)
+	if err != nil {
+		return err
+	}
+	defer h.Release(ctx)
+	return fn(h)
+}
+
 // object returns the stored bytes of key, or ok false.
 func (e *env) object(key string) (string, bool) {
 	e.t.Helper()
@@ -336,28 +351,20 @@ func TestChanges(t *testing.T) {
 		{
 			name: "overwrite with O_TRUNC",
 			do: func(e *env) error {
-				en, _ := e.root().Lookup(ctx, "file.txt")
-				h, err := en.File.Open(ctx, syscall.O_WRONLY|syscall.O_TRUNC)
-				if err != nil {
-					return err
-				}
-				defer h.Release(ctx)
-				h.Write(ctx, []byte("new"), 0)
-				return h.Flush(ctx)
+				return e.withOpen(ctx, "file.txt", syscall.O_WRONLY|syscall.O_TRUNC, func(h *Handle) error {
+					h.Write(ctx, []byte("new"), 0)
+					return h.Flush(ctx)
+				})
 			},
 			stored: map[string]string{"file.txt": "new"},
 		},
 		{
 			name: "append",
 			do: func(e *env) error {
-				en, _ := e.root().Lookup(ctx, "file.txt")
-				h, err := en.File.Open(ctx, syscall.O_WRONLY|syscall.O_APPEND)
-				if err != nil {
-					return err
-				}
-				defer h.Release(ctx)
-				h.Write(ctx, []byte("more\n"), 0)
-				return h.Flush(ctx)
+				return e.withOpen(ctx, "file.txt", syscall.O_WRONLY|syscall.O_APPEND, func(h *Handle) error {
+					h.Write(ctx, []byte("more\n"), 0)
+					return h.Flush(ctx)
+				})
 			},
 			stored: map[string]string{"file.txt": "hello\nmore\n"},
 		},
@@ -487,14 +494,10 @@ func TestChanges(t *testing.T) {
 		{
 			name: "write through a read-only handle",
 			do: func(e *env) error {
-				en, _ := e.root().Lookup(ctx, "file.txt")
-				h, err := en.File.Open(ctx, syscall.O_RDONLY)
-				if err != nil {
+				return e.withOpen(ctx, "file.txt", syscall.O_RDONLY, func(h *Handle) error {
+					_, err := h.Write(ctx, []byte("x"), 0)
 					return err
-				}
-				defer h.Release(ctx)
-				_, err = h.Write(ctx, []byte("x"), 0)
-				return err
+				})
 			},
 			err:    ErrNotWriter,
 			stored: map[string]string{"file.txt": "hello\n"},
