@@ -104,16 +104,7 @@ func TestCreateOver(t *testing.T) {
 				t.Fatal(err)
 			}
 			var fetched atomic.Int64
-			fill := func(ctx context.Context, key, etag string, off, size int64, w io.WriterAt) error {
-				fetched.Add(size)
-				p := make([]byte, size)
-				if _, err := fx.mem.ReadAt(ctx, "b", key, etag, p, off); err != nil && err != io.EOF {
-					return err
-				}
-				_, err := w.WriteAt(p, off)
-				return err
-			}
-			f, err := fx.area.CreateOver("k", "k", o.ETag, o.Size, fill)
+			f, err := fx.area.CreateOver("k", "k", o.ETag, o.Size, fx.fill(&fetched))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -164,15 +155,7 @@ func TestCreateOverReplaced(t *testing.T) {
 	fx := newFixture(t, Config{PartSize: ps, Threshold: ps})
 	orig := pseudo(2*ps + 1)
 	o, _ := fx.mem.Put(ctx, "b", "k", bytes.NewReader(orig), int64(len(orig)))
-	fill := func(ctx context.Context, key, etag string, off, size int64, w io.WriterAt) error {
-		p := make([]byte, size)
-		if _, err := fx.mem.ReadAt(ctx, "b", key, etag, p, off); err != nil && err != io.EOF {
-			return err
-		}
-		_, err := w.WriteAt(p, off)
-		return err
-	}
-	f, err := fx.area.CreateOver("k", "k", o.ETag, o.Size, fill)
+	f, err := fx.area.CreateOver("k", "k", o.ETag, o.Size, fx.fill(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,6 +173,22 @@ func TestCreateOverReplaced(t *testing.T) {
 }
 
 // pseudo returns n bytes that differ from part to part.
+// fill fetches the parts CreateOver asks for from the fixture's store,
+// bucket "b", counting the bytes in fetched when it is not nil.
+func (fx fixture) fill(fetched *atomic.Int64) Fill {
+	return func(ctx context.Context, key, etag string, off, size int64, w io.WriterAt) error {
+		if fetched != nil {
+			fetched.Add(size)
+		}
+		p := make([]byte, size)
+		if _, err := fx.mem.ReadAt(ctx, "b", key, etag, p, off); err != nil && err != io.EOF {
+			return err
+		}
+		_, err := w.WriteAt(p, off)
+		return err
+	}
+}
+
 func pseudo(n int) []byte {
 	b := make([]byte, n)
 	x := uint32(12345)
