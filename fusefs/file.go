@@ -21,12 +21,27 @@ type fileNode struct {
 	f  *namespace.File
 	// counted says the node is in FS.fileInodes, until the kernel forgets it.
 	counted atomic.Bool
+	open    atomic.Int32 // handles open
 }
 
 // OnForget: the kernel no longer holds the inode.
 func (n *fileNode) OnForget() {
 	if n.counted.CompareAndSwap(true, false) {
 		n.fs.fileInodes.Add(-1)
+	}
+	n.fs.kept.Drop(n)
+}
+
+// busy says the kernel must keep the inode: it is open, or the mount
+// writes the file (FS.kept).
+func (n *fileNode) busy() bool { return n.open.Load() > 0 || !n.f.Pinned() }
+
+// forget asks the kernel to drop the name of n, so that it forgets the
+// inode once no one uses it (FS.kept). Never from inside a request:
+// the kernel takes the directory's lock (see handle.Read).
+func (n *fileNode) forget() {
+	if name, parent := n.Parent(); parent != nil {
+		parent.NotifyEntry(name)
 	}
 }
 
@@ -88,6 +103,7 @@ func (f *FS) handle(n *fileNode, h *namespace.Handle) (fs.FileHandle, uint32) {
 	case h.Writer():
 		flags = fuse.FOPEN_DIRECT_IO
 	}
+	n.open.Add(1)
 	return &handle{n: n, h: h}, flags
 }
 
@@ -171,6 +187,7 @@ func (h *handle) Release(ctx context.Context) (errno syscall.Errno) {
 	defer h.n.fs.track(ctx, "release", b, k)()
 	defer h.n.fs.guard("release", b, k, &errno)
 	h.h.Release(ctx)
+	h.n.open.Add(-1)
 	return 0
 }
 

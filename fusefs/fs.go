@@ -21,6 +21,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/bucketfs/bucketfs/cache"
+	"github.com/bucketfs/bucketfs/internal/forget"
 	"github.com/bucketfs/bucketfs/internal/watchdog"
 	"github.com/bucketfs/bucketfs/namespace"
 	"github.com/bucketfs/bucketfs/stage"
@@ -58,16 +59,22 @@ type Config struct {
 	Status func() (text, json []byte)
 	// Tracker, if set, is told of every request in flight (inflight.go).
 	Tracker *watchdog.Tracker
-	// PlusFiles bounds the file inodes held by the kernel beyond which a
-	// directory read (READDIRPLUS) passes files as names only; 0 means
-	// DefaultPlusFiles. Each file a directory read gives attributes
-	// becomes an inode that the kernel and go-fuse keep (~450 bytes here)
-	// until the kernel forgets it, which it does only under memory
-	// pressure: without a bound, a find over a million objects pins a
-	// million. Past it a stat costs one LOOKUP, answered from the cached
-	// listing; while such LOOKUPs come (ls -l, ls -lR: every name passed
-	// gets an inode anyway), directory reads give attributes again.
+	// PlusFiles bounds the file inodes held by the kernel; 0 means
+	// DefaultPlusFiles. Each file the kernel is given (a LOOKUP, or a
+	// directory read with attributes) becomes an inode that the kernel
+	// and go-fuse keep (~450 bytes here) until the kernel forgets it,
+	// which it does only under memory pressure: without a bound, ls -lR
+	// over a million objects pins a million. Past the bound, directory
+	// reads (READDIRPLUS) pass files as names only, unless files are being
+	// looked up by name (ls -l: every name passed gets an inode anyway),
+	// and the kernel is asked to forget the files it was given least
+	// recently (package forget), not those open or being written; a stat
+	// of a forgotten name costs one LOOKUP, answered from the cached
+	// listing.
 	PlusFiles int
+	// Context bounds the mount's background work (asking the kernel to
+	// forget inodes); cancel it at unmount. nil means never cancelled.
+	Context context.Context
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -99,6 +106,7 @@ type FS struct {
 
 	fileInodes   atomic.Int64 // file inodes the kernel holds (see Config.PlusFiles)
 	fileLookupAt atomic.Int64 // when the kernel last looked a file up by name, Unix nanoseconds
+	kept         *forget.LRU[*fileNode]
 }
 
 // New returns the root node for cfg over c.
@@ -115,8 +123,13 @@ func New(c *cache.Cache, cfg Config) fs.InodeEmbedder {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Context == nil {
+		cfg.Context = context.Background()
+	}
 	f := &FS{cfg: cfg, log: cfg.Logger,
-		ns: namespace.New(c, namespace.Config{Writer: cfg.Writer, Staging: cfg.Staging, AllowDelete: cfg.AllowDelete, Logger: cfg.Logger})}
+		ns:   namespace.New(c, namespace.Config{Writer: cfg.Writer, Staging: cfg.Staging, AllowDelete: cfg.AllowDelete, Logger: cfg.Logger}),
+		kept: forget.New(cfg.PlusFiles, (*fileNode).busy)}
+	go f.kept.Run(cfg.Context, (*fileNode).forget)
 	if cfg.Bucket == "" {
 		return &bucketsNode{fs: f}
 	}
@@ -139,11 +152,19 @@ func Options(c *cache.Cache) *fs.Options {
 // the staging files it still could not upload (they stay on disk). The
 // mount command calls it after unmounting.
 func Drain(ctx context.Context, root fs.InodeEmbedder) (kept []string) {
+	if f := fsOf(root); f != nil {
+		return f.ns.Drain(ctx)
+	}
+	return nil
+}
+
+// fsOf returns the FS of a root New made.
+func fsOf(root fs.InodeEmbedder) *FS {
 	switch r := root.(type) {
 	case *bucketsNode:
-		return r.fs.ns.Drain(ctx)
+		return r.fs
 	case *dirNode:
-		return r.fs.ns.Drain(ctx)
+		return r.fs
 	}
 	return nil
 }
@@ -246,6 +267,9 @@ func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out
 	ch := parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.File.Ino()})
 	if ch.Operations() == n && n.counted.CompareAndSwap(false, true) {
 		f.fileInodes.Add(1) // a new inode, not one the kernel already had
+	}
+	if n, ok := ch.Operations().(*fileNode); ok {
+		f.kept.Use(n)
 	}
 	return ch
 }

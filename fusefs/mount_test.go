@@ -138,6 +138,7 @@ func serveForTest(mp, name string) error {
 		}
 	}
 	root := New(c, fcfg)
+	served = fsOf(root)
 	return serveUntilSignal(mp, root, opts, func() { control(ctx, mem) })
 }
 
@@ -169,11 +170,16 @@ func serveUntilSignal(mp string, root fs.InodeEmbedder, opts *fs.Options, contro
 //
 //	put BUCKET KEY SEED SIZE   store pseudoRandom(SEED, SIZE) under KEY
 //	delete BUCKET KEY
+//	inodes                     answer "ok N": the file inodes the kernel holds
 //
 // Keys are Go-quoted, so any byte can travel.
 func control(ctx context.Context, mem *memstore.Store) {
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
+		if sc.Text() == "inodes" {
+			fmt.Println("ok", served.fileInodes.Load())
+			continue
+		}
 		if err := runCommand(ctx, mem, sc.Text()); err != nil {
 			fmt.Println("error", err)
 			continue
@@ -223,6 +229,9 @@ func pseudoRandom(seed uint64, n int) []byte {
 	return b
 }
 
+// served is the FS a serving child serves.
+var served *FS
+
 // child is a serving child process.
 type child struct {
 	mp  string
@@ -245,6 +254,22 @@ func (c *child) do(t *testing.T, format string, a ...any) {
 	if strings.TrimSpace(line) != "ok" {
 		t.Fatalf("command %q: %q, %v", fmt.Sprintf(format, a...), line, err)
 	}
+}
+
+// inodes asks the child how many file inodes the kernel holds.
+func (c *child) inodes(t *testing.T) int64 {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n int64
+	if _, err := fmt.Fprintln(c.in, "inodes"); err != nil {
+		t.Fatal(err)
+	}
+	line, err := c.out.ReadString('\n')
+	if _, err2 := fmt.Sscanf(line, "ok %d", &n); err != nil || err2 != nil {
+		t.Fatalf("inodes: %q, %v %v", line, err, err2)
+	}
+	return n
 }
 
 // logLines returns the child's JSON log records so far.

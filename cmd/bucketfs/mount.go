@@ -380,9 +380,11 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 		Logger:  log,
 		Status:  m.StatusFiles(tracker),
 		Tracker: tracker,
-		// The kernel's file inodes from directory reads scale with the
-		// metadata bound: one per KiB of it (~450 bytes each).
+		// The kernel's file inodes scale with the metadata bound: one per
+		// KiB of it (~450 bytes each); past it the kernel is asked to
+		// forget those it was given least recently.
 		PlusFiles: int(c.MetadataSize >> 10),
+		Context:   mctx,
 	}
 	var area *stage.Area
 	if !c.ReadOnly {
