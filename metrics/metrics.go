@@ -36,6 +36,10 @@ const (
 	nameCacheMisses     = "bucketfs_cache_block_misses_total"
 	nameCacheBytes      = "bucketfs_cache_bytes"
 	nameCacheCapacity   = "bucketfs_cache_capacity_bytes"
+	nameMetaBytes       = "bucketfs_cache_metadata_bytes"
+	nameMetaCapacity    = "bucketfs_cache_metadata_capacity_bytes"
+	nameMetaEntries     = "bucketfs_cache_metadata_entries"
+	nameMetaEvictions   = "bucketfs_cache_metadata_evictions_total"
 	nameRefreshes       = "bucketfs_credential_refreshes_total"
 	nameExpiry          = "bucketfs_credential_expiry_timestamp_seconds"
 	nameCredentialInfo  = "bucketfs_credential_info"
@@ -74,6 +78,9 @@ type Options struct {
 type CacheStats struct {
 	BlockHits, BlockMisses     int64
 	CachedBytes, CapacityBytes int64
+	// The metadata cache (listings and per-name records): bytes counted,
+	// its bound (--metadata-cache-size), entries, and evictions so far.
+	MetaBytes, MetaCapacity, MetaEntries, MetaEvictions int64
 }
 
 // InFlightStats are the figures of the file operations in flight, read at
@@ -222,6 +229,22 @@ func New(o Options) *Metrics {
 			Namespace: namespace, Subsystem: "cache", Name: "capacity_bytes",
 			Help: "Bytes of file data the cache may hold (--cache-size).",
 		}, cacheFunc(func(s CacheStats) int64 { return s.CapacityBytes })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "cache", Name: "metadata_bytes",
+			Help: "Bytes counted for the listings and file attributes cached now.",
+		}, cacheFunc(func(s CacheStats) int64 { return s.MetaBytes })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "cache", Name: "metadata_capacity_bytes",
+			Help: "Bytes the metadata cache may hold (--metadata-cache-size).",
+		}, cacheFunc(func(s CacheStats) int64 { return s.MetaCapacity })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "cache", Name: "metadata_entries",
+			Help: "Listings and per-name records cached now.",
+		}, cacheFunc(func(s CacheStats) int64 { return s.MetaEntries })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "cache", Name: "metadata_evictions_total",
+			Help: "Listings and per-name records dropped, least recently used first, to stay within the bound.",
+		}, cacheFunc(func(s CacheStats) int64 { return s.MetaEvictions })),
 		buildInfo, mountInfo,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "mount_start_timestamp_seconds",

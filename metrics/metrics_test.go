@@ -45,7 +45,8 @@ func workload(m *Metrics) {
 	m.CredentialRefreshed(false, start.Add(time.Hour))
 	m.CredentialRefreshed(true, start.Add(7*time.Hour))
 	m.SetCacheStats(func() CacheStats {
-		return CacheStats{BlockHits: 30, BlockMisses: 10, CachedBytes: 40 << 20, CapacityBytes: 512 << 20}
+		return CacheStats{BlockHits: 30, BlockMisses: 10, CachedBytes: 40 << 20, CapacityBytes: 512 << 20,
+			MetaBytes: 3 << 20, MetaCapacity: 128 << 20, MetaEntries: 1200, MetaEvictions: 7}
 	})
 }
 
@@ -97,6 +98,10 @@ func TestExposition(t *testing.T) {
 			"bucketfs_cache_block_misses_total 10",
 			"bucketfs_cache_bytes 4.194304e+07",
 			"bucketfs_cache_capacity_bytes 5.36870912e+08",
+			"bucketfs_cache_metadata_bytes 3.145728e+06",
+			"bucketfs_cache_metadata_capacity_bytes 1.34217728e+08",
+			"bucketfs_cache_metadata_entries 1200",
+			"bucketfs_cache_metadata_evictions_total 7",
 			`bucketfs_credential_refreshes_total{result="ok"} 1`,
 			`bucketfs_credential_refreshes_total{result="error"} 1`,
 			`bucketfs_credential_info{source="instance role my-role"} 1`,
@@ -132,7 +137,8 @@ func TestSnapshot(t *testing.T) {
 			{Op: "head", Requests: 2, Errors: 1, ByStatus: map[string]int64{"ok": 1, "not_found": 1}},
 		},
 		BytesRead: 3 << 20, BytesWritten: 1024,
-		Cache:       CacheSnapshot{BlockHits: 30, BlockMisses: 10, HitRatio: 0.75, Bytes: 40 << 20, CapacityBytes: 512 << 20},
+		Cache: CacheSnapshot{BlockHits: 30, BlockMisses: 10, HitRatio: 0.75, Bytes: 40 << 20, CapacityBytes: 512 << 20,
+			MetadataBytes: 3 << 20, MetadataCapacityBytes: 128 << 20, MetadataEntries: 1200, MetadataEvictions: 7},
 		Credentials: CredentialSnapshot{Source: "instance role my-role", RefreshesOK: 1, RefreshErrors: 1, Expires: &exp},
 	}
 	// Means are floating point sums; check them apart.
@@ -180,6 +186,7 @@ version      v1.2.3, up 1h30m0s
 read         0 B from S3
 written      0 B to S3
 cache        0 hits, 0 misses (0.0% hits); 0 B of 0 B in use
+metadata     0 entries, 0 B of 0 B in use; 0 evicted
 credentials  ; do not expire; refreshes: 0 ok, 0 failed
 in flight    0 file operations, 0 stuck, 0 over 5s
 
@@ -191,6 +198,7 @@ version      v1.2.3, up 1h30m0s
 read         3.0 MiB from S3
 written      1.0 KiB to S3
 cache        30 hits, 10 misses (75.0% hits); 40.0 MiB of 512.0 MiB in use
+metadata     1200 entries, 3.0 MiB of 128.0 MiB in use; 7 evicted
 credentials  instance role my-role; expire 2026-03-01T19:00:00Z; refreshes: 1 ok, 1 failed
 in flight    0 file operations, 0 stuck, 0 over 5s
 
@@ -210,6 +218,7 @@ version      v1.2.3, up 1h30m0s
 read         0 B from S3
 written      0 B to S3
 cache        0 hits, 0 misses (0.0% hits); 0 B of 0 B in use
+metadata     0 entries, 0 B of 0 B in use; 0 evicted
 credentials  ; do not expire; refreshes: 0 ok, 0 failed
 in flight    7 file operations, 1 stuck, 2 over 5s
   read        bkt/data/big.bin for 1m15s (pid 4242, uid 1000)

@@ -72,6 +72,11 @@ type CacheSnapshot struct {
 	HitRatio      float64 `json:"hit_ratio"` // hits / (hits + misses); 0 before the first read
 	Bytes         int64   `json:"bytes"`
 	CapacityBytes int64   `json:"capacity_bytes"`
+	// The metadata cache: listings and per-name records.
+	MetadataBytes         int64 `json:"metadata_bytes"`
+	MetadataCapacityBytes int64 `json:"metadata_capacity_bytes"`
+	MetadataEntries       int64 `json:"metadata_entries"`
+	MetadataEvictions     int64 `json:"metadata_evictions"`
 }
 
 // CredentialSnapshot is where the credentials come from and their refreshes.
@@ -171,6 +176,14 @@ func snapshotOf(fams []*dto.MetricFamily, now time.Time) Snapshot {
 				s.Cache.Bytes = int64(mt.GetGauge().GetValue())
 			case nameCacheCapacity:
 				s.Cache.CapacityBytes = int64(mt.GetGauge().GetValue())
+			case nameMetaBytes:
+				s.Cache.MetadataBytes = int64(mt.GetGauge().GetValue())
+			case nameMetaCapacity:
+				s.Cache.MetadataCapacityBytes = int64(mt.GetGauge().GetValue())
+			case nameMetaEntries:
+				s.Cache.MetadataEntries = int64(mt.GetGauge().GetValue())
+			case nameMetaEvictions:
+				s.Cache.MetadataEvictions = int64(mt.GetCounter().GetValue())
 			case nameOpsInFlight:
 				s.OpsInFlight = int64(mt.GetGauge().GetValue())
 			case nameOpsStuck:
@@ -239,6 +252,8 @@ func (s Snapshot) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "written      %s to S3\n", formatBytes(s.BytesWritten))
 	fmt.Fprintf(&b, "cache        %d hits, %d misses (%.1f%% hits); %s of %s in use\n",
 		s.Cache.BlockHits, s.Cache.BlockMisses, 100*s.Cache.HitRatio, formatBytes(s.Cache.Bytes), formatBytes(s.Cache.CapacityBytes))
+	fmt.Fprintf(&b, "metadata     %d entries, %s of %s in use; %d evicted\n",
+		s.Cache.MetadataEntries, formatBytes(s.Cache.MetadataBytes), formatBytes(s.Cache.MetadataCapacityBytes), s.Cache.MetadataEvictions)
 	expires := "do not expire"
 	if s.Credentials.Expires != nil {
 		expires = "expire " + s.Credentials.Expires.UTC().Format(time.RFC3339)

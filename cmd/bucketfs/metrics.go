@@ -83,7 +83,8 @@ func newMountMetrics(c mountConfig) *metrics.Metrics {
 // cacheStats reads the cache's counters for every scrape.
 func cacheStats(ch *cache.Cache) func() metrics.CacheStats {
 	return func() metrics.CacheStats {
-		s := ch.Stats()
-		return metrics.CacheStats{BlockHits: s.BlockHits, BlockMisses: s.BlockMisses, CachedBytes: s.CachedBytes, CapacityBytes: s.CapacityBytes}
+		s, ms := ch.Stats(), ch.MetadataStats()
+		return metrics.CacheStats{BlockHits: s.BlockHits, BlockMisses: s.BlockMisses, CachedBytes: s.CachedBytes, CapacityBytes: s.CapacityBytes,
+			MetaBytes: ms.Bytes, MetaCapacity: ms.Limit, MetaEntries: int64(ms.Items), MetaEvictions: ms.Evictions}
 	}
 }
