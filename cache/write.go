@@ -139,10 +139,9 @@ func (c *Cache) removedDir(bucket, key string) {
 	}
 }
 
-// ForgetTree drops what the cache knows of the directory dir (no trailing
-// "/") and everything below it, and the listing that holds it: after a
-// directory was renamed.
-func (c *Cache) ForgetTree(bucket, dir string) {
+// forgetTree drops what the cache knows of the directory dir (no trailing
+// "/") and everything below it, and the listing that holds it (Keeper.Tree).
+func (c *Cache) forgetTree(bucket, dir string) {
 	m := c.meta
 	m.lru.removeIf(under(bucket, dir+"/"))
 	m.lru.remove(lkey(keyName, bucket, dir))

@@ -119,16 +119,32 @@ func TestRemovedLastFile(t *testing.T) {
 	}
 }
 
-func TestForgetTree(t *testing.T) {
-	fx := newFixture(t, Config{}, map[string]string{"d/a": "1", "d/s/b": "2", "dx": "3"})
-	readAll(t, fx.c, "b", "")
-	readAll(t, fx.c, "b", "d/")
-	readAll(t, fx.c, "b", "d/s/")
-	fx.c.ForgetTree("b", "d")
-	before := fx.counts()["List"]
-	readAll(t, fx.c, "b", "d/s/")
-	readAll(t, fx.c, "b", "")
-	if got := fx.counts()["List"] - before; got != 2 {
-		t.Errorf("%d LISTs after ForgetTree, want 2 (both listings forgotten)", got)
+// A change of a whole tree through the writer (Keeper.Tree) leaves the
+// cache asking the server about the tree and the listing holding it,
+// whether the change worked or not, and passes its error on.
+func TestKeeperTree(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		op   func() error
+		err  error
+	}{
+		{"no writes", nil, nil},
+		{"the change worked", func() error { return nil }, nil},
+		{"the change failed", func() error { return store.ErrAccessDenied }, store.ErrAccessDenied},
+	} {
+		fx := newFixture(t, Config{}, map[string]string{"d/a": "1", "d/s/b": "2", "dx": "3"})
+		readAll(t, fx.c, "b", "")
+		readAll(t, fx.c, "b", "d/")
+		readAll(t, fx.c, "b", "d/s/")
+		w, _ := fx.c.Writer()
+		if err := w.(*Keeper).Tree("b", tc.op, "d"); !errors.Is(err, tc.err) {
+			t.Errorf("%s: Tree = %v, want %v", tc.name, err, tc.err)
+		}
+		before := fx.counts()["List"]
+		readAll(t, fx.c, "b", "d/s/")
+		readAll(t, fx.c, "b", "")
+		if got := fx.counts()["List"] - before; got != 2 {
+			t.Errorf("%s: %d LISTs after Tree, want 2 (both listings forgotten)", tc.name, got)
+		}
 	}
 }

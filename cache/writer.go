@@ -22,28 +22,46 @@ func (c *Cache) Writer() (w store.Writer, ok bool) {
 	if !ok {
 		return nil, false
 	}
-	return &keeper{c: c, w: sw}, true
+	return &Keeper{c: c, w: sw}, true
 }
 
 // Keeps returns w kept by c: w itself when it is c's Writer already, else w
 // wrapped so that its writes keep c true.
-func (c *Cache) Keeps(w store.Writer) store.Writer {
-	if k, ok := w.(*keeper); ok && k.c == c {
+func (c *Cache) Keeps(w store.Writer) *Keeper {
+	if k, ok := w.(*Keeper); ok && k.c == c {
 		return k
 	}
-	return &keeper{c: c, w: w}
+	return &Keeper{c: c, w: w}
 }
 
-// keeper is the store.Writer decorator of Cache.Writer.
-type keeper struct {
+// Keeper is the store.Writer decorator of Cache.Writer.
+type Keeper struct {
 	c *Cache
 	w store.Writer
+}
+
+// Tree runs op, a change of whole directories made of many writes through
+// k (a directory renamed object by object; nil: none, as for a directory
+// that held nothing), then forgets what the cache knew of the directories
+// dirs of bucket (no trailing "/"), everything below them and the listings
+// that hold them, whatever op returned: each write kept its object true,
+// but whether a directory still exists is not one object's to say, so the
+// server answers next.
+func (k *Keeper) Tree(bucket string, op func() error, dirs ...string) error {
+	var err error
+	if op != nil {
+		err = op()
+	}
+	for _, d := range dirs {
+		k.c.forgetTree(bucket, d)
+	}
+	return err
 }
 
 // stored records what a successful write of key left; a refused
 // conditional write (someone else's object is there) makes the cache
 // forget the key, so the next lookup asks.
-func (k *keeper) stored(bucket, key string, o store.Object, err error) {
+func (k *Keeper) stored(bucket, key string, o store.Object, err error) {
 	switch {
 	case err == nil && strings.HasSuffix(key, "/"):
 		k.c.madeDir(bucket, strings.TrimSuffix(key, "/"))
@@ -55,17 +73,17 @@ func (k *keeper) stored(bucket, key string, o store.Object, err error) {
 	}
 }
 
-func (k *keeper) CreateBucket(ctx context.Context, bucket string) error {
+func (k *Keeper) CreateBucket(ctx context.Context, bucket string) error {
 	return k.w.CreateBucket(ctx, bucket)
 }
 
-func (k *keeper) PutIf(ctx context.Context, bucket, key string, body io.ReaderAt, size int64, opts store.PutOptions) (store.Object, error) {
+func (k *Keeper) PutIf(ctx context.Context, bucket, key string, body io.ReaderAt, size int64, opts store.PutOptions) (store.Object, error) {
 	o, err := k.w.PutIf(ctx, bucket, key, body, size, opts)
 	k.stored(bucket, key, o, err)
 	return o, err
 }
 
-func (k *keeper) Delete(ctx context.Context, bucket, key string) error {
+func (k *Keeper) Delete(ctx context.Context, bucket, key string) error {
 	err := k.w.Delete(ctx, bucket, key)
 	switch {
 	case err != nil:
@@ -77,7 +95,7 @@ func (k *keeper) Delete(ctx context.Context, bucket, key string) error {
 	return err
 }
 
-func (k *keeper) Copy(ctx context.Context, bucket, srcKey, srcETag, dstKey string) (store.Object, error) {
+func (k *Keeper) Copy(ctx context.Context, bucket, srcKey, srcETag, dstKey string) (store.Object, error) {
 	o, err := k.w.Copy(ctx, bucket, srcKey, srcETag, dstKey)
 	if err == nil {
 		k.stored(bucket, dstKey, o, nil)
@@ -85,7 +103,7 @@ func (k *keeper) Copy(ctx context.Context, bucket, srcKey, srcETag, dstKey strin
 	return o, err
 }
 
-func (k *keeper) StartUpload(ctx context.Context, bucket, key string) (store.Upload, error) {
+func (k *Keeper) StartUpload(ctx context.Context, bucket, key string) (store.Upload, error) {
 	up, err := k.w.StartUpload(ctx, bucket, key)
 	if err != nil {
 		return nil, err
@@ -96,7 +114,7 @@ func (k *keeper) StartUpload(ctx context.Context, bucket, key string) (store.Upl
 // keptUpload records the object a multipart upload completes.
 type keptUpload struct {
 	store.Upload
-	k           *keeper
+	k           *Keeper
 	bucket, key string
 }
 

@@ -74,7 +74,7 @@ func (d *Dir) Mkdir(ctx context.Context, name string) (*Dir, error) {
 	key := d.Prefix() + name
 	rctx, cancel := d.ns.requestContext(ctx)
 	defer cancel()
-	w := d.ns.cfg.Writer
+	w := d.ns.w
 	o, err := w.PutIf(rctx, d.bucket, key+"/", bytes.NewReader(nil), 0, store.PutOptions{IfAbsent: true})
 	if errors.Is(err, store.ErrUnsupported) {
 		o, err = store.Put(rctx, w, d.bucket, key+"/", bytes.NewReader(nil), 0)
@@ -119,7 +119,7 @@ func (d *Dir) Unlink(ctx context.Context, name string) error {
 		// may hold another writer's, which is not ours to delete.
 		rctx, cancel := d.ns.requestContext(ctx)
 		defer cancel()
-		if err := d.ns.cfg.Writer.Delete(rctx, d.bucket, key); err != nil {
+		if err := d.ns.w.Delete(rctx, d.bucket, key); err != nil {
 			return err
 		}
 	}
@@ -158,17 +158,15 @@ func (d *Dir) Rmdir(ctx context.Context, name string) error {
 		}
 		rctx, cancel := d.ns.requestContext(ctx)
 		defer cancel()
-		if err := d.ns.cfg.Writer.Delete(rctx, d.bucket, key+"/"); err != nil {
+		if err := d.ns.w.Delete(rctx, d.bucket, key+"/"); err != nil {
 			return err
 		}
 		d.ns.deletes.removed(d.bucket, key+"/")
-	} else {
-		// No marker, no object: the directory was only in what the cache
-		// remembered. No write tells the cache; it forgets the directory,
-		// and the server answers.
-		d.ns.cache.ForgetTree(d.bucket, key)
+		return nil
 	}
-	return nil
+	// No marker, no object: the directory was only in what the cache
+	// remembered; no write to make, and the writer forgets it.
+	return d.ns.w.Tree(d.bucket, nil, key)
 }
 
 // SetTimes accepts a change of times or modes of d: S3 keeps none for

@@ -58,6 +58,7 @@ type Config struct {
 type NS struct {
 	cfg     Config
 	cache   *cache.Cache
+	w       *cache.Keeper // Config.Writer, kept by the cache; nil: read-only
 	log     *slog.Logger
 	hidden  sync.Map     // bucket/key of names already logged as hidden
 	writes  writes       // files being written (write.go)
@@ -72,14 +73,15 @@ func New(c *cache.Cache, cfg Config) *NS {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	ns := &NS{cfg: cfg, cache: c, log: cfg.Logger, deletes: newDeleteGuard(cfg.AllowDelete, DefaultOwnedMax, cfg.Logger)}
 	if cfg.Writer != nil {
-		cfg.Writer = c.Keeps(cfg.Writer)
+		ns.w = c.Keeps(cfg.Writer)
 	}
-	return &NS{cfg: cfg, cache: c, log: cfg.Logger, deletes: newDeleteGuard(cfg.AllowDelete, DefaultOwnedMax, cfg.Logger)}
+	return ns
 }
 
 // Writable reports whether changes are allowed.
-func (ns *NS) Writable() bool { return ns.cfg.Writer != nil && ns.cfg.Staging != nil }
+func (ns *NS) Writable() bool { return ns.w != nil && ns.cfg.Staging != nil }
 
 // requestContext bounds one metadata request with the cache's timeout.
 func (ns *NS) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -122,20 +122,20 @@ func (ns *NS) renameFile(ctx context.Context, bucket, src, dst string, f *File) 
 		}
 		etag = cur.ETag
 	}
-	o, err := ns.cfg.Writer.Copy(rctx, bucket, src, etag, dst)
+	o, err := ns.w.Copy(rctx, bucket, src, etag, dst)
 	if errors.Is(err, store.ErrChanged) && etag != "" {
 		if ns.guarded() {
 			ns.deletes.refuse("rename", bucket, src, "replaced by another writer since this mount wrote it")
 			return ErrNotPermitted
 		}
 		// Someone replaced the source since we wrote it: rename theirs.
-		o, err = ns.cfg.Writer.Copy(rctx, bucket, src, "", dst)
+		o, err = ns.w.Copy(rctx, bucket, src, "", dst)
 	}
 	if err != nil {
 		return err
 	}
 	ns.deletes.wrote(bucket, dst, o.ETag)
-	if err := ns.cfg.Writer.Delete(rctx, bucket, src); err != nil {
+	if err := ns.w.Delete(rctx, bucket, src); err != nil {
 		ns.log.Warn("rename: copied, but the old name could not be deleted; both exist now", "bucket", bucket, "from", src, "to", dst, "err", err)
 		return err
 	}
@@ -221,37 +221,36 @@ func (ns *NS) renameDir(ctx context.Context, bucket, src, dst string) (*Move, er
 	defer cancel()
 	var mu sync.Mutex
 	made := make(map[string]store.Object, len(objs))
-	if err := parallel(rctx, objs, func(ctx context.Context, o store.Object) error {
-		k := dst + "/" + strings.TrimPrefix(o.Key, src+"/")
-		n, err := ns.cfg.Writer.Copy(ctx, bucket, o.Key, o.ETag, k)
-		if err == nil {
-			n.Key = k
-			if n.ModTime.IsZero() {
-				n.ModTime = ns.cfg.Now()
+	copied := func() error {
+		return parallel(rctx, objs, func(ctx context.Context, o store.Object) error {
+			k := dst + "/" + strings.TrimPrefix(o.Key, src+"/")
+			n, err := ns.w.Copy(ctx, bucket, o.Key, o.ETag, k)
+			if err == nil {
+				n.Key = k
+				if n.ModTime.IsZero() {
+					n.ModTime = ns.cfg.Now()
+				}
+				ns.deletes.wrote(bucket, k, n.ETag)
+				mu.Lock()
+				made[k] = n
+				mu.Unlock()
 			}
-			ns.deletes.wrote(bucket, k, n.ETag)
-			mu.Lock()
-			made[k] = n
-			mu.Unlock()
-		}
-		return err
-	}); err != nil {
-		ns.cache.ForgetTree(bucket, dst)
+			return err
+		})
+	}
+	// Whatever happens, the writer keeps both trees true (Keeper.Tree).
+	if err := ns.w.Tree(bucket, copied, src, dst); err != nil {
 		return nil, err
 	}
-	err = parallel(rctx, objs, func(ctx context.Context, o store.Object) error {
-		err := ns.cfg.Writer.Delete(ctx, bucket, o.Key)
-		if err == nil {
-			ns.deletes.removed(bucket, o.Key)
-		}
-		return err
-	})
-	// The writer kept the cache true object by object; whether the two
-	// directories exist is not an object's to say: both trees are
-	// forgotten, and the server answers.
-	ns.cache.ForgetTree(bucket, src)
-	ns.cache.ForgetTree(bucket, dst)
-	if err != nil {
+	if err := ns.w.Tree(bucket, func() error {
+		return parallel(rctx, objs, func(ctx context.Context, o store.Object) error {
+			err := ns.w.Delete(ctx, bucket, o.Key)
+			if err == nil {
+				ns.deletes.removed(bucket, o.Key)
+			}
+			return err
+		})
+	}, src, dst); err != nil {
 		ns.log.Warn("rename: copied, but not every old object could be deleted; they exist under both names", "bucket", bucket, "from", src, "to", dst, "err", err)
 		return nil, err
 	}
