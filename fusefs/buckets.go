@@ -27,8 +27,7 @@ var (
 )
 
 func (b *bucketsNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
-	defer b.fs.track(ctx, "getattr", "", "")()
-	defer b.fs.guard("getattr", "", "", &errno)
+	defer b.fs.op(ctx, "getattr", "", "", &errno)()
 	b.fs.dirAttrOf(&out.Attr, 1, b.fs.cfg.DirMode)
 	return 0
 }
@@ -39,8 +38,7 @@ func (b *bucketsNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.E
 }
 
 func (b *bucketsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
-	defer b.fs.track(ctx, "lookup", name, "")()
-	defer b.fs.guard("lookup", name, "", &errno)
+	defer b.fs.op(ctx, "lookup", name, "", &errno)()
 	if in := b.fs.lookupControl(ctx, b.EmbeddedInode(), name, out); in != nil {
 		return in, 0
 	}
@@ -52,8 +50,7 @@ func (b *bucketsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOu
 }
 
 func (b *bucketsNode) OpendirHandle(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
-	defer b.fs.track(ctx, "opendir", "", "")()
-	defer b.fs.guard("opendir", "", "", &errno)
+	defer b.fs.op(ctx, "opendir", "", "", &errno)()
 	names, err := b.fs.ns.Buckets(ctx)
 	if err != nil {
 		return nil, 0, b.fs.fail("listbuckets", "", "", err)
@@ -71,8 +68,7 @@ type bucketsHandle struct {
 }
 
 func (h *bucketsHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno syscall.Errno) {
-	defer h.b.fs.track(ctx, "readdir", "", "")()
-	defer h.b.fs.guard("readdir", "", "", &errno)
+	defer h.b.fs.op(ctx, "readdir", "", "", &errno)()
 	if de := dots(&h.dots, h.b.EmbeddedInode()); de != nil {
 		return de, 0
 	}
@@ -85,14 +81,12 @@ func (h *bucketsHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno
 }
 
 func (h *bucketsHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
-	defer h.b.fs.track(ctx, "readdirplus", name, "")()
-	defer h.b.fs.guard("readdirplus", name, "", &errno)
+	defer h.b.fs.op(ctx, "readdirplus", name, "", &errno)()
 	return h.b.fs.entry(ctx, h.b.EmbeddedInode(), namespace.Entry{Name: name, Dir: h.b.fs.ns.Dir(name, "")}, &out.Attr), 0
 }
 
 func (h *bucketsHandle) Seekdir(ctx context.Context, off uint64) (errno syscall.Errno) {
-	defer h.b.fs.track(ctx, "seekdir", "", "")()
-	defer h.b.fs.guard("seekdir", "", "", &errno)
+	defer h.b.fs.op(ctx, "seekdir", "", "", &errno)()
 	if off != 0 {
 		return syscall.ENOTSUP
 	}

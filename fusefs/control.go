@@ -148,8 +148,7 @@ func (f *FS) controlFileAttr(out *fuse.Attr, name string) {
 }
 
 func (c *controlDir) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
-	defer c.fs.track(ctx, "getattr", "", ControlDir)()
-	defer c.fs.guard("getattr", "", ControlDir, &errno)
+	defer c.fs.op(ctx, "getattr", "", ControlDir, &errno)()
 	c.fs.controlDirAttr(&out.Attr)
 	return 0
 }
@@ -160,8 +159,7 @@ func (c *controlDir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Er
 }
 
 func (c *controlDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
-	defer c.fs.track(ctx, "lookup", "", ControlDir+"/"+name)()
-	defer c.fs.guard("lookup", "", ControlDir+"/"+name, &errno)
+	defer c.fs.op(ctx, "lookup", "", ControlDir+"/"+name, &errno)()
 	if name != StatusFile && name != StatusJSONFile {
 		return nil, syscall.ENOENT
 	}
@@ -221,8 +219,7 @@ func (n *controlFile) name() string {
 }
 
 func (n *controlFile) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
-	defer n.fs.track(ctx, "getattr", "", ControlDir+"/"+n.name())()
-	defer n.fs.guard("getattr", "", ControlDir+"/"+n.name(), &errno)
+	defer n.fs.op(ctx, "getattr", "", ControlDir+"/"+n.name(), &errno)()
 	n.fs.controlFileAttr(&out.Attr, n.name())
 	return 0
 }
@@ -239,8 +236,7 @@ func (n *controlFile) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.Se
 // Open makes the content: each open sees the mount as it is then, and
 // keeps that one snapshot however it reads it.
 func (n *controlFile) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
-	defer n.fs.track(ctx, "open", "", ControlDir+"/"+n.name())()
-	defer n.fs.guard("open", "", ControlDir+"/"+n.name(), &errno)
+	defer n.fs.op(ctx, "open", "", ControlDir+"/"+n.name(), &errno)()
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&(syscall.O_TRUNC|syscall.O_APPEND) != 0 {
 		return nil, 0, syscall.EPERM
 	}

@@ -34,8 +34,7 @@ var (
 )
 
 func (d *dirNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
-	defer d.fs.track(ctx, "getattr", d.d.Bucket(), d.d.Prefix())()
-	defer d.fs.guard("getattr", d.d.Bucket(), d.d.Prefix(), &errno)
+	defer d.fs.op(ctx, "getattr", d.d.Bucket(), d.d.Prefix(), &errno)()
 	d.fs.dirAttrOf(&out.Attr, d.d.Ino(), d.fs.cfg.DirMode)
 	return 0
 }
@@ -46,8 +45,7 @@ func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno
 }
 
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
-	defer d.fs.track(ctx, "lookup", d.d.Bucket(), d.d.Prefix()+name)()
-	defer d.fs.guard("lookup", d.d.Bucket(), d.d.Prefix()+name, &errno)
+	defer d.fs.op(ctx, "lookup", d.d.Bucket(), d.d.Prefix()+name, &errno)()
 	if d.reserved(name) {
 		return d.fs.lookupControl(ctx, d.EmbeddedInode(), name, out), 0
 	}
@@ -62,8 +60,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 }
 
 func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
-	defer d.fs.track(ctx, "opendir", d.d.Bucket(), d.d.Prefix())()
-	defer d.fs.guard("opendir", d.d.Bucket(), d.d.Prefix(), &errno)
+	defer d.fs.op(ctx, "opendir", d.d.Bucket(), d.d.Prefix(), &errno)()
 	var skip func(string) string
 	if d.fs.control() && d.isRoot() {
 		skip = func(name string) string {
@@ -86,8 +83,7 @@ type dirHandle struct {
 }
 
 func (h *dirHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno syscall.Errno) {
-	defer h.d.fs.track(ctx, "readdir", h.d.d.Bucket(), h.d.d.Prefix())()
-	defer h.d.fs.guard("readdir", h.d.d.Bucket(), h.d.d.Prefix(), &errno)
+	defer h.d.fs.op(ctx, "readdir", h.d.d.Bucket(), h.d.d.Prefix(), &errno)()
 	if de := dots(&h.dots, h.d.EmbeddedInode()); de != nil {
 		return de, 0
 	}
@@ -127,8 +123,7 @@ func dots(n *int, in *fs.Inode) *fuse.DirEntry {
 // already told us everything, so no request is sent. Past
 // Config.PlusFiles a file goes as its name only.
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
-	defer h.d.fs.track(ctx, "readdirplus", h.d.d.Bucket(), h.d.d.Prefix()+name)()
-	defer h.d.fs.guard("readdirplus", h.d.d.Bucket(), h.d.d.Prefix()+name, &errno)
+	defer h.d.fs.op(ctx, "readdirplus", h.d.d.Bucket(), h.d.d.Prefix()+name, &errno)()
 	if h.last.File != nil && !h.d.fs.plusFile() {
 		// Zero node ID: the kernel takes the name without attributes.
 		return nil, syscall.EAGAIN
@@ -138,8 +133,7 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 
 // Seekdir supports rewinddir; go-fuse itself replays an interrupted read.
 func (h *dirHandle) Seekdir(ctx context.Context, off uint64) (errno syscall.Errno) {
-	defer h.d.fs.track(ctx, "seekdir", h.d.d.Bucket(), h.d.d.Prefix())()
-	defer h.d.fs.guard("seekdir", h.d.d.Bucket(), h.d.d.Prefix(), &errno)
+	defer h.d.fs.op(ctx, "seekdir", h.d.d.Bucket(), h.d.d.Prefix(), &errno)()
 	if off != 0 {
 		return syscall.ENOTSUP
 	}
@@ -150,8 +144,7 @@ func (h *dirHandle) Seekdir(ctx context.Context, off uint64) (errno syscall.Errn
 
 // Create makes a new file; nothing reaches S3 until it is closed.
 func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (_ *fs.Inode, _ fs.FileHandle, _ uint32, errno syscall.Errno) {
-	defer d.fs.track(ctx, "create", d.d.Bucket(), d.d.Prefix()+name)()
-	defer d.fs.guard("create", d.d.Bucket(), d.d.Prefix()+name, &errno)
+	defer d.fs.op(ctx, "create", d.d.Bucket(), d.d.Prefix()+name, &errno)()
 	f, h, err := d.d.Create(ctx, name, flags)
 	if err != nil {
 		return nil, nil, 0, d.fs.fail("create", d.d.Bucket(), d.d.Prefix()+name, err)
@@ -162,8 +155,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 }
 
 func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
-	defer d.fs.track(ctx, "mkdir", d.d.Bucket(), d.d.Prefix()+name)()
-	defer d.fs.guard("mkdir", d.d.Bucket(), d.d.Prefix()+name, &errno)
+	defer d.fs.op(ctx, "mkdir", d.d.Bucket(), d.d.Prefix()+name, &errno)()
 	nd, err := d.d.Mkdir(ctx, name)
 	if err != nil {
 		return nil, d.fs.fail("mkdir", d.d.Bucket(), d.d.Prefix()+name, err)
@@ -172,8 +164,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 }
 
 func (d *dirNode) Unlink(ctx context.Context, name string) (errno syscall.Errno) {
-	defer d.fs.track(ctx, "unlink", d.d.Bucket(), d.d.Prefix()+name)()
-	defer d.fs.guard("unlink", d.d.Bucket(), d.d.Prefix()+name, &errno)
+	defer d.fs.op(ctx, "unlink", d.d.Bucket(), d.d.Prefix()+name, &errno)()
 	if d.reserved(name) {
 		return syscall.EPERM // the control directory (control.go)
 	}
@@ -181,8 +172,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) (errno syscall.Errno)
 }
 
 func (d *dirNode) Rmdir(ctx context.Context, name string) (errno syscall.Errno) {
-	defer d.fs.track(ctx, "rmdir", d.d.Bucket(), d.d.Prefix()+name)()
-	defer d.fs.guard("rmdir", d.d.Bucket(), d.d.Prefix()+name, &errno)
+	defer d.fs.op(ctx, "rmdir", d.d.Bucket(), d.d.Prefix()+name, &errno)()
 	if d.reserved(name) {
 		return syscall.EPERM // the control directory (control.go)
 	}
@@ -195,8 +185,7 @@ const renameFlagNoReplace = 0x1
 // Rename moves a file or a directory (namespace.Dir.Rename). Between
 // buckets it fails with EXDEV.
 func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
-	defer d.fs.track(ctx, "rename", d.d.Bucket(), d.d.Prefix()+name)()
-	defer d.fs.guard("rename", d.d.Bucket(), d.d.Prefix()+name, &errno)
+	defer d.fs.op(ctx, "rename", d.d.Bucket(), d.d.Prefix()+name, &errno)()
 	if d.renamesControl(name, newParent, newName) {
 		return syscall.EPERM // the control directory (control.go)
 	}
@@ -260,8 +249,7 @@ func moveTree(in *fs.Inode, mv *namespace.Move) {
 // Setattr on a directory: S3 keeps no times or modes for prefixes; accept
 // and ignore them (touch DIR, cp -rp).
 func (d *dirNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
-	defer d.fs.track(ctx, "setattr", d.d.Bucket(), d.d.Prefix())()
-	defer d.fs.guard("setattr", d.d.Bucket(), d.d.Prefix(), &errno)
+	defer d.fs.op(ctx, "setattr", d.d.Bucket(), d.d.Prefix(), &errno)()
 	if err := d.d.SetTimes(); err != nil {
 		return d.fs.fail("setattr", d.d.Bucket(), d.d.Prefix(), err)
 	}

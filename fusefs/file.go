@@ -66,8 +66,7 @@ var (
 // for the next LOOKUP to say, once the kernel's entry expires.
 func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := n.f.Name()
-	defer n.fs.track(ctx, "getattr", b, k)()
-	defer n.fs.guard("getattr", b, k, &errno)
+	defer n.fs.op(ctx, "getattr", b, k, &errno)()
 	n.fs.fileAttr(&out.Attr, n.f.Attr())
 	return 0
 }
@@ -79,8 +78,7 @@ func (n *fileNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errn
 
 func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
 	b, k := n.f.Name()
-	defer n.fs.track(ctx, "open", b, k)()
-	defer n.fs.guard("open", b, k, &errno)
+	defer n.fs.op(ctx, "open", b, k, &errno)()
 	h, err := n.f.Open(ctx, flags)
 	if err != nil {
 		return nil, 0, n.fs.fail("open", b, k, err)
@@ -112,8 +110,7 @@ func (f *FS) handle(n *fileNode, h *namespace.Handle) (fs.FileHandle, uint32) {
 // ignored, so touch, cp -p and R's file.copy work.
 func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := n.f.Name()
-	defer n.fs.track(ctx, "setattr", b, k)()
-	defer n.fs.guard("setattr", b, k, &errno)
+	defer n.fs.op(ctx, "setattr", b, k, &errno)()
 	if h, ok := fh.(*handle); ok && !h.h.Pinned() {
 		return h.Setattr(ctx, in, out)
 	}
@@ -136,8 +133,7 @@ type handle struct {
 
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadResult, errno syscall.Errno) {
 	b, k := h.h.Name()
-	defer h.n.fs.track(ctx, "read", b, k)()
-	defer h.n.fs.guard("read", b, k, &errno)
+	defer h.n.fs.op(ctx, "read", b, k, &errno)()
 	data, err := h.h.Read(ctx, dest, off)
 	if err != nil {
 		if h.h.Pinned() && errors.Is(err, store.ErrChanged) {
@@ -160,8 +156,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadR
 
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (_ uint32, errno syscall.Errno) {
 	b, k := h.h.Name()
-	defer h.n.fs.track(ctx, "write", b, k)()
-	defer h.n.fs.guard("write", b, k, &errno)
+	defer h.n.fs.op(ctx, "write", b, k, &errno)()
 	n, err := h.h.Write(ctx, data, off)
 	return uint32(n), h.n.fs.fail("write", b, k, err)
 }
@@ -170,22 +165,19 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (_ uint32, e
 // returns.
 func (h *handle) Flush(ctx context.Context) (errno syscall.Errno) {
 	b, k := h.h.Name()
-	defer h.n.fs.track(ctx, "flush", b, k)()
-	defer h.n.fs.guard("flush", b, k, &errno)
+	defer h.n.fs.op(ctx, "flush", b, k, &errno)()
 	return h.n.fs.fail("close", b, k, h.h.Flush(ctx))
 }
 
 func (h *handle) Fsync(ctx context.Context, flags uint32) (errno syscall.Errno) {
 	b, k := h.h.Name()
-	defer h.n.fs.track(ctx, "fsync", b, k)()
-	defer h.n.fs.guard("fsync", b, k, &errno)
+	defer h.n.fs.op(ctx, "fsync", b, k, &errno)()
 	return h.n.fs.fail("fsync", b, k, h.h.Fsync(ctx))
 }
 
 func (h *handle) Release(ctx context.Context) (errno syscall.Errno) {
 	b, k := h.h.Name()
-	defer h.n.fs.track(ctx, "release", b, k)()
-	defer h.n.fs.guard("release", b, k, &errno)
+	defer h.n.fs.op(ctx, "release", b, k, &errno)()
 	h.h.Release(ctx)
 	h.n.open.Add(-1)
 	return 0
@@ -193,16 +185,14 @@ func (h *handle) Release(ctx context.Context) (errno syscall.Errno) {
 
 func (h *handle) Getattr(ctx context.Context, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := h.h.Name()
-	defer h.n.fs.track(ctx, "getattr", b, k)()
-	defer h.n.fs.guard("getattr", b, k, &errno)
+	defer h.n.fs.op(ctx, "getattr", b, k, &errno)()
 	h.n.fs.fileAttr(&out.Attr, h.h.Attr())
 	return 0
 }
 
 func (h *handle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := h.h.Name()
-	defer h.n.fs.track(ctx, "setattr", b, k)()
-	defer h.n.fs.guard("setattr", b, k, &errno)
+	defer h.n.fs.op(ctx, "setattr", b, k, &errno)()
 	if sz, ok := in.GetSize(); ok {
 		if err := h.h.Truncate(ctx, int64(sz)); err != nil {
 			return h.n.fs.fail("truncate", b, k, err)

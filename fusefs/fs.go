@@ -57,7 +57,7 @@ type Config struct {
 	// (control.go): it is called at each open of one of its files, and
 	// returns the mount's status for people and as JSON.
 	Status func() (text, json []byte)
-	// Tracker, if set, is told of every request in flight (inflight.go).
+	// Tracker, if set, is told of every request in flight (op.go).
 	Tracker *watchdog.Tracker
 	// PlusFiles bounds the file inodes held by the kernel; 0 means
 	// DefaultPlusFiles. Each file the kernel is given (a LOOKUP, or a
