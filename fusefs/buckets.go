@@ -12,7 +12,7 @@ import (
 
 // bucketsNode is the root of an all-buckets mount: one directory per bucket.
 type bucketsNode struct {
-	fs.Inode
+	node
 	fs *FS
 }
 
@@ -20,7 +20,6 @@ var (
 	_ fs.NodeLookuper       = (*bucketsNode)(nil)
 	_ fs.NodeGetattrer      = (*bucketsNode)(nil)
 	_ fs.NodeOpendirHandler = (*bucketsNode)(nil)
-	_ fs.NodeStatfser       = (*bucketsNode)(nil)
 	_ fs.FileReaddirenter   = (*bucketsHandle)(nil)
 	_ fs.FileLookuper       = (*bucketsHandle)(nil)
 	_ fs.FileSeekdirer      = (*bucketsHandle)(nil)
@@ -32,15 +31,10 @@ func (b *bucketsNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.A
 	return 0
 }
 
-func (b *bucketsNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	statfs(out)
-	return 0
-}
-
 func (b *bucketsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
 	defer b.fs.op(ctx, "lookup", name, "", &errno)()
-	if in := b.fs.lookupControl(ctx, b.EmbeddedInode(), name, out); in != nil {
-		return in, 0
+	if b.fs.ns.Reserved(name) {
+		return b.fs.lookupControl(ctx, b.EmbeddedInode(), out), 0
 	}
 	d, err := b.fs.ns.Bucket(ctx, name)
 	if err != nil {

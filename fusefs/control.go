@@ -40,14 +40,14 @@ const (
 
 // controlDir is ControlDir.
 type controlDir struct {
-	fs.Inode
+	node
 	fs *FS
 }
 
 // controlFile is one file of ControlDir; json chooses which rendering of
 // the status it holds.
 type controlFile struct {
-	fs.Inode
+	node
 	fs   *FS
 	json bool
 }
@@ -61,7 +61,6 @@ var (
 	_ fs.NodeLookuper  = (*controlDir)(nil)
 	_ fs.NodeReaddirer = (*controlDir)(nil)
 	_ fs.NodeGetattrer = (*controlDir)(nil)
-	_ fs.NodeStatfser  = (*controlDir)(nil)
 	_ fs.NodeSetattrer = (*controlDir)(nil)
 	_ fs.NodeCreater   = (*controlDir)(nil)
 	_ fs.NodeMkdirer   = (*controlDir)(nil)
@@ -72,7 +71,6 @@ var (
 	_ fs.NodeRmdirer   = (*controlDir)(nil)
 	_ fs.NodeRenamer   = (*controlDir)(nil)
 	_ fs.NodeGetattrer = (*controlFile)(nil)
-	_ fs.NodeStatfser  = (*controlFile)(nil)
 	_ fs.NodeSetattrer = (*controlFile)(nil)
 	_ fs.NodeOpener    = (*controlFile)(nil)
 	_ fs.FileReader    = (*controlHandle)(nil)
@@ -81,50 +79,13 @@ var (
 	_ fs.NodeRenamer   = (*bucketsNode)(nil)
 )
 
-// control reports whether the mount has a control directory: only when
-// there is a status to show.
-func (f *FS) control() bool { return f.cfg.Status != nil }
-
 // controlIno gives the control directory and its files inode numbers no
 // bucket's name can produce (bucket names hold no NUL).
 func controlIno(name string, dir bool) uint64 { return namespace.Ino("\x00"+ControlDir, name, dir) }
 
-// isRoot reports whether d is the root of a bucket or prefix mount: the
-// one directory with the mount's own bucket and prefix (every other has a
-// longer prefix, or is a bucket of an all-buckets mount).
-func (d *dirNode) isRoot() bool {
-	return d.fs.cfg.Bucket != "" && d.d.Bucket() == d.fs.cfg.Bucket && d.d.Prefix() == d.fs.cfg.Prefix
-}
-
-// reserved reports whether name, in d, is the control directory.
-func (d *dirNode) reserved(name string) bool {
-	return name == ControlDir && d.fs.control() && d.isRoot()
-}
-
-// renamesControl reports whether a rename from name in d to newName in
-// newParent would move the control directory, replace it, or move
-// something into or out of it.
-func (d *dirNode) renamesControl(name string, newParent fs.InodeEmbedder, newName string) bool {
-	if d.reserved(name) {
-		return true
-	}
-	switch np := newParent.(type) {
-	case *controlDir:
-		return true
-	case *dirNode:
-		return np.reserved(newName)
-	case *bucketsNode:
-		return newName == ControlDir && np.fs.control()
-	}
-	return false
-}
-
-// lookupControl returns the control directory's inode, or nil when name
-// at the root (parent) is not it.
-func (f *FS) lookupControl(ctx context.Context, parent *fs.Inode, name string, out *fuse.EntryOut) *fs.Inode {
-	if name != ControlDir || !f.control() {
-		return nil
-	}
+// lookupControl returns the control directory's inode under the root
+// (parent); the namespace says which name is it (namespace.Config.Reserved).
+func (f *FS) lookupControl(ctx context.Context, parent *fs.Inode, out *fuse.EntryOut) *fs.Inode {
 	f.controlDirAttr(&out.Attr)
 	return parent.NewInode(ctx, &controlDir{fs: f}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: controlIno("", true)})
 }
@@ -153,11 +114,6 @@ func (c *controlDir) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.At
 	return 0
 }
 
-func (c *controlDir) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	statfs(out)
-	return 0
-}
-
 func (c *controlDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
 	defer c.fs.op(ctx, "lookup", "", ControlDir+"/"+name, &errno)()
 	if name != StatusFile && name != StatusJSONFile {
@@ -179,35 +135,27 @@ func (c *controlDir) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) 
 // answer ENOTSUP for most of them, and for unlink and rmdir success
 // without doing anything.
 
-func (c *controlDir) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+func (*controlDir) Setattr(context.Context, fs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
 	return syscall.EPERM
 }
-
-func (c *controlDir) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+func (*controlDir) Create(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
 	return nil, nil, 0, syscall.EPERM
 }
-
-func (c *controlDir) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func (*controlDir) Mkdir(context.Context, string, uint32, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return nil, syscall.EPERM
 }
-
-func (c *controlDir) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func (*controlDir) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return nil, syscall.EPERM
 }
-
-func (c *controlDir) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func (*controlDir) Symlink(context.Context, string, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return nil, syscall.EPERM
 }
-
-func (c *controlDir) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+func (*controlDir) Link(context.Context, fs.InodeEmbedder, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	return nil, syscall.EPERM
 }
-
-func (c *controlDir) Unlink(ctx context.Context, name string) syscall.Errno { return syscall.EPERM }
-
-func (c *controlDir) Rmdir(ctx context.Context, name string) syscall.Errno { return syscall.EPERM }
-
-func (c *controlDir) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+func (*controlDir) Unlink(context.Context, string) syscall.Errno { return syscall.EPERM }
+func (*controlDir) Rmdir(context.Context, string) syscall.Errno  { return syscall.EPERM }
+func (*controlDir) Rename(context.Context, string, fs.InodeEmbedder, string, uint32) syscall.Errno {
 	return syscall.EPERM
 }
 
@@ -224,12 +172,7 @@ func (n *controlFile) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.A
 	return 0
 }
 
-func (n *controlFile) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	statfs(out)
-	return 0
-}
-
-func (n *controlFile) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+func (*controlFile) Setattr(context.Context, fs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
 	return syscall.EPERM
 }
 
@@ -269,14 +212,17 @@ func (b *bucketsNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 }
 
 func (b *bucketsNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	if _, into := newParent.(*controlDir); into || newName == ControlDir {
-		return b.refuse(ControlDir)
+	if _, into := newParent.(*controlDir); into {
+		return syscall.EPERM
+	}
+	if b.refuse(newName) == syscall.EPERM {
+		return syscall.EPERM
 	}
 	return b.refuse(name)
 }
 
 func (b *bucketsNode) refuse(name string) syscall.Errno {
-	if name == ControlDir && b.fs.control() {
+	if b.fs.ns.Reserved(name) {
 		return syscall.EPERM
 	}
 	return syscall.ENOTSUP

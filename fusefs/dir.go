@@ -12,7 +12,7 @@ import (
 
 // dirNode is a directory: a bucket's root (prefix "") or a common prefix.
 type dirNode struct {
-	fs.Inode
+	node
 	fs *FS
 	d  *namespace.Dir
 }
@@ -21,7 +21,6 @@ var (
 	_ fs.NodeLookuper       = (*dirNode)(nil)
 	_ fs.NodeGetattrer      = (*dirNode)(nil)
 	_ fs.NodeOpendirHandler = (*dirNode)(nil)
-	_ fs.NodeStatfser       = (*dirNode)(nil)
 	_ fs.NodeCreater        = (*dirNode)(nil)
 	_ fs.NodeMkdirer        = (*dirNode)(nil)
 	_ fs.NodeUnlinker       = (*dirNode)(nil)
@@ -39,15 +38,10 @@ func (d *dirNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrO
 	return 0
 }
 
-func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	statfs(out)
-	return 0
-}
-
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
 	defer d.fs.op(ctx, "lookup", d.d.Bucket(), d.d.Prefix()+name, &errno)()
-	if d.reserved(name) {
-		return d.fs.lookupControl(ctx, d.EmbeddedInode(), name, out), 0
+	if d.d.Reserved(name) {
+		return d.fs.lookupControl(ctx, d.EmbeddedInode(), out), 0
 	}
 	e, err := d.d.Lookup(ctx, name)
 	if err != nil {
@@ -61,16 +55,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 
 func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
 	defer d.fs.op(ctx, "opendir", d.d.Bucket(), d.d.Prefix(), &errno)()
-	var skip func(string) string
-	if d.fs.control() && d.isRoot() {
-		skip = func(name string) string {
-			if name == ControlDir {
-				return "the mount root's " + ControlDir + " is bucketfs's control directory"
-			}
-			return ""
-		}
-	}
-	return &dirHandle{d: d, l: d.d.List(skip)}, 0, 0
+	return &dirHandle{d: d, l: d.d.List()}, 0, 0
 }
 
 // dirHandle streams one directory as the kernel reads it: "." and "..",
@@ -165,17 +150,11 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 
 func (d *dirNode) Unlink(ctx context.Context, name string) (errno syscall.Errno) {
 	defer d.fs.op(ctx, "unlink", d.d.Bucket(), d.d.Prefix()+name, &errno)()
-	if d.reserved(name) {
-		return syscall.EPERM // the control directory (control.go)
-	}
 	return d.fs.fail("unlink", d.d.Bucket(), d.d.Prefix()+name, d.d.Unlink(ctx, name))
 }
 
 func (d *dirNode) Rmdir(ctx context.Context, name string) (errno syscall.Errno) {
 	defer d.fs.op(ctx, "rmdir", d.d.Bucket(), d.d.Prefix()+name, &errno)()
-	if d.reserved(name) {
-		return syscall.EPERM // the control directory (control.go)
-	}
 	return d.fs.fail("rmdir", d.d.Bucket(), d.d.Prefix()+name, d.d.Rmdir(ctx, name))
 }
 
@@ -186,15 +165,13 @@ const renameFlagNoReplace = 0x1
 // buckets it fails with EXDEV.
 func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
 	defer d.fs.op(ctx, "rename", d.d.Bucket(), d.d.Prefix()+name, &errno)()
-	if d.renamesControl(name, newParent, newName) {
-		return syscall.EPERM // the control directory (control.go)
-	}
+	_, intoControl := newParent.(*controlDir)
 	np, ok := newParent.(*dirNode)
-	if !d.fs.ns.Writable() {
-		return syscall.EROFS
-	}
-	if !ok {
-		return syscall.EXDEV
+	switch {
+	case intoControl || !ok && d.fs.ns.Reserved(newName):
+		return syscall.EPERM // into or onto the control directory (control.go)
+	case !ok:
+		return syscall.EXDEV // to the root of all buckets
 	}
 	if flags&fs.RENAME_EXCHANGE != 0 {
 		return syscall.EINVAL

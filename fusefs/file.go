@@ -16,7 +16,7 @@ import (
 // fileNode is a file: one version of an object, or a file the mount
 // writes (namespace.File).
 type fileNode struct {
-	fs.Inode
+	node
 	fs *FS
 	f  *namespace.File
 	// counted says the node is in FS.fileInodes, until the kernel forgets it.
@@ -48,7 +48,6 @@ func (n *fileNode) forget() {
 var (
 	_ fs.NodeGetattrer   = (*fileNode)(nil)
 	_ fs.NodeOpener      = (*fileNode)(nil)
-	_ fs.NodeStatfser    = (*fileNode)(nil)
 	_ fs.NodeSetattrer   = (*fileNode)(nil)
 	_ fs.NodeOnForgetter = (*fileNode)(nil)
 	_ fs.FileReader      = (*handle)(nil)
@@ -68,11 +67,6 @@ func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.Attr
 	b, k := n.f.Name()
 	defer n.fs.op(ctx, "getattr", b, k, &errno)()
 	n.fs.fileAttr(&out.Attr, n.f.Attr())
-	return 0
-}
-
-func (n *fileNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	statfs(out)
 	return 0
 }
 

@@ -126,14 +126,16 @@ func New(c *cache.Cache, cfg Config) fs.InodeEmbedder {
 	if cfg.Context == nil {
 		cfg.Context = context.Background()
 	}
-	f := &FS{cfg: cfg, log: cfg.Logger,
-		ns:   namespace.New(c, namespace.Config{Writer: cfg.Writer, Staging: cfg.Staging, AllowDelete: cfg.AllowDelete, Logger: cfg.Logger}),
-		kept: forget.New(cfg.PlusFiles, (*fileNode).busy)}
+	nc := namespace.Config{Writer: cfg.Writer, Staging: cfg.Staging, AllowDelete: cfg.AllowDelete, Logger: cfg.Logger}
+	if cfg.Status != nil {
+		nc.Reserved = ControlDir
+	}
+	f := &FS{cfg: cfg, log: cfg.Logger, ns: namespace.New(c, nc), kept: forget.New(cfg.PlusFiles, (*fileNode).busy)}
 	go f.kept.Run(cfg.Context, (*fileNode).forget)
 	if cfg.Bucket == "" {
 		return &bucketsNode{fs: f}
 	}
-	return &dirNode{fs: f, d: f.ns.Dir(cfg.Bucket, cfg.Prefix)}
+	return &dirNode{fs: f, d: f.ns.Root(cfg.Bucket, cfg.Prefix)}
 }
 
 // Options returns the go-fuse options that match the cache's TTLs: the
@@ -274,10 +276,16 @@ func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out
 	return ch
 }
 
-// statfs reports a large file system with room to spare, so df and
+// node is what every node embeds: its go-fuse inode, and Statfs, which
+// the kernel may ask of any inode.
+type node struct{ fs.Inode }
+
+var _ fs.NodeStatfser = (*node)(nil)
+
+// Statfs reports a large file system with room to spare, so df and
 // free-space checks in tools do not refuse to work (S3 has no capacity to
 // report; the staging area's limit shows as ENOSPC on write).
-func statfs(out *fuse.StatfsOut) {
+func (*node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	const blocks = 1 << 40
 	out.Bsize = 4096
 	out.Frsize = 4096
@@ -287,4 +295,5 @@ func statfs(out *fuse.StatfsOut) {
 	out.Files = 1 << 40
 	out.Ffree = 1 << 40
 	out.NameLen = 255
+	return 0
 }

@@ -92,6 +92,9 @@ func (d *Dir) Mkdir(ctx context.Context, name string) (*Dir, error) {
 // Unlink deletes the object. A file still open keeps its staged bytes
 // for its readers and writers, but nothing more is uploaded.
 func (d *Dir) Unlink(ctx context.Context, name string) error {
+	if d.Reserved(name) {
+		return ErrNotPermitted
+	}
 	if err := d.ns.checkWritable(); err != nil {
 		return err
 	}
@@ -131,6 +134,9 @@ func (d *Dir) Unlink(ctx context.Context, name string) error {
 // directory with any key below it (or a file being written there) is not
 // empty.
 func (d *Dir) Rmdir(ctx context.Context, name string) error {
+	if d.Reserved(name) {
+		return ErrNotPermitted
+	}
 	if err := d.ns.checkWritable(); err != nil {
 		return err
 	}

@@ -19,12 +19,28 @@ type Dir struct {
 	// directory above it: the kernel may keep using it under the new name
 	// until its old entries are dropped.
 	moved atomic.Pointer[string]
+	root  bool // the mount's root (NS.Root)
 }
 
 // Dir returns the directory prefix ("" or ending in "/") of bucket.
 func (ns *NS) Dir(bucket, prefix string) *Dir {
 	return &Dir{ns: ns, bucket: bucket, at: prefix}
 }
+
+// Root returns the directory prefix of bucket as the mount's root, where
+// Config.Reserved is kept.
+func (ns *NS) Root(bucket, prefix string) *Dir {
+	d := ns.Dir(bucket, prefix)
+	d.root = true
+	return d
+}
+
+// Reserved reports whether name is Config.Reserved: at the root of a
+// mount of every bucket, and in Root.
+func (ns *NS) Reserved(name string) bool { return name != "" && name == ns.cfg.Reserved }
+
+// Reserved reports whether name in d is Config.Reserved (d is the root).
+func (d *Dir) Reserved(name string) bool { return d.root && d.ns.Reserved(name) }
 
 // Bucket is the directory's bucket.
 func (d *Dir) Bucket() string { return d.bucket }
@@ -122,13 +138,11 @@ type Lister struct {
 	taken   map[string]bool
 	staged  map[string]*wfile // files being written here, not listed (yet)
 	done    bool              // the listing is exhausted: only the queue is left
-	skipped func(name string) (why string)
 }
 
-// List starts a walk of d. skip, if set, names entries to leave out (and
-// why, for the log).
-func (d *Dir) List(skip func(name string) (why string)) *Lister {
-	l := &Lister{d: d, skipped: skip}
+// List starts a walk of d.
+func (d *Dir) List() *Lister {
+	l := &Lister{d: d}
 	l.Rewind()
 	return l
 }
@@ -179,11 +193,9 @@ func (l *Lister) Next(ctx context.Context) (_ Entry, ok bool, _ error) {
 			d.ns.Hide(d.bucket, key, whyUnusable(e.Name))
 			continue
 		}
-		if l.skipped != nil {
-			if why := l.skipped(e.Name); why != "" {
-				d.ns.Hide(d.bucket, key, why)
-				continue
-			}
+		if d.Reserved(e.Name) {
+			d.ns.Hide(d.bucket, key, "the mount root's "+e.Name+" is reserved for bucketfs (its control directory)")
+			continue
 		}
 		if !shadow && strings.HasSuffix(e.Name, ShadowSuffix) {
 			if l.taken == nil {

@@ -75,7 +75,7 @@ func FuzzReaddir(f *testing.F) {
 		dirs := []string{""}
 		for pass := 0; pass < 2; pass++ {
 			for i := 0; i < len(dirs) && i < 20; i++ {
-				l := ns.Dir("b", dirs[i]).List(nil)
+				l := ns.Dir("b", dirs[i]).List()
 				seen := map[string]bool{}
 				for {
 					e, ok, err := l.Next(ctx)

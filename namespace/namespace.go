@@ -49,7 +49,12 @@ type Config struct {
 	// itself (--allow-delete); without it such deletes fail with
 	// ErrNotPermitted (deleteguard.go).
 	AllowDelete bool
-	Logger      *slog.Logger
+	// Reserved is a name the mount's root (NS.Root) keeps for itself
+	// (fusefs's control directory): the root's listing leaves it out,
+	// and no unlink, rmdir or rename may take or give it
+	// (ErrNotPermitted). "" reserves nothing.
+	Reserved string
+	Logger   *slog.Logger
 	// Now is the clock (mtimes of files being written); nil is time.Now.
 	Now func() time.Time
 }

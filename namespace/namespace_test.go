@@ -164,7 +164,7 @@ func (e *env) object(key string) (string, bool) {
 func (e *env) list(prefix string) []string {
 	e.t.Helper()
 	var out []string
-	l := e.ns.Dir(bkt, prefix).List(nil)
+	l := e.ns.Dir(bkt, prefix).List()
 	for {
 		en, ok, err := l.Next(context.Background())
 		if err != nil {
@@ -632,5 +632,63 @@ func TestAppendLarge(t *testing.T) {
 	}
 	if n := e.fault.Count(faultstore.OpReadAt); n != 1 {
 		t.Errorf("%d GETs, want 1 (the last part)", n)
+	}
+}
+
+// TestReserved: the root keeps Config.Reserved for itself, on every store
+// and with every change refused, and only the root: another Dir of the
+// same prefix, and every other directory, show and change it as usual.
+func TestReserved(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, true)
+	ns := New(e.c, Config{Now: e.clock, Writer: e.ns.cfg.Writer, Staging: e.area, AllowDelete: true, Reserved: "dir"})
+	root := ns.Root(bkt, "")
+	for _, tc := range []struct {
+		name string
+		do   func() error
+	}{
+		{"unlink", func() error { return root.Unlink(ctx, "dir") }},
+		{"rmdir", func() error { return root.Rmdir(ctx, "dir") }},
+		{"rename away", func() error { _, err := root.Rename(ctx, "dir", root, "other", false, Entry{}); return err }},
+		{"rename onto", func() error { _, err := root.Rename(ctx, "file.txt", root, "dir", false, Entry{}); return err }},
+		{"rename into the root", func() error {
+			_, err := ns.Dir(bkt, "full/").Rename(ctx, "f", root, "dir", false, Entry{})
+			return err
+		}},
+	} {
+		if err := tc.do(); !errors.Is(err, ErrNotPermitted) {
+			t.Errorf("%s: %v, want ErrNotPermitted", tc.name, err)
+		}
+	}
+	e.check(t, map[string]string{"dir/a.txt": "a", "file.txt": "hello\n", "full/f": "f"}, nil)
+	for _, tc := range []struct {
+		dir      *Dir
+		name     string
+		reserved bool
+	}{
+		{root, "dir", true},
+		{root, "file.txt", false},
+		{ns.Dir(bkt, ""), "dir", false},
+		{ns.Root(bkt, "dir/"), "dir", true},
+		{ns.Root(bkt, "dir/"), "", false},
+		{ns.Dir(bkt, "dir/"), "dir", false},
+	} {
+		if got := tc.dir.Reserved(tc.name); got != tc.reserved {
+			t.Errorf("%q in %q (root %v): Reserved = %v", tc.name, tc.dir.Prefix(), tc.dir.root, got)
+		}
+	}
+	var listed []string
+	for l := root.List(); ; {
+		en, ok, err := l.Next(ctx)
+		if err != nil || !ok {
+			break
+		}
+		listed = append(listed, en.Name)
+	}
+	if has(listed, "dir") || !has(listed, "file.txt") {
+		t.Errorf("the root lists %q: want file.txt, and dir left out", listed)
+	}
+	if got := e.list(""); !has(got, "dir/") {
+		t.Errorf("a Dir of the same prefix lists %q, want dir/ in it", got)
 	}
 }

@@ -56,6 +56,9 @@ func (m *Move) File(f *File) {
 // File whose reads must follow the rename. noReplace fails with ErrExist
 // when newName exists.
 func (d *Dir) Rename(ctx context.Context, name string, to *Dir, newName string, noReplace bool, known Entry) (*Move, error) {
+	if d.Reserved(name) || to.Reserved(newName) {
+		return nil, ErrNotPermitted
+	}
 	if err := d.ns.checkWritable(); err != nil {
 		return nil, err
 	}
