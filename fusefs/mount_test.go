@@ -170,14 +170,15 @@ func serveUntilSignal(mp string, root fs.InodeEmbedder, opts *fs.Options, contro
 //
 //	put BUCKET KEY SEED SIZE   store pseudoRandom(SEED, SIZE) under KEY
 //	delete BUCKET KEY
-//	inodes                     answer "ok N": the file inodes the kernel holds
+//	inodes                     answer "ok N T": the file inodes the kernel holds,
+//	                           and when it last looked a file up (Unix ns)
 //
 // Keys are Go-quoted, so any byte can travel.
 func control(ctx context.Context, mem *memstore.Store) {
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		if sc.Text() == "inodes" {
-			fmt.Println("ok", served.fileInodes.Load())
+			fmt.Println("ok", served.fileInodes.Load(), served.fileLookupAt.Load())
 			continue
 		}
 		if err := runCommand(ctx, mem, sc.Text()); err != nil {
@@ -256,20 +257,20 @@ func (c *child) do(t *testing.T, format string, a ...any) {
 	}
 }
 
-// inodes asks the child how many file inodes the kernel holds.
-func (c *child) inodes(t *testing.T) int64 {
+// inodes asks the child how many file inodes the kernel holds, and when
+// it last looked a file up.
+func (c *child) inodes(t *testing.T) (n, lookupAt int64) {
 	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var n int64
 	if _, err := fmt.Fprintln(c.in, "inodes"); err != nil {
 		t.Fatal(err)
 	}
 	line, err := c.out.ReadString('\n')
-	if _, err2 := fmt.Sscanf(line, "ok %d", &n); err != nil || err2 != nil {
+	if _, err2 := fmt.Sscanf(line, "ok %d %d", &n, &lookupAt); err != nil || err2 != nil {
 		t.Fatalf("inodes: %q, %v %v", line, err, err2)
 	}
-	return n
+	return n, lookupAt
 }
 
 // logLines returns the child's JSON log records so far.

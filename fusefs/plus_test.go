@@ -120,11 +120,18 @@ func TestMountNamesOnlyPastPlusFiles(t *testing.T) {
 }
 
 // Past PlusFiles the kernel is asked to forget the files it was given least
-// recently, and does: the daemon's file inodes go down to the bound, a
-// file kept open stays, and a forgotten name still reads (LOOKUP again).
+// recently, and does: the daemon's file inodes go down to the bound, the
+// files stat'ed last stay in the kernel's caches (a stat again sends no
+// LOOKUP), a file kept open stays, and a forgotten name still reads (LOOKUP
+// again).
 func TestMountForgetsPastPlusFiles(t *testing.T) {
 	c := mountScenario(t, "plus")
 	dir := filepath.Join(c.mp, "plus", "many")
+	stat := func(i int) {
+		if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("f%02d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
 	held, err := os.Open(filepath.Join(dir, "f00"))
 	if err != nil {
 		t.Fatal(err)
@@ -134,21 +141,27 @@ func TestMountForgetsPastPlusFiles(t *testing.T) {
 	// it forget every unused inode: an attempt that saw a drop says
 	// nothing, and is made again.
 	for attempt := 0; ; attempt++ {
-		drops := slabDrops(t)
+		drops := slabDrops()
 		for i := range 60 {
-			if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("f%02d", i))); err != nil {
-				t.Fatal(err)
-			}
+			stat(i)
 		}
-		n := c.inodes(t)
-		for deadline := time.Now().Add(time.Second); n > 10 && time.Now().Before(deadline); n = c.inodes(t) {
+		n, _ := c.inodes(t)
+		for deadline := time.Now().Add(time.Second); n > 10 && time.Now().Before(deadline); n, _ = c.inodes(t) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		if slabDrops(t) != drops && attempt < 10 {
+		_, lookupAt := c.inodes(t)
+		for i := 55; i < 60; i++ {
+			stat(i)
+		}
+		_, again := c.inodes(t)
+		if slabDrops() != drops && attempt < 10 {
 			continue
 		}
 		if n > 10 {
 			t.Fatalf("the kernel holds %d file inodes after 60 stats, want at most the bound of 10", n)
+		}
+		if again != lookupAt {
+			t.Errorf("a stat of the files stat'ed last looked them up again: they were forgotten")
 		}
 		break
 	}
@@ -165,7 +178,7 @@ func TestMountForgetsPastPlusFiles(t *testing.T) {
 
 // slabDrops returns how many times the kernel's caches were dropped
 // (echo 2 > /proc/sys/vm/drop_caches), -1 if it cannot say.
-func slabDrops(t *testing.T) int64 {
+func slabDrops() int64 {
 	data, err := os.ReadFile("/proc/vmstat")
 	if err != nil {
 		return -1
