@@ -135,9 +135,9 @@ type Lister struct {
 	// this directory; the shadowed files come last, so all are known by
 	// then (a listing from the server and one from the cache do not
 	// order "x", "x.bucketfs-file" and "x/" alike).
-	taken   map[string]bool
-	staged  map[string]*wfile // files being written here, not listed (yet)
-	done    bool              // the listing is exhausted: only the queue is left
+	taken  map[string]bool
+	staged map[string]*wfile // files being written here, not listed (yet)
+	done   bool              // the listing is exhausted: only the queue is left
 }
 
 // List starts a walk of d.
