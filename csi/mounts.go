@@ -129,10 +129,10 @@ func (s state) forget(target string) {
 type mountState int
 
 const (
-	notMounted mountState = iota
-	mountedOK             // a live bucketfs mount
-	mountedDead           // a bucketfs mount whose daemon is gone
-	mountedOther          // some other file system
+	notMounted   mountState = iota
+	mountedOK               // a live bucketfs mount
+	mountedDead             // a bucketfs mount whose daemon is gone
+	mountedOther            // some other file system
 )
 
 func (m mountState) String() string {
