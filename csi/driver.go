@@ -46,10 +46,12 @@ type Config struct {
 	Env []string
 	// Roles finds a service account's IAM role (identity pod without the
 	// role_arn attribute); nil asks the Kubernetes API from inside the
-	// cluster.
-	Roles        RoleLookup
-	MountTimeout time.Duration // default 2 minutes
-	Logger       *slog.Logger
+	// cluster, with the token and CA in ServiceAccountDir (default
+	// DefaultServiceAccountDir).
+	Roles             RoleLookup
+	ServiceAccountDir string
+	MountTimeout      time.Duration // default 2 minutes
+	Logger            *slog.Logger
 }
 
 // RoleLookup returns the IAM role a service account is annotated with, ""
@@ -81,8 +83,11 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.MountTimeout == 0 {
 		cfg.MountTimeout = 2 * time.Minute
 	}
+	if cfg.ServiceAccountDir == "" {
+		cfg.ServiceAccountDir = DefaultServiceAccountDir
+	}
 	if cfg.Roles == nil {
-		cfg.Roles = inClusterRoles
+		cfg.Roles = inClusterRoles(cfg.ServiceAccountDir)
 	}
 	d := &Driver{cfg: cfg, st: state{dir: cfg.StateDir}, log: cfg.Logger}
 	if err := d.st.init(); err != nil {
@@ -246,9 +251,21 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	}
 	if err := d.mount(ctx, r); err != nil {
 		d.st.forget(v.target)
-		return nil, status.Errorf(codes.Internal, "volume %s: %v", v.id, err)
+		return nil, status.Errorf(codes.Internal, "volume %s (%s): %v", v.id, identityNote(r), err)
 	}
 	return &csi.NodePublishVolumeResponse{}, nil
+}
+
+// identityNote says where a mount's credentials came from, for errors
+// whose advice speaks of environment variables.
+func identityNote(r record) string {
+	switch r.Identity {
+	case IdentitySecret:
+		return "credentials from the " + SecretAccessKeyID + " and " + SecretSecretAccessKey + " of the PersistentVolume's nodePublishSecretRef secret"
+	case IdentityPod:
+		return "credentials: the pod's service-account token as a web identity for role " + r.RoleARN
+	}
+	return "credentials: the node's, from instance metadata or the driver's environment"
 }
 
 // sessionName names a pod's role session after the pod, so CloudTrail

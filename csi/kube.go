@@ -16,10 +16,9 @@ import (
 	"time"
 )
 
-// Where a pod finds the Kubernetes API and its own credentials for it.
-const (
-	saDir = "/var/run/secrets/kubernetes.io/serviceaccount"
-)
+// DefaultServiceAccountDir is where a pod finds its own token and the
+// cluster's CA for the Kubernetes API.
+const DefaultServiceAccountDir = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 // KubeAPI reads service accounts from the Kubernetes API server with the
 // driver's own service-account token (RBAC: get serviceaccounts,
@@ -31,8 +30,8 @@ type KubeAPI struct {
 }
 
 // InClusterAPI is the API server a pod reaches: KUBERNETES_SERVICE_HOST and
-// _PORT, the service account's token and CA.
-func InClusterAPI() (*KubeAPI, error) {
+// _PORT, with the token and CA in saDir.
+func InClusterAPI(saDir string) (*KubeAPI, error) {
 	host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
 	if host == "" || port == "" {
 		return nil, errors.New("not running in a Kubernetes pod (KUBERNETES_SERVICE_HOST is not set): set the volume attribute role_arn")
@@ -94,10 +93,13 @@ func (k *KubeAPI) Role(ctx context.Context, namespace, name string) (string, err
 	return sa.Metadata.Annotations[roleAnnotation], nil
 }
 
-func inClusterRoles(ctx context.Context, namespace, name string) (string, error) {
-	k, err := InClusterAPI()
-	if err != nil {
-		return "", err
+// inClusterRoles asks the API server of the cluster the driver runs in.
+func inClusterRoles(saDir string) RoleLookup {
+	return func(ctx context.Context, namespace, name string) (string, error) {
+		k, err := InClusterAPI(saDir)
+		if err != nil {
+			return "", err
+		}
+		return k.Role(ctx, namespace, name)
 	}
-	return k.Role(ctx, namespace, name)
 }

@@ -58,9 +58,9 @@ func needRoot(t *testing.T) {
 	}
 }
 
-// startCSI starts "bucketfs csi" with its state in stateDir and env as its
-// environment, and waits until it answers a Probe.
-func (s *suite) startCSI(t *testing.T, stateDir string, env []string) *csiDriver {
+// startCSI starts "bucketfs csi" with its state in stateDir, env as its
+// environment and extra flags, and waits until it answers a Probe.
+func (s *suite) startCSI(t *testing.T, stateDir string, env []string, extra ...string) *csiDriver {
 	t.Helper()
 	// A unix socket path has at most 107 bytes: not below TMPDIR.
 	sockDir, err := os.MkdirTemp("/tmp", "bfs-csi-")
@@ -79,8 +79,9 @@ func (s *suite) startCSI(t *testing.T, stateDir string, env []string) *csiDriver
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.cmd = exec.Command(s.bin, "csi", "--csi-endpoint", "unix://"+d.socket, "--node-id", "e2e-node",
-		"--state-dir", stateDir, "--metrics-addr", d.metrics, "--log-level", "debug")
+	args := append([]string{"csi", "--csi-endpoint", "unix://" + d.socket, "--node-id", "e2e-node",
+		"--state-dir", stateDir, "--metrics-addr", d.metrics, "--log-level", "debug"}, extra...)
+	d.cmd = exec.Command(s.bin, args...)
 	d.cmd.Env = env
 	d.cmd.Stdout, d.cmd.Stderr = logF, logF
 	if err := d.cmd.Start(); err != nil {

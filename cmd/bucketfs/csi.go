@@ -43,6 +43,7 @@ func csiCommand(args []string, stdout, stderr io.Writer) error {
 	stateDir := fs.String("state-dir", "/var/lib/bucketfs-csi", "`directory` on the node's disk for the mounts' records, logs and staged writes")
 	metricsAddr := fs.String("metrics-addr", "", "serve the metrics of every mount at http://`HOST:PORT`/metrics (default off)")
 	logLevel := fs.String("log-level", "info", "`level`: debug, info, warn or error")
+	saDir := fs.String("serviceaccount-dir", csi.DefaultServiceAccountDir, "`directory` with the driver's own Kubernetes token and the cluster CA, to read service accounts' IAM role annotations")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		if isHelp(err) {
@@ -76,7 +77,7 @@ func csiCommand(args []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	d, err := csi.New(csi.Config{
 		NodeID: *nodeID, StateDir: *stateDir, Binary: exe, Version: versionString(),
-		Translate: fstabTranslator, Env: os.Environ(), Logger: log,
+		Translate: fstabTranslator, Env: os.Environ(), Logger: log, ServiceAccountDir: *saDir,
 	})
 	if err != nil {
 		return err
