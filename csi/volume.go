@@ -278,3 +278,11 @@ func podToken(id, raw string) (string, error) {
 	}
 	return t.Token, nil
 }
+
+// CheckPublish reports whether the driver would accept req, with the error
+// NodePublishVolume would answer (InvalidArgument) if not. For tests of
+// PersistentVolumes written for the driver.
+func CheckPublish(req *csi.NodePublishVolumeRequest, translate Translator) error {
+	_, err := parseVolume(req, translate)
+	return err
+}
