@@ -362,7 +362,7 @@ func TestCSISanity(t *testing.T) {
 	// staticController, which is the test's, not bucketfs.
 	suiteCfg.FocusStrings = []string{`Node Service`, `Identity Service`}
 	suiteCfg.Timeout = 10 * time.Minute
-	reporterCfg.Verbose = testing.Verbose()
+	reporterCfg.Succinct = true
 	reporterCfg.NoColor = true
 	if !ginkgo.RunSpecs(t, "bucketfs CSI sanity", suiteCfg, reporterCfg) {
 		t.Error("the CSI sanity suite failed")
