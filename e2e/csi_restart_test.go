@@ -214,11 +214,14 @@ func TestCSIDriverRestart(t *testing.T) {
 	if err := s.s3.put(t.Context(), bkt, "big.bin", big); err != nil {
 		t.Fatal(err)
 	}
-	env := s.csiEnv("AWS_ACCESS_KEY_ID="+s.access, "AWS_SECRET_ACCESS_KEY="+s.secret)
+	// The keys come from the volume's secret, so mounting again after
+	// the restart needs what the driver kept of them.
+	env := s.csiEnv()
 	stateDir := t.TempDir()
 	d1 := s.startCSI(t, stateDir, env)
 	target := filepath.Join(s.csiTargets(t), "pod", "mount")
-	v := csiVolume{id: "vol-restart", attrs: s.testAttrs("s3://"+bkt, "cache_size=2MiB")}
+	v := csiVolume{id: "vol-restart", attrs: s.testAttrs("s3://"+bkt, "cache_size=2MiB"),
+		secrets: map[string]string{"access_key_id": s.access, "secret_access_key": s.secret}}
 	d1.publish(t, s, v, target)
 
 	f, err := os.Open(filepath.Join(target, "big.bin"))
