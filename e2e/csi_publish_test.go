@@ -162,24 +162,11 @@ func TestCSICredentials(t *testing.T) {
 	targets := s.csiTargets(t)
 
 	attrs := func(more map[string]string) map[string]string {
-		a := map[string]string{"source": "s3://" + bucket, "options": "endpoint=" + g.endpoint + ",path_style,region=us-east-1"}
-		for k, v := range more {
-			a[k] = v
-		}
-		return a
+		return with(map[string]string{"source": "s3://" + bucket, "options": "endpoint=" + g.endpoint + ",path_style,region=us-east-1"}, more)
 	}
 	pod := func(sa string) map[string]string {
 		return map[string]string{"csi.storage.k8s.io/pod.name": "session-1", "csi.storage.k8s.io/pod.namespace": "rstudio",
 			"csi.storage.k8s.io/serviceAccount.name": sa}
-	}
-	with := func(a ...map[string]string) map[string]string {
-		out := map[string]string{}
-		for _, m := range a {
-			for k, v := range m {
-				out[k] = v
-			}
-		}
-		return out
 	}
 	for _, tc := range []struct {
 		name     string

@@ -27,15 +27,10 @@ func TestCSIBadAttributes(t *testing.T) {
 	d := s.startCSI(t, t.TempDir(), s.csiEnv())
 	targets := s.csiTargets(t)
 	good := s.testAttrs("s3://some-bucket")
-	with := func(k, v string) map[string]string {
-		a := map[string]string{}
-		for k, v := range good {
-			a[k] = v
-		}
+	set := func(k, v string) map[string]string {
+		a := with(good, map[string]string{k: v})
 		if v == "" {
 			delete(a, k)
-		} else {
-			a[k] = v
 		}
 		return a
 	}
@@ -45,21 +40,21 @@ func TestCSIBadAttributes(t *testing.T) {
 		block   bool
 		wantMsg string
 	}{
-		{"no source", csiVolume{attrs: with("source", "")}, false, "volume attribute source is missing: set spec.csi.volumeAttributes.source to s3://BUCKET"},
-		{"source not a URL", csiVolume{attrs: with("source", "my-bucket")}, false, `source="my-bucket": want s3://BUCKET`},
-		{"source without bucket", csiVolume{attrs: with("source", "s3:///data")}, false, "want s3://BUCKET"},
-		{"unknown attribute", csiVolume{attrs: with("bucket", "x")}, false, "unknown volume attribute bucket"},
-		{"bad option value", csiVolume{attrs: with("options", "metadata_ttl=soon")}, false, "option metadata_ttl=soon"},
-		{"unknown option", csiVolume{attrs: with("options", "cache=big")}, false, `unknown option "cache=big": valid options are`},
+		{"no source", csiVolume{attrs: set("source", "")}, false, "volume attribute source is missing: set spec.csi.volumeAttributes.source to s3://BUCKET"},
+		{"source not a URL", csiVolume{attrs: set("source", "my-bucket")}, false, `source="my-bucket": want s3://BUCKET`},
+		{"source without bucket", csiVolume{attrs: set("source", "s3:///data")}, false, "want s3://BUCKET"},
+		{"unknown attribute", csiVolume{attrs: set("bucket", "x")}, false, "unknown volume attribute bucket"},
+		{"bad option value", csiVolume{attrs: set("options", "metadata_ttl=soon")}, false, "option metadata_ttl=soon"},
+		{"unknown option", csiVolume{attrs: set("options", "cache=big")}, false, `unknown option "cache=big": valid options are`},
 		{"unknown mountOption", csiVolume{attrs: good, flags: []string{"noexec", "turbo"}}, false, `unknown option "turbo"`},
-		{"option the driver sets", csiVolume{attrs: with("options", "log_file=/tmp/x.log")}, false, "mount option log_file (the driver logs"},
-		{"credentials option", csiVolume{attrs: with("options", "credentials=env")}, false, "use the volume attribute identity"},
-		{"unknown identity", csiVolume{attrs: with("identity", "team")}, false, `identity="team": use node, secret or pod`},
-		{"secret identity without secret", csiVolume{attrs: with("identity", "secret")}, false, "set spec.csi.nodePublishSecretRef"},
+		{"option the driver sets", csiVolume{attrs: set("options", "log_file=/tmp/x.log")}, false, "mount option log_file (the driver logs"},
+		{"credentials option", csiVolume{attrs: set("options", "credentials=env")}, false, "use the volume attribute identity"},
+		{"unknown identity", csiVolume{attrs: set("identity", "team")}, false, `identity="team": use node, secret or pod`},
+		{"secret identity without secret", csiVolume{attrs: set("identity", "secret")}, false, "set spec.csi.nodePublishSecretRef"},
 		{"secret without secret key", csiVolume{attrs: good, secrets: map[string]string{"access_key_id": "AK", "secretKey": "S"}}, false,
 			"lacks secret_access_key (it has: access_key_id, secretKey)"},
-		{"pod identity without token", csiVolume{attrs: with("identity", "pod")}, false, "add tokenRequests: [{audience: sts.amazonaws.com}] to the CSIDriver"},
-		{"role for node identity", csiVolume{attrs: with("role_arn", "arn:aws:iam::1:role/x")}, false, "set identity: pod"},
+		{"pod identity without token", csiVolume{attrs: set("identity", "pod")}, false, "add tokenRequests: [{audience: sts.amazonaws.com}] to the CSIDriver"},
+		{"role for node identity", csiVolume{attrs: set("role_arn", "arn:aws:iam::1:role/x")}, false, "set identity: pod"},
 		{"block volume", csiVolume{attrs: good}, true, "set volumeMode: Filesystem"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -150,6 +150,17 @@ type csiVolume struct {
 	flags    []string // spec.mountOptions
 }
 
+// with merges maps (volume attributes); later ones win.
+func with(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // testAttrs are the attributes of a volume of the test server.
 func (s *suite) testAttrs(source string, more ...string) map[string]string {
 	opts := append([]string{"endpoint=" + s.endpoint, "path_style", "region=" + s.region}, more...)
@@ -364,7 +375,11 @@ func TestCSISanity(t *testing.T) {
 	suiteCfg.Timeout = 10 * time.Minute
 	reporterCfg.Succinct = true
 	reporterCfg.NoColor = true
-	if !ginkgo.RunSpecs(t, "bucketfs CSI sanity", suiteCfg, reporterCfg) {
+	ok := ginkgo.RunSpecs(t, "bucketfs CSI sanity", suiteCfg, reporterCfg)
+	// The succinct report ends without a newline; go test's own lines
+	// must start one.
+	os.Stdout.WriteString("\n")
+	if !ok {
 		t.Error("the CSI sanity suite failed")
 	}
 	sc.Finalize()
