@@ -240,7 +240,10 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 			return nil, status.Errorf(codes.Internal, "cannot store the pod's token: %v", err)
 		}
 	}
-	// The CO makes the target's parent; the plugin makes the target.
+	// The CO makes the target's parent; the plugin makes the target,
+	// and removes it again if the mount fails: nothing half-made.
+	_, statErr := os.Stat(v.target)
+	made := errors.Is(statErr, os.ErrNotExist)
 	if err := os.MkdirAll(v.target, 0o750); err != nil {
 		d.st.forget(v.target)
 		return nil, status.Errorf(codes.Internal, "cannot create the target %s: %v", v.target, err)
@@ -251,6 +254,9 @@ func (d *Driver) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolu
 	}
 	if err := d.mount(ctx, r); err != nil {
 		d.st.forget(v.target)
+		if made {
+			_ = os.Remove(v.target) // empty: nothing was mounted
+		}
 		return nil, status.Errorf(codes.Internal, "volume %s (%s): %v", v.id, identityNote(r), err)
 	}
 	return &csi.NodePublishVolumeResponse{}, nil

@@ -240,6 +240,9 @@ func TestCSICredentials(t *testing.T) {
 		if strings.Contains(err.Error(), bad) {
 			t.Error("the error names the secret key")
 		}
+		if _, err := os.Stat(target); err == nil {
+			t.Errorf("the failed publish left the target %s", target)
+		}
 		if _, err := os.Stat(filepath.Join(stateDir, "volumes")); err == nil {
 			keys, _ := filepath.Glob(filepath.Join(stateDir, "volumes", "*.keys"))
 			if len(keys) != 0 {
