@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -190,6 +191,16 @@ func parseVolume(req *csi.NodePublishVolumeRequest, translate Translator) (volum
 			continue
 		}
 		v.flags = append(v.flags, f)
+	}
+
+	// The pod's fsGroup (the CSIDriver's fsGroupPolicy: File with the
+	// VOLUME_MOUNT_GROUP capability): the group of every file, unless the
+	// volume's own gid= says otherwise.
+	if g := mnt.GetVolumeMountGroup(); g != "" && !hasFlag(v.flags, "gid") {
+		if _, err := strconv.ParseUint(g, 10, 32); err != nil {
+			return v, invalidf("volume %s: the pod's fsGroup %q is not a number", v.id, g)
+		}
+		v.flags = append(v.flags, "--gid="+g)
 	}
 
 	v.pod = podInfo{name: attrs[ctxPodName], namespace: attrs[ctxPodNamespace], uid: attrs[ctxPodUID], serviceAccount: attrs[ctxServiceAccount]}

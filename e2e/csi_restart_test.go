@@ -109,8 +109,9 @@ func hasSample(page, metric string, labels ...string) bool {
 }
 
 // TestCSITwoTargets publishes one volume to two targets (two pods on the
-// node) and a third, read-only: what one writes the other reads, the
-// read-only one refuses writes, one Prometheus scrape of the driver shows
+// node), a third read-only and a fourth for a pod with an fsGroup: what
+// one writes the other reads, the read-only one refuses writes, the
+// fsGroup is the files' group, one Prometheus scrape of the driver shows
 // every mount by volume and target, and unpublishing one leaves the others.
 func TestCSITwoTargets(t *testing.T) {
 	s := need(t)
@@ -147,15 +148,24 @@ func TestCSITwoTargets(t *testing.T) {
 	if data, err := os.ReadFile(filepath.Join(ro, "a.csv")); err != nil || string(data) != "x,y\n1,2\n" {
 		t.Errorf("reading through the read-only target: %q, %v", data, err)
 	}
+	// A pod with fsGroup 4321: every file is in that group.
+	grp := filepath.Join(targets, "pod-d", "mount")
+	vg := v
+	vg.group = "4321"
+	d.publish(t, s, vg, grp)
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(grp, "a.csv"), &st); err != nil || st.Gid != 4321 {
+		t.Errorf("a file of the pod with fsGroup 4321 has gid %d (%v), want 4321", st.Gid, err)
+	}
 
 	page := scrapeCSI(t, d)
-	for _, target := range []string{a, b, ro} {
+	for _, target := range []string{a, b, ro, grp} {
 		if !hasSample(page, "bucketfs_store_requests_total", `volume_id="vol-two"`, `target="`+target+`"`) {
 			t.Errorf("the driver's metrics have no bucketfs_store_requests_total of target %s:\n%s", target, clip(page))
 		}
 	}
-	if !strings.Contains(page, "bucketfs_csi_mounts 3") {
-		t.Errorf("the driver's metrics do not count 3 mounts")
+	if !strings.Contains(page, "bucketfs_csi_mounts 4") {
+		t.Errorf("the driver's metrics do not count 4 mounts")
 	}
 
 	if err := d.unpublish(t, v.id, a); err != nil {

@@ -148,6 +148,7 @@ type csiVolume struct {
 	secrets  map[string]string
 	readOnly bool
 	flags    []string // spec.mountOptions
+	group    string   // the pod's fsGroup
 }
 
 // with merges maps (volume attributes); later ones win.
@@ -172,7 +173,7 @@ func (v csiVolume) publishReq(target string) *csi.NodePublishVolumeRequest {
 		VolumeId:   v.id,
 		TargetPath: target,
 		VolumeCapability: &csi.VolumeCapability{
-			AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{MountFlags: v.flags}},
+			AccessType: &csi.VolumeCapability_Mount{Mount: &csi.VolumeCapability_MountVolume{MountFlags: v.flags, VolumeMountGroup: v.group}},
 			AccessMode: &csi.VolumeCapability_AccessMode{Mode: csi.VolumeCapability_AccessMode_MULTI_NODE_MULTI_WRITER},
 		},
 		Readonly:      v.readOnly,

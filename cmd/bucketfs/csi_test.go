@@ -77,6 +77,30 @@ func TestExamplePersistentVolumes(t *testing.T) {
 	}
 }
 
+// TestFSGroup: a pod's fsGroup becomes --gid unless the volume sets gid=.
+func TestFSGroup(t *testing.T) {
+	req := func(group string, opts ...string) *csispec.NodePublishVolumeRequest {
+		return &csispec.NodePublishVolumeRequest{
+			VolumeId: "v", TargetPath: "/t",
+			VolumeCapability: &csispec.VolumeCapability{
+				AccessType: &csispec.VolumeCapability_Mount{Mount: &csispec.VolumeCapability_MountVolume{MountFlags: opts, VolumeMountGroup: group}},
+				AccessMode: &csispec.VolumeCapability_AccessMode{Mode: csispec.VolumeCapability_AccessMode_SINGLE_NODE_WRITER},
+			},
+			VolumeContext: map[string]string{"source": "s3://b"},
+		}
+	}
+	if err := csi.CheckPublish(req("1000"), fstabTranslator); err != nil {
+		t.Errorf("fsGroup 1000: %v", err)
+	}
+	if err := csi.CheckPublish(req("staff"), fstabTranslator); err == nil || !strings.Contains(err.Error(), `fsGroup "staff" is not a number`) {
+		t.Errorf("fsGroup staff: %v, want an error", err)
+	}
+	// gid= in the volume wins, and the fsGroup is not even looked at.
+	if err := csi.CheckPublish(req("staff", "gid=50"), fstabTranslator); err != nil {
+		t.Errorf("fsGroup with gid=50: %v", err)
+	}
+}
+
 // TestCSIOptionsAreFstabOptions: volume options go through the fstab
 // table, so a word that works in /etc/fstab works in a PersistentVolume,
 // and a wrong one fails the same way.
