@@ -202,7 +202,8 @@ func (d *Driver) mountArgs(r record) []string {
 	}
 	args = append(args,
 		"--log-file="+d.st.path("logs", r.Target, ".log"),
-		"--cache-dir="+filepath.Join(d.st.dir, "staging"),
+		// bucketfs stages below CACHE_DIR/staging/.
+		"--cache-dir="+d.st.dir,
 		"--metrics-addr="+r.MetricsAddr)
 	switch r.Identity {
 	case IdentitySecret:
