@@ -6,7 +6,7 @@
 #   bfs_install_deps       install fuse3, R, data.table and versitygw when missing
 #   bfs_vgw_start DIR      start versitygw on 127.0.0.1:<free port> below DIR
 #   bfs_vgw_stop           stop the server bfs_vgw_start started
-#   bfs_build              go build -o bin/bucketfs ./cmd/bucketfs
+#   bfs_build              scripts/build: bin/bucketfs, static, version stamped
 #   bfs_unmount_under DIR  lazily unmount every mount at or below DIR
 #   bfs_safe_rm DIR...     unmount below DIR, then rm -rf --one-file-system it,
 #                          unless a mount remains (then it refuses, and says so)
@@ -174,11 +174,12 @@ bfs_vgw_stop() {
 	return 0
 }
 
-# bfs_build builds bin/bucketfs in the repository and prints its path.
+# bfs_build builds bin/bucketfs in the repository (scripts/build: the
+# static, version-stamped binary the image ships) and prints its path.
 bfs_build() {
 	local root
 	root=$(bfs_repo_root)
-	(cd "$root" && go build -o bin/bucketfs ./cmd/bucketfs) || return 1
+	"$root/scripts/build" -o "$root/bin/bucketfs" || return 1
 	printf '%s\n' "$root/bin/bucketfs"
 }
 

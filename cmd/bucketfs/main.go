@@ -22,6 +22,7 @@ Usage:
   bucketfs unmount MOUNTPOINT                           unmount
   bucketfs status [--json] MOUNTPOINT                   show a running mount's requests, bytes, cache and credentials
   bucketfs whoami [flags]                               show which credentials a mount would use and check them
+  bucketfs csi --node-id NODE [flags]                   serve the Kubernetes CSI node plugin (docs/KUBERNETES.md)
   bucketfs version                                      print the version
 
 Examples:
@@ -60,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = whoamiCommand(args[1:], stdout, stderr)
 	case "status":
 		err = statusCommand(args[1:], stdout)
+	case "csi":
+		err = csiCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "bucketfs %s\n", versionString())
 		return 0
@@ -67,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, mainUsage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "bucketfs: unknown command %q: use mount, unmount, status, whoami or version (bucketfs --help)\n", args[0])
+		fmt.Fprintf(stderr, "bucketfs: unknown command %q: use mount, unmount, status, whoami, csi or version (bucketfs --help)\n", args[0])
 		return 2
 	}
 	var ue usageError
