@@ -62,7 +62,12 @@ func TestReadAtRanges(t *testing.T) {
 			n, err := r.ReadAt(context.Background(), p, off)
 			return p[:n], err
 		},
-		"Slice": func(p []byte, off int64) ([]byte, error) { return r.Slice(context.Background(), p, off) },
+		"Slice": func(p []byte, off int64) ([]byte, error) {
+			s, hold, err := r.Slice(context.Background(), p, off)
+			got := append([]byte(nil), s...)
+			hold.Release()
+			return got, err
+		},
 	}
 	for mname, read := range methods {
 		for _, tt := range tests {

@@ -67,7 +67,7 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	bs := r.c.cfg.BlockSize
 	n := 0
 	for i := first; i <= last; i++ {
-		data, err := r.block(ctx, i, pend[i-first])
+		data, hold, err := r.block(ctx, i, pend[i-first])
 		if err != nil {
 			return n, err
 		}
@@ -75,9 +75,11 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		lo := max(off, blockStart) - blockStart
 		hi := min(end, blockStart+int64(len(data))) - blockStart
 		if lo >= hi {
+			hold.Release()
 			return n, io.ErrUnexpectedEOF
 		}
 		n += copy(p[n:], data[lo:hi])
+		hold.Release()
 	}
 	if end == r.obj.size {
 		return n, io.EOF
@@ -87,28 +89,30 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 
 // Slice returns up to len(buf) bytes at off. When they lie in one block it
 // returns a slice of the cached block without copying (blocks are never
-// written once cached); otherwise it reads into buf. io.EOF marks the end
-// of the object, as with ReadAt.
-func (r *Reader) Slice(ctx context.Context, buf []byte, off int64) ([]byte, error) {
+// written while anyone holds them), and a Hold to release once the bytes
+// are no longer used; otherwise it reads into buf (and the Hold holds
+// nothing). io.EOF marks the end of the object, as with ReadAt.
+func (r *Reader) Slice(ctx context.Context, buf []byte, off int64) ([]byte, Hold, error) {
 	bs := r.c.cfg.BlockSize
 	end := min(off+int64(len(buf)), r.obj.size)
 	if off >= end || off/bs != (end-1)/bs {
 		n, err := r.ReadAt(ctx, buf, off)
-		return buf[:n], err
+		return buf[:n], Hold{}, err
 	}
 	first, _, pend := r.start(off, end)
-	data, err := r.block(ctx, first, pend[0])
+	data, hold, err := r.block(ctx, first, pend[0])
 	if err != nil {
-		return nil, err
+		return nil, Hold{}, err
 	}
 	lo, hi := off-first*bs, end-first*bs
 	if hi > int64(len(data)) {
-		return nil, io.ErrUnexpectedEOF
+		hold.Release()
+		return nil, Hold{}, io.ErrUnexpectedEOF
 	}
 	if end == r.obj.size {
-		return data[lo:hi], io.EOF
+		return data[lo:hi], hold, io.EOF
 	}
-	return data[lo:hi], nil
+	return data[lo:hi], hold, nil
 }
 
 // start requests the blocks of [off, end) and any read-ahead, and returns
@@ -126,12 +130,12 @@ func (r *Reader) start(off, end int64) (first, last int64, pend []*pending) {
 }
 
 // block waits for block i of the pinned version.
-func (r *Reader) block(ctx context.Context, i int64, p *pending) ([]byte, error) {
-	data, err := r.c.data.get(ctx, r.obj, i, p)
+func (r *Reader) block(ctx context.Context, i int64, p *pending) ([]byte, Hold, error) {
+	data, hold, err := r.c.data.get(ctx, r.obj, i, p)
 	if errors.Is(err, store.ErrChanged) {
 		r.c.Forget(r.obj.bucket, r.obj.key)
 	}
-	return data, err
+	return data, hold, err
 }
 
 // plan updates the access-pattern state for a read of [off, end) and
