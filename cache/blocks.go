@@ -160,6 +160,19 @@ func (b *blockCache) request(o object, from, to int64, demand bool) []*pending {
 	return pend
 }
 
+// has reports whether blocks [from, to] are all cached or in flight.
+func (b *blockCache) has(o object, from, to int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := from; i <= to; i++ {
+		k := o.block(i)
+		if _, busy := b.inflight[k]; !busy && !b.lru.Contains(k) {
+			return false
+		}
+	}
+	return true
+}
+
 // fetch GETs one run of contiguous blocks with one ranged GET and hands
 // out each block as soon as its bytes have arrived. A transfer that breaks
 // part-way is resumed from the first missing block. It runs detached from

@@ -20,26 +20,36 @@ const wholeFileAfter = 4
 // footer read does not pull the whole file). Repeated random reads of a
 // file that fits in half of the cache fetch it whole, in parallel.
 // It is safe for concurrent use: the kernel issues reads in parallel.
+//
+// Until a run of reads has earned it (it started at the beginning of the
+// file, or has gone on for a block), bytes not cached are fetched exactly
+// as asked, not as whole blocks: the footer and column chunks a Parquet
+// reader picks out of a file cost what they are, not a block each.
 type Reader struct {
 	c      *Cache
 	obj    object
 	pinned store.Object
 
-	mu      sync.Mutex
-	next    int64 // where a sequential reader would read next
-	window  int64 // current read-ahead in bytes
-	ahead   int64 // read-ahead has been requested up to here
-	randoms int   // non-sequential reads so far
-	whole   bool  // the whole file has been requested
-	closed  bool
+	mu       sync.Mutex
+	next     int64 // where a sequential reader would read next
+	window   int64 // current read-ahead in bytes
+	ahead    int64 // read-ahead has been requested up to here
+	randoms  int   // non-sequential reads so far
+	whole    bool  // the whole file has been requested
+	closed   bool
+	read     bool // it has been read from
+	runStart int64
+
+	seen *run // what other Readers of the object see of this one's run (streams)
 }
 
 // Open returns a Reader pinned to obj's ETag and size. Close it when done:
 // open Readers share the cache's room for read-ahead.
 func (c *Cache) Open(bucket string, obj store.Object) *Reader {
 	c.data.active.Add(1)
-	c.prefetchSiblings(bucket, obj)
-	return &Reader{c: c, pinned: obj, obj: object{bucket: bucket, key: obj.Key, etag: obj.ETag, size: obj.Size}}
+	r := &Reader{c: c, pinned: obj, obj: object{bucket: bucket, key: obj.Key, etag: obj.ETag, size: obj.Size}, seen: &run{}}
+	c.streams.add(r)
+	return r
 }
 
 // Close releases the Reader's share of read-ahead room.
@@ -49,6 +59,7 @@ func (r *Reader) Close() {
 	if !r.closed {
 		r.closed = true
 		r.c.data.active.Add(-1)
+		r.c.streams.remove(r)
 	}
 }
 
@@ -64,6 +75,9 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	}
 	end := min(off+int64(len(p)), r.obj.size)
 	first, last, pend := r.start(off, end)
+	if pend == nil {
+		return r.exact(ctx, p[:end-off], off)
+	}
 	bs := r.c.cfg.BlockSize
 	n := 0
 	for i := first; i <= last; i++ {
@@ -100,6 +114,10 @@ func (r *Reader) Slice(ctx context.Context, buf []byte, off int64) ([]byte, Hold
 		return buf[:n], Hold{}, err
 	}
 	first, _, pend := r.start(off, end)
+	if pend == nil {
+		n, err := r.exact(ctx, buf[:end-off], off)
+		return buf[:n], Hold{}, err
+	}
 	data, hold, err := r.block(ctx, first, pend[0])
 	if err != nil {
 		return nil, Hold{}, err
@@ -118,15 +136,49 @@ func (r *Reader) Slice(ctx context.Context, buf []byte, off int64) ([]byte, Hold
 // start requests the blocks of [off, end) and any read-ahead, and returns
 // the first and last block and the pending fetch of each. The blocks asked
 // for go out first, in runs of their own, so the first byte does not wait
-// for read-ahead.
+// for read-ahead. pend is nil when the bytes are to be fetched exactly
+// (Reader.exact) instead.
 func (r *Reader) start(off, end int64) (first, last int64, pend []*pending) {
 	bs := r.c.cfg.BlockSize
 	first, last = off/bs, (end-1)/bs
+	raFrom, raTo, earned, siblings := r.plan(off, end)
+	if siblings {
+		r.c.prefetchSiblings(r.obj.bucket, r.pinned)
+	}
+	if !earned && !r.c.data.has(r.obj, first, last) {
+		return first, last, nil
+	}
 	pend = r.c.data.request(r.obj, first, last, true)
-	if raFrom, raTo := r.plan(off, end); raTo >= raFrom {
+	if raTo >= raFrom {
 		r.c.data.request(r.obj, raFrom, raTo, false) // skips what is in flight
 	}
 	return first, last, pend
+}
+
+// exact fetches p at off with one GET of those bytes, past the block
+// cache (the kernel's page cache keeps them). io.EOF at the end of the
+// object, as ReadAt.
+func (r *Reader) exact(ctx context.Context, p []byte, off int64) (int, error) {
+	b := r.c.data
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	defer cancel()
+	select {
+	case b.sem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	b.requests.Add(1)
+	b.misses.Add(1)
+	n, err := store.ReadAt(ctx, r.c.store, r.obj.bucket, r.obj.key, r.obj.etag, p, off)
+	<-b.sem
+	b.bytes.Add(int64(n))
+	if errors.Is(err, store.ErrChanged) {
+		r.c.Forget(r.obj.bucket, r.obj.key)
+	}
+	if err == nil && off+int64(n) == r.obj.size {
+		err = io.EOF
+	}
+	return n, err
 }
 
 // block waits for block i of the pinned version.
@@ -139,27 +191,47 @@ func (r *Reader) block(ctx context.Context, i int64, p *pending) ([]byte, Hold, 
 }
 
 // plan updates the access-pattern state for a read of [off, end) and
-// returns the block range to fetch ahead (raTo < raFrom when none).
-func (r *Reader) plan(off, end int64) (raFrom, raTo int64) {
+// returns the block range to fetch ahead (raTo < raFrom when none),
+// whether the run of reads has earned whole blocks (else the bytes are
+// fetched exactly), and whether this is the first read of the handle, at
+// the start of the file, which is when the next files of the directory
+// are worth fetching (siblings; a Parquet reader starts at the footer).
+func (r *Reader) plan(off, end int64) (raFrom, raTo int64, earned, siblings bool) {
 	bs := r.c.cfg.BlockSize
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	siblings = !r.read && off == 0
+	r.read = true
 	// The kernel sends reads of one sequential stream in parallel and
 	// slightly out of order; count a read as sequential when it starts
 	// near where the last one ended.
 	slack := max(r.window, 2*bs)
-	if off >= r.next-slack && off <= r.next+slack {
+	if off >= r.next-slack && off <= r.next+slack && (r.window > 0 || r.next > 0 || off == 0) {
 		r.window = min(max(2*r.window, bs), r.maxWindow())
 		r.next = max(r.next, end)
 	} else {
-		r.window, r.ahead, r.next = 0, 0, end
+		r.window, r.ahead, r.next, r.runStart = 0, 0, end, off
 		r.randoms++
 		if r.randoms >= wholeFileAfter && !r.whole && r.obj.size <= r.c.cfg.DataBytes/2 {
 			r.whole = true
-			return 0, r.obj.blocks(bs) - 1
+			return 0, r.obj.blocks(bs) - 1, true, siblings
 		}
 	}
+	// A run from the start of the file is a file being read (cat, cp,
+	// R's read.csv): blocks at once. Elsewhere a run earns them after a
+	// block's worth of reads; until then nothing is read ahead either.
+	earned = r.whole || r.runStart == 0 || r.next-r.runStart >= bs
+	r.seen.start.Store(r.runStart)
+	r.seen.seq.Store(earned && r.window > 0)
+	if !earned {
+		return 0, -1, false, siblings
+	}
 	target := min(end+r.window, r.obj.size)
+	// Never past the start of another reader's run ahead of this one: it
+	// has read, or is reading ahead, what lies beyond (four readers of
+	// quarters of one file would otherwise each fetch again the start of
+	// the next quarter, read and evicted long before).
+	target = r.c.streams.limit(r, end, target)
 	from := max(end, r.ahead)
 	// Top the window up as soon as a whole run (MaxRunBlocks, or half a
 	// small window) can go out: read-ahead leaves in long GETs rather than
@@ -168,16 +240,23 @@ func (r *Reader) plan(off, end int64) (raFrom, raTo int64) {
 	// consumed let that number sag to half, and throughput with it).
 	need := min(int64(r.c.cfg.MaxRunBlocks)*bs, r.window/2)
 	if r.window == 0 || target <= from || (target-from < need && target < r.obj.size) {
-		return 0, -1
+		return 0, -1, true, siblings
 	}
 	r.ahead = target
-	return from / bs, (target - 1) / bs
+	return from / bs, (target - 1) / bs, true, siblings
 }
 
 // maxWindow shares the cache between the open readers: read-ahead that
-// the cache cannot hold until it is read would only be fetched twice.
+// the cache cannot hold until it is read would only be fetched twice. A
+// block read ahead by w is read after the reader has read w more; with n
+// readers, n*w has been read and n*w more read ahead meanwhile, all of
+// which passed through the cache: w is kept well under size/2n.
 func (r *Reader) maxWindow() int64 {
 	active := max(r.c.data.active.Load(), 1)
-	w := min(r.c.cfg.MaxReadAhead, r.c.cfg.DataBytes/(2*active))
+	share := r.c.cfg.DataBytes / 2
+	if active > 1 {
+		share = r.c.cfg.DataBytes / (3 * active)
+	}
+	w := min(r.c.cfg.MaxReadAhead, share)
 	return max(w, r.c.cfg.BlockSize)
 }

@@ -1,0 +1,157 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bucketfs/bucketfs/store/faultstore"
+)
+
+// Four readers of the quarters of one object, in parallel, through a cache
+// of half of it: the read-ahead of each stops where the next reader's run
+// begins, instead of fetching again the start of the next quarter, read
+// and evicted long before.
+func TestQuarterReadersFetchOnce(t *testing.T) {
+	const blocks, readers = 128, 4
+	size := blocks * testBlock
+	f, data, o := newDataFixture(t, Config{DataBytes: blocks / 2 * testBlock, MaxReadAhead: 16 * testBlock}, size)
+	part := size / readers
+	var wg sync.WaitGroup
+	for i := 0; i < readers; i++ {
+		wg.Add(1)
+		go func(start int) {
+			defer wg.Done()
+			r := f.c.Open("b", o)
+			defer r.Close()
+			p := make([]byte, testBlock/2)
+			for off := start; off < start+part; off += len(p) {
+				n, err := r.ReadAt(context.Background(), p, int64(off))
+				if err != nil && err != io.EOF {
+					t.Error(err)
+					return
+				}
+				if !bytes.Equal(p[:n], data[off:off+n]) {
+					t.Errorf("bytes at %d differ", off)
+					return
+				}
+			}
+		}(i * part)
+	}
+	wg.Wait()
+	waitFetches(f)
+	if got := f.c.Stats().BytesRead; float64(got) > 1.05*float64(size) {
+		t.Errorf("fetched %d bytes to read %d (%.0f%% more); want at most 5%% more", got, size, 100*(float64(got)/float64(size)-1))
+	}
+}
+
+// The columnar pattern of Parquet readers (arrow, duckdb): in each file,
+// the footer at the end, then two column chunks elsewhere; files of a
+// partitioned data set opened in listing order, several at a time. What
+// is fetched stays within twice what is read: no whole blocks around a
+// footer, no read-ahead, no next files fetched on open.
+func TestColumnarReadsFetchExactly(t *testing.T) {
+	const files, fileBlocks = 24, 16
+	fileSize := fileBlocks * testBlock
+	keys := map[string]string{}
+	for i := 0; i < files; i++ {
+		keys[fmt.Sprintf("ds/part=%d/f%02d.parquet", i/8, i)] = string(randomBytes(fileSize, int64(i)))
+	}
+	f := newFixture(t, Config{BlockSize: testBlock}, keys)
+	ctx := context.Background()
+	for d := 0; d < files/8; d++ {
+		readAll(t, f.c, "b", fmt.Sprintf("ds/part=%d/", d)) // the reader lists the data set first
+	}
+	footer, chunk := testBlock/16, testBlock/2
+	var read int64
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				key := fmt.Sprintf("ds/part=%d/f%02d.parquet", i/8, i)
+				o, err := f.c.statFile(ctx, "b", key)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				r := f.c.Open("b", o)
+				for _, rg := range [][2]int{{fileSize - footer, footer}, {3*testBlock + 100, chunk}, {11*testBlock - 7, chunk}} {
+					got, hold, err := r.Slice(ctx, make([]byte, rg[1]), int64(rg[0]))
+					if err != nil && err != io.EOF {
+						t.Error(err)
+					} else if !bytes.Equal(got, []byte(keys[key][rg[0]:rg[0]+rg[1]])) {
+						t.Errorf("%s at %d: bytes differ", key, rg[0])
+					}
+					hold.Release()
+					mu.Lock()
+					read += int64(len(got))
+					mu.Unlock()
+				}
+				r.Close()
+			}
+		}()
+	}
+	for i := 0; i < files; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	waitFetches(f)
+	if got := f.c.Stats().BytesRead; got > 2*read {
+		t.Errorf("fetched %d bytes to read %d; want at most twice", got, read)
+	}
+}
+
+// A file read from its start is fetched in whole blocks with read-ahead
+// at once; a run that starts elsewhere earns them after a block, fetched
+// exactly until then.
+func TestRunsEarnBlocks(t *testing.T) {
+	size := 64 * testBlock
+	for _, start := range []int{0, 10*testBlock + 3} {
+		t.Run(fmt.Sprint("from ", start), func(t *testing.T) {
+			f, data, o := newDataFixture(t, Config{}, size)
+			r := f.c.Open("b", o)
+			defer r.Close()
+			p := make([]byte, testBlock/2)
+			reads := 0
+			for off := start; off < size; off += len(p) {
+				n, err := r.ReadAt(context.Background(), p, int64(off))
+				if err != nil && err != io.EOF {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(p[:n], data[off:off+n]) {
+					t.Fatalf("bytes at %d differ", off)
+				}
+				reads++
+			}
+			waitFetches(f)
+			if got, want := f.c.Stats().BytesRead, int64(size-start); got > want+testBlock {
+				t.Errorf("fetched %d bytes to read %d", got, want)
+			}
+			if gets := f.fault.Count(faultstore.OpReadAt); gets > int64(reads/4) {
+				t.Errorf("%d GETs for %d reads: no read-ahead", gets, reads)
+			}
+		})
+	}
+}
+
+// waitFetches waits for read-ahead still in flight.
+func waitFetches(f *fixture) {
+	for {
+		f.c.data.mu.Lock()
+		n := len(f.c.data.inflight)
+		f.c.data.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -1,0 +1,83 @@
+package cache
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// streams knows the sequential runs of the Readers of each object, so that
+// the read-ahead of one stops where another reader's run begins. The run
+// of a Reader that closed is remembered while others of the object are
+// open (the four readers of quarters of a file do not end together), up to
+// maxRuns an object.
+type streams struct {
+	mu sync.Mutex
+	m  map[object]*objectRuns
+}
+
+const maxRuns = 16
+
+type objectRuns struct {
+	open int
+	runs []*run
+}
+
+// run is what other Readers see of one Reader's current run.
+type run struct {
+	start  atomic.Int64 // where it began
+	seq    atomic.Bool  // whether it reads ahead
+	closed bool         // under streams.mu
+}
+
+func (s *streams) add(r *Reader) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[object]*objectRuns)
+	}
+	o := s.m[r.obj]
+	if o == nil {
+		o = &objectRuns{}
+		s.m[r.obj] = o
+	}
+	if len(o.runs) >= maxRuns {
+		for i, x := range o.runs {
+			if x.closed {
+				o.runs = append(o.runs[:i], o.runs[i+1:]...)
+				break
+			}
+		}
+	}
+	o.open++
+	o.runs = append(o.runs, r.seen)
+}
+
+func (s *streams) remove(r *Reader) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.m[r.obj]
+	r.seen.closed = true
+	if o.open--; o.open == 0 {
+		delete(s.m, r.obj)
+	}
+}
+
+// limit returns target, or less: the start of the first sequential run of
+// another reader of r's object that begins in [from, target).
+func (s *streams) limit(r *Reader, from, target int64) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.m[r.obj]
+	if o == nil {
+		return target
+	}
+	for _, x := range o.runs {
+		if x == r.seen || !x.seq.Load() {
+			continue
+		}
+		if st := x.start.Load(); st >= from && st < target {
+			target = st
+		}
+	}
+	return target
+}
