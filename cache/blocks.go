@@ -173,6 +173,14 @@ func (b *blockCache) has(o object, from, to int64) bool {
 	return true
 }
 
+// drop removes blocks [from, to] from the cache (a sequential reader has
+// left them behind); their buffers are reused once no reply holds them.
+func (b *blockCache) drop(o object, from, to int64) {
+	for i := from; i <= to; i++ {
+		b.lru.Remove(o.block(i))
+	}
+}
+
 // fetch GETs one run of contiguous blocks with one ranged GET and hands
 // out each block as soon as its bytes have arrived. A transfer that breaks
 // part-way is resumed from the first missing block. It runs detached from

@@ -155,3 +155,44 @@ func waitFetches(f *fixture) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A reader alone on its object drops the blocks it has left behind, so a
+// file read once does not fill the cache (nor allocate it); with a second
+// reader of the object open, the blocks stay for it.
+func TestDropBehind(t *testing.T) {
+	const blocks = 256
+	for _, second := range []bool{false, true} {
+		t.Run(fmt.Sprint("second reader ", second), func(t *testing.T) {
+			f, data, o := newDataFixture(t, Config{DataBytes: blocks / 2 * testBlock, MaxReadAhead: 8 * testBlock}, blocks*testBlock)
+			r := f.c.Open("b", o)
+			defer r.Close()
+			if second {
+				defer f.c.Open("b", o).Close()
+			}
+			p := make([]byte, testBlock)
+			for off := 0; off < len(data); off += len(p) {
+				got, hold, err := r.Slice(context.Background(), p, int64(off))
+				if err != nil && err != io.EOF {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, data[off:off+len(got)]) {
+					t.Fatalf("bytes at %d differ", off)
+				}
+				hold.Release()
+			}
+			waitFetches(f)
+			cached := f.c.Stats().CachedBytes / testBlock
+			made := f.c.data.pool.allocated.Load()
+			if second {
+				if cached < blocks/4 {
+					t.Errorf("%d blocks cached with a second reader open; want the cache used", cached)
+				}
+				return
+			}
+			// behind + read-ahead window + a run in flight
+			if limit := int64(dropBehind + 8 + 8); cached > limit || made > limit+8 {
+				t.Errorf("%d blocks cached and %d buffers made after reading %d blocks alone; want about %d", cached, made, blocks, limit)
+			}
+		})
+	}
+}

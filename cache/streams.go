@@ -62,6 +62,14 @@ func (s *streams) remove(r *Reader) {
 	}
 }
 
+// alone reports whether r is the only open Reader of its object.
+func (s *streams) alone(r *Reader) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.m[r.obj]
+	return o != nil && o.open == 1
+}
+
 // limit returns target, or less: the start of the first sequential run of
 // another reader of r's object that begins in [from, target).
 func (s *streams) limit(r *Reader, from, target int64) int64 {
