@@ -252,6 +252,7 @@ func (r *Reader) plan(off, end int64) (raFrom, raTo int64, earned, siblings bool
 	// block's worth of reads; until then nothing is read ahead either.
 	earned = r.whole || r.runStart == 0 || r.next-r.runStart >= bs
 	r.seen.start.Store(r.runStart)
+	r.seen.next.Store(r.next)
 	r.seen.seq.Store(earned && r.window > 0)
 	if !earned {
 		return 0, -1, false, siblings

@@ -25,6 +25,7 @@ type objectRuns struct {
 // run is what other Readers see of one Reader's current run.
 type run struct {
 	start  atomic.Int64 // where it began
+	next   atomic.Int64 // where it has read up to
 	seq    atomic.Bool  // whether it reads ahead
 	closed bool         // under streams.mu
 }
@@ -71,7 +72,12 @@ func (s *streams) alone(r *Reader) bool {
 }
 
 // limit returns target, or less: the start of the first sequential run of
-// another reader of r's object that begins in [from, target).
+// another reader of r's object that begins in [from, target), or from
+// itself (no read-ahead) while from lies in what such a run has read. Only
+// runs that began after r's own count: two readers going through a file
+// from its start read ahead each as usual. The kernel's own read-ahead
+// carries a reader some way past the end of its range: that alone is not
+// worth fetching the next reader's blocks again.
 func (s *streams) limit(r *Reader, from, target int64) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -83,8 +89,14 @@ func (s *streams) limit(r *Reader, from, target int64) int64 {
 		if x == r.seen || !x.seq.Load() {
 			continue
 		}
-		if st := x.start.Load(); st >= from && st < target {
+		st := x.start.Load()
+		if st <= r.runStart {
+			continue
+		}
+		if st >= from && st < target {
 			target = st
+		} else if st < from && from < x.next.Load() {
+			target = from
 		}
 	}
 	return target
