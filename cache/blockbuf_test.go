@@ -18,17 +18,7 @@ func TestBlockBuffersRecycled(t *testing.T) {
 	f, data, o := newDataFixture(t, Config{DataBytes: cached * testBlock, MaxReadAhead: 4 * testBlock}, size)
 	r := f.c.Open("b", o)
 	defer r.Close()
-	p := make([]byte, testBlock)
-	for off := 0; off < size; off += len(p) {
-		got, hold, err := r.Slice(context.Background(), p, int64(off))
-		if err != nil && err != io.EOF {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, data[off:off+len(got)]) {
-			t.Fatalf("bytes at %d differ", off)
-		}
-		hold.Release()
-	}
+	sliceAll(t, r, data)
 	made := f.c.data.pool.allocated.Load()
 	// cached blocks + read-ahead in flight + the block being read + slack
 	if limit := int64(cached + 4 + 4 + 4); made > limit {
@@ -114,6 +104,23 @@ func TestHeldBlocksUnderChurn(t *testing.T) {
 		}(int64(g))
 	}
 	wg.Wait()
+}
+
+// sliceAll reads data through r with Slice, a block at a time, checking
+// the bytes and releasing each.
+func sliceAll(t *testing.T, r *Reader, data []byte) {
+	t.Helper()
+	p := make([]byte, testBlock)
+	for off := 0; off < len(data); off += len(p) {
+		got, hold, err := r.Slice(context.Background(), p, int64(off))
+		if err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, data[off:off+len(got)]) {
+			t.Fatalf("bytes at %d differ", off)
+		}
+		hold.Release()
+	}
 }
 
 func TestBlockRefCounts(t *testing.T) {

@@ -175,17 +175,7 @@ func TestDropBehind(t *testing.T) {
 			if second {
 				defer f.c.Open("b", o).Close()
 			}
-			p := make([]byte, testBlock)
-			for off := 0; off < len(data); off += len(p) {
-				got, hold, err := r.Slice(context.Background(), p, int64(off))
-				if err != nil && err != io.EOF {
-					t.Fatal(err)
-				}
-				if !bytes.Equal(got, data[off:off+len(got)]) {
-					t.Fatalf("bytes at %d differ", off)
-				}
-				hold.Release()
-			}
+			sliceAll(t, r, data)
 			waitFetches(f)
 			cached := f.c.Stats().CachedBytes / testBlock
 			made := f.c.data.pool.allocated.Load()
