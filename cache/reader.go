@@ -150,7 +150,13 @@ func (r *Reader) start(off, end int64) (first, last int64, pend []*pending) {
 		return first, last, nil
 	}
 	pend = r.c.data.request(r.obj, first, last, true)
-	if raTo >= raFrom {
+	// Read-ahead (or the whole file) around the blocks asked for, not
+	// those again: had their fetch already failed, asking for them here
+	// would send a second GET.
+	if raTo >= raFrom && raFrom < first {
+		r.c.data.request(r.obj, raFrom, min(raTo, first-1), false)
+	}
+	if raFrom = max(raFrom, last+1); raTo >= raFrom {
 		r.c.data.request(r.obj, raFrom, raTo, false) // skips what is in flight
 	}
 	if from, to := r.behind(); to >= from && r.c.streams.alone(r) {
