@@ -404,6 +404,7 @@ type breakingStore struct {
 	store.ObjectStore
 	after  int64
 	breaks atomic.Int32
+	clean  bool // the body just ends, as a proxy closing the connection
 	starts []int64
 	mu     sync.Mutex
 }
@@ -415,6 +416,9 @@ func (s *breakingStore) ReadRange(ctx context.Context, bucket, key, etag string,
 	rc, err := s.ObjectStore.ReadRange(ctx, bucket, key, etag, off, n)
 	if err != nil || s.breaks.Add(-1) < 0 {
 		return rc, err
+	}
+	if s.clean {
+		return io.NopCloser(io.LimitReader(rc, s.after)), nil
 	}
 	return io.NopCloser(io.MultiReader(io.LimitReader(rc, s.after), errReader{})), nil
 }

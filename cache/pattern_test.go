@@ -192,3 +192,30 @@ func TestDropBehind(t *testing.T) {
 		})
 	}
 }
+
+// A read fetched exactly whose body ends early, cut or just closed, is
+// fetched again from where it stopped: never passed on short (the kernel
+// would take a short read for the end of the file).
+func TestExactReadResumes(t *testing.T) {
+	for _, clean := range []bool{false, true} {
+		t.Run(fmt.Sprint("clean end ", clean), func(t *testing.T) {
+			f, data, o := newDataFixture(t, Config{}, 8*testBlock)
+			bs := &breakingStore{ObjectStore: f.fault, after: 1000, clean: clean}
+			bs.breaks.Store(1)
+			c := New(bs, Config{BlockSize: testBlock})
+			r := c.Open("b", o)
+			defer r.Close()
+			off := 5*testBlock + 7
+			got, hold, err := r.Slice(context.Background(), make([]byte, testBlock/2), int64(off))
+			defer hold.Release()
+			if err != nil || !bytes.Equal(got, data[off:off+testBlock/2]) {
+				t.Fatalf("Slice = %d bytes, %v; want %d right bytes", len(got), err, testBlock/2)
+			}
+			bs.mu.Lock()
+			defer bs.mu.Unlock()
+			if len(bs.starts) != 2 || bs.starts[1] != int64(off+1000) {
+				t.Errorf("GETs started at %v, want [%d %d]", bs.starts, off, off+1000)
+			}
+		})
+	}
+}

@@ -3,8 +3,10 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/bucketfs/bucketfs/store"
 )
@@ -192,28 +194,60 @@ func (r *Reader) behind() (from, to int64) {
 }
 
 // exact fetches p at off with one GET of those bytes, past the block
-// cache (the kernel's page cache keeps them). io.EOF at the end of the
-// object, as ReadAt.
+// cache (the kernel's page cache keeps them), retried as a block fetch is.
+// p must end within the object. io.EOF at the end of the object, as
+// ReadAt; a body that ends early is never passed on as a short read (the
+// kernel would take it for the end of the file).
 func (r *Reader) exact(ctx context.Context, p []byte, off int64) (int, error) {
 	b := r.c.data
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
 	defer cancel()
+	b.misses.Add(1)
+	got := 0
+	var err error
+	for attempt := 0; got < len(p); attempt++ {
+		if attempt > 0 {
+			if !retryable(err) || attempt > 2 || ctx.Err() != nil {
+				break
+			}
+			if !sleep(ctx, time.Duration(50<<attempt)*time.Millisecond) {
+				break
+			}
+		}
+		var n int
+		n, err = r.exactOnce(ctx, p[got:], off+int64(got))
+		got += n
+		if n > 0 {
+			attempt = 0 // the transfer moved: only attempts that brought nothing count
+		}
+		if got < len(p) && (err == nil || errors.Is(err, io.EOF)) {
+			err = fmt.Errorf("%s/%s at %d: body ended early: %w", r.obj.bucket, r.obj.key, off+int64(got), io.ErrUnexpectedEOF)
+		}
+	}
+	if got < len(p) {
+		if errors.Is(err, store.ErrChanged) {
+			r.c.Forget(r.obj.bucket, r.obj.key)
+		}
+		return got, err
+	}
+	if off+int64(got) == r.obj.size {
+		return got, io.EOF
+	}
+	return got, nil
+}
+
+// exactOnce is one GET of p at off, within the mount's request slots.
+func (r *Reader) exactOnce(ctx context.Context, p []byte, off int64) (int, error) {
+	b := r.c.data
 	select {
 	case b.sem <- struct{}{}:
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
+	defer func() { <-b.sem }()
 	b.requests.Add(1)
-	b.misses.Add(1)
 	n, err := store.ReadAt(ctx, r.c.store, r.obj.bucket, r.obj.key, r.obj.etag, p, off)
-	<-b.sem
 	b.bytes.Add(int64(n))
-	if errors.Is(err, store.ErrChanged) {
-		r.c.Forget(r.obj.bucket, r.obj.key)
-	}
-	if err == nil && off+int64(n) == r.obj.size {
-		err = io.EOF
-	}
 	return n, err
 }
 
