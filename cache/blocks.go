@@ -25,7 +25,7 @@ type blockKey struct {
 // pending is a block being fetched; waiters read data/err after done closes.
 type pending struct {
 	done chan struct{}
-	data []byte
+	data *block
 	err  error
 }
 
@@ -44,7 +44,8 @@ type blockCache struct {
 	s      store.ObjectStore
 	cfg    Config
 	ctx    context.Context // ends when the cache is closed: fetches stop
-	lru    *lru.Cache[blockKey, []byte]
+	lru    *lru.Cache[blockKey, *block]
+	pool   *bufPool      // buffers of evicted blocks, for the next fetches
 	sem    chan struct{} // GETs in flight
 	budget *budget       // bytes of GETs in flight
 
@@ -70,9 +71,13 @@ func newBlockCache(ctx context.Context, s store.ObjectStore, cfg Config) *blockC
 		sem:      make(chan struct{}, cfg.MaxRequests),
 		budget:   newBudget(max(cfg.MaxInflightBytes, runBytes)),
 		inflight: make(map[blockKey]*pending),
+		pool:     newBufPool(cfg.BlockSize),
 	}
 	var err error
-	b.lru, err = lru.NewWithEvict(n, func(_ blockKey, v []byte) { b.cached.Add(-int64(len(v))) })
+	b.lru, err = lru.NewWithEvict(n, func(_ blockKey, v *block) {
+		b.cached.Add(-int64(len(v.data)))
+		v.release(b.pool)
+	})
 	if err != nil {
 		panic(err) // only for n <= 0, excluded above
 	}
@@ -153,6 +158,27 @@ func (b *blockCache) request(o object, from, to int64, demand bool) []*pending {
 		go b.fetch(o, r, demand)
 	}
 	return pend
+}
+
+// has reports whether blocks [from, to] are all cached or in flight.
+func (b *blockCache) has(o object, from, to int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := from; i <= to; i++ {
+		k := o.block(i)
+		if _, busy := b.inflight[k]; !busy && !b.lru.Contains(k) {
+			return false
+		}
+	}
+	return true
+}
+
+// drop removes blocks [from, to] from the cache (a sequential reader has
+// left them behind); their buffers are reused once no reply holds them.
+func (b *blockCache) drop(o object, from, to int64) {
+	for i := from; i <= to; i++ {
+		b.lru.Remove(o.block(i))
+	}
 }
 
 // fetch GETs one run of contiguous blocks with one ranged GET and hands
@@ -257,16 +283,17 @@ func (b *blockCache) stream(ctx context.Context, o object, run []blockKey) (int,
 	defer body.Close()
 	pr := &progressReader{r: body, t: stall, d: b.cfg.StallTimeout}
 	for i, k := range run {
-		data := make([]byte, min(bs, o.size-k.idx*bs))
+		data := b.pool.get(min(bs, o.size-k.idx*bs))
 		got, err := io.ReadFull(pr, data)
 		b.bytes.Add(int64(got))
 		if err != nil {
+			b.pool.put(data) // seen by no one
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				err = fmt.Errorf("%s/%s: object shorter than its listed size %d: %w", o.bucket, o.key, o.size, io.ErrUnexpectedEOF)
 			}
 			return i, stalled(err)
 		}
-		b.finish(run[i:i+1], data, nil)
+		b.finish(run[i:i+1], newBlock(data), nil)
 	}
 	return len(run), nil
 }
@@ -289,8 +316,8 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// finish completes the pendings of keys with data (cached) or err.
-func (b *blockCache) finish(keys []blockKey, data []byte, err error) {
+// finish completes the pendings of keys with data (cached; one key) or err.
+func (b *blockCache) finish(keys []blockKey, data *block, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, k := range keys {
@@ -299,9 +326,11 @@ func (b *blockCache) finish(keys []blockKey, data []byte, err error) {
 		p.data, p.err = data, err
 		if err == nil {
 			if old, ok := b.lru.Peek(k); ok {
-				b.cached.Add(-int64(len(old)))
+				// Replaced, not evicted: the LRU calls no one.
+				b.cached.Add(-int64(len(old.data)))
+				old.release(b.pool)
 			}
-			b.cached.Add(int64(len(data)))
+			b.cached.Add(int64(len(data.data)))
 			b.lru.Add(k, data)
 		}
 		close(p.done)
@@ -323,21 +352,31 @@ func retryable(err error) bool {
 }
 
 // get returns block idx, waiting for p (the fetch request returned for it)
-// when there is one, else taking it from the cache or fetching it anew.
-func (b *blockCache) get(ctx context.Context, o object, idx int64, p *pending) ([]byte, error) {
+// when there is one, else taking it from the cache or fetching it anew. The
+// bytes stay valid until the Hold is released.
+func (b *blockCache) get(ctx context.Context, o object, idx int64, p *pending) ([]byte, Hold, error) {
 	k := o.block(idx)
-	for p == nil {
-		if data, ok := b.lru.Get(k); ok {
-			return data, nil
+	for {
+		if p == nil {
+			if blk, ok := b.lru.Get(k); ok && blk.tryRetain() {
+				return blk.data, Hold{blk, b.pool}, nil
+			}
+			// Evicted since it was requested: ask again.
+			p = b.request(o, idx, idx, true)[0]
+			continue
 		}
-		// Evicted since it was requested: ask again.
-		p = b.request(o, idx, idx, true)[0]
-	}
-	select {
-	case <-p.done:
-		return p.data, p.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return nil, Hold{}, ctx.Err()
+		}
+		if p.err != nil {
+			return nil, Hold{}, p.err
+		}
+		if p.data.tryRetain() {
+			return p.data.data, Hold{p.data, b.pool}, nil
+		}
+		p = nil // evicted and its buffer reused since it arrived: ask again
 	}
 }
 

@@ -130,6 +130,9 @@ type Cache struct {
 	meta  *metaCache
 	data  *blockCache
 	pre   *prefetcher
+	// streams are the open Readers by object (read-ahead stops at another
+	// reader's run).
+	streams streams
 
 	// ctx is the parent of the work the cache does in the background
 	// (fetches of blocks, de-duplicated lookups, listings in advance);

@@ -85,8 +85,9 @@ func FuzzReaderRange(f *testing.F) {
 			p := make([]byte, n)
 			got, err := r.ReadAt(ctx, p, off)
 			check("ReadAt", p[:got], err)
-			s, err := r.Slice(ctx, make([]byte, n), off)
+			s, hold, err := r.Slice(ctx, make([]byte, n), off)
 			check("Slice", s, err)
+			hold.Release()
 		}
 	})
 }

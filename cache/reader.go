@@ -3,8 +3,10 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/bucketfs/bucketfs/store"
 )
@@ -20,26 +22,37 @@ const wholeFileAfter = 4
 // footer read does not pull the whole file). Repeated random reads of a
 // file that fits in half of the cache fetch it whole, in parallel.
 // It is safe for concurrent use: the kernel issues reads in parallel.
+//
+// Until a run of reads has earned it (it started at the beginning of the
+// file, or has gone on for a block), bytes not cached are fetched exactly
+// as asked, not as whole blocks: the footer and column chunks a Parquet
+// reader picks out of a file cost what they are, not a block each.
 type Reader struct {
 	c      *Cache
 	obj    object
 	pinned store.Object
 
-	mu      sync.Mutex
-	next    int64 // where a sequential reader would read next
-	window  int64 // current read-ahead in bytes
-	ahead   int64 // read-ahead has been requested up to here
-	randoms int   // non-sequential reads so far
-	whole   bool  // the whole file has been requested
-	closed  bool
+	mu       sync.Mutex
+	next     int64 // where a sequential reader would read next
+	window   int64 // current read-ahead in bytes
+	ahead    int64 // read-ahead has been requested up to here
+	randoms  int   // non-sequential reads so far
+	whole    bool  // the whole file has been requested
+	closed   bool
+	read     bool // it has been read from
+	runStart int64
+	dropped  int64 // blocks before this one were dropped behind the run
+
+	seen *run // what other Readers of the object see of this one's run (streams)
 }
 
 // Open returns a Reader pinned to obj's ETag and size. Close it when done:
 // open Readers share the cache's room for read-ahead.
 func (c *Cache) Open(bucket string, obj store.Object) *Reader {
 	c.data.active.Add(1)
-	c.prefetchSiblings(bucket, obj)
-	return &Reader{c: c, pinned: obj, obj: object{bucket: bucket, key: obj.Key, etag: obj.ETag, size: obj.Size}}
+	r := &Reader{c: c, pinned: obj, obj: object{bucket: bucket, key: obj.Key, etag: obj.ETag, size: obj.Size}, seen: &run{}}
+	c.streams.add(r)
+	return r
 }
 
 // Close releases the Reader's share of read-ahead room.
@@ -49,6 +62,7 @@ func (r *Reader) Close() {
 	if !r.closed {
 		r.closed = true
 		r.c.data.active.Add(-1)
+		r.c.streams.remove(r)
 	}
 }
 
@@ -64,10 +78,13 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	}
 	end := min(off+int64(len(p)), r.obj.size)
 	first, last, pend := r.start(off, end)
+	if pend == nil {
+		return r.exact(ctx, p[:end-off], off)
+	}
 	bs := r.c.cfg.BlockSize
 	n := 0
 	for i := first; i <= last; i++ {
-		data, err := r.block(ctx, i, pend[i-first])
+		data, hold, err := r.block(ctx, i, pend[i-first])
 		if err != nil {
 			return n, err
 		}
@@ -75,9 +92,11 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		lo := max(off, blockStart) - blockStart
 		hi := min(end, blockStart+int64(len(data))) - blockStart
 		if lo >= hi {
+			hold.Release()
 			return n, io.ErrUnexpectedEOF
 		}
 		n += copy(p[n:], data[lo:hi])
+		hold.Release()
 	}
 	if end == r.obj.size {
 		return n, io.EOF
@@ -87,75 +106,203 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 
 // Slice returns up to len(buf) bytes at off. When they lie in one block it
 // returns a slice of the cached block without copying (blocks are never
-// written once cached); otherwise it reads into buf. io.EOF marks the end
-// of the object, as with ReadAt.
-func (r *Reader) Slice(ctx context.Context, buf []byte, off int64) ([]byte, error) {
+// written while anyone holds them), and a Hold to release once the bytes
+// are no longer used; otherwise it reads into buf (and the Hold holds
+// nothing). io.EOF marks the end of the object, as with ReadAt.
+func (r *Reader) Slice(ctx context.Context, buf []byte, off int64) ([]byte, Hold, error) {
 	bs := r.c.cfg.BlockSize
 	end := min(off+int64(len(buf)), r.obj.size)
 	if off >= end || off/bs != (end-1)/bs {
 		n, err := r.ReadAt(ctx, buf, off)
-		return buf[:n], err
+		return buf[:n], Hold{}, err
 	}
 	first, _, pend := r.start(off, end)
-	data, err := r.block(ctx, first, pend[0])
+	if pend == nil {
+		n, err := r.exact(ctx, buf[:end-off], off)
+		return buf[:n], Hold{}, err
+	}
+	data, hold, err := r.block(ctx, first, pend[0])
 	if err != nil {
-		return nil, err
+		return nil, Hold{}, err
 	}
 	lo, hi := off-first*bs, end-first*bs
 	if hi > int64(len(data)) {
-		return nil, io.ErrUnexpectedEOF
+		hold.Release()
+		return nil, Hold{}, io.ErrUnexpectedEOF
 	}
 	if end == r.obj.size {
-		return data[lo:hi], io.EOF
+		return data[lo:hi], hold, io.EOF
 	}
-	return data[lo:hi], nil
+	return data[lo:hi], hold, nil
 }
 
 // start requests the blocks of [off, end) and any read-ahead, and returns
 // the first and last block and the pending fetch of each. The blocks asked
 // for go out first, in runs of their own, so the first byte does not wait
-// for read-ahead.
+// for read-ahead. pend is nil when the bytes are to be fetched exactly
+// (Reader.exact) instead.
 func (r *Reader) start(off, end int64) (first, last int64, pend []*pending) {
 	bs := r.c.cfg.BlockSize
 	first, last = off/bs, (end-1)/bs
+	raFrom, raTo, earned, siblings := r.plan(off, end)
+	if siblings {
+		r.c.prefetchSiblings(r.obj.bucket, r.pinned)
+	}
+	if !earned && !r.c.data.has(r.obj, first, last) {
+		return first, last, nil
+	}
 	pend = r.c.data.request(r.obj, first, last, true)
-	if raFrom, raTo := r.plan(off, end); raTo >= raFrom {
+	// Read-ahead (or the whole file) around the blocks asked for, not
+	// those again: had their fetch already failed, asking for them here
+	// would send a second GET.
+	if raTo >= raFrom && raFrom < first {
+		r.c.data.request(r.obj, raFrom, min(raTo, first-1), false)
+	}
+	if raFrom = max(raFrom, last+1); raTo >= raFrom {
 		r.c.data.request(r.obj, raFrom, raTo, false) // skips what is in flight
+	}
+	if from, to := r.behind(); to >= from && r.c.streams.alone(r) {
+		r.c.data.drop(r.obj, from, to)
 	}
 	return first, last, pend
 }
 
-// block waits for block i of the pinned version.
-func (r *Reader) block(ctx context.Context, i int64, p *pending) ([]byte, error) {
-	data, err := r.c.data.get(ctx, r.obj, i, p)
-	if errors.Is(err, store.ErrChanged) {
-		r.c.Forget(r.obj.bucket, r.obj.key)
-	}
-	return data, err
-}
+// dropBehind is how many blocks a sequential reader, alone on its object,
+// leaves cached behind it. The blocks before are dropped from the cache as
+// it goes (the kernel's page cache has their bytes; a second reader of the
+// object stops this), so that the cache does not fill with a file read
+// once: the buffers of the dropped blocks are reused for the next ones at
+// once, instead of the whole cache being allocated and faulted in first
+// (a quarter of the daemon's CPU in a cold 1 GiB read).
+const dropBehind = 16
 
-// plan updates the access-pattern state for a read of [off, end) and
-// returns the block range to fetch ahead (raTo < raFrom when none).
-func (r *Reader) plan(off, end int64) (raFrom, raTo int64) {
+// behind returns the blocks the sequential run has left behind by more
+// than dropBehind blocks and not yet dropped (to < from when none).
+func (r *Reader) behind() (from, to int64) {
 	bs := r.c.cfg.BlockSize
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.window == 0 || r.whole {
+		return 0, -1
+	}
+	from = max(r.dropped, (r.runStart+bs-1)/bs)
+	to = (r.next-dropBehind*bs)/bs - 1
+	if to >= from {
+		r.dropped = to + 1
+	}
+	return from, to
+}
+
+// exact fetches p at off with one GET of those bytes, past the block
+// cache (the kernel's page cache keeps them), retried as a block fetch is.
+// p must end within the object. io.EOF at the end of the object, as
+// ReadAt; a body that ends early is never passed on as a short read (the
+// kernel would take it for the end of the file).
+func (r *Reader) exact(ctx context.Context, p []byte, off int64) (int, error) {
+	b := r.c.data
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.RequestTimeout)
+	defer cancel()
+	b.misses.Add(1)
+	got := 0
+	var err error
+	for attempt := 0; got < len(p); attempt++ {
+		if attempt > 0 {
+			if !retryable(err) || attempt > 2 || ctx.Err() != nil {
+				break
+			}
+			if !sleep(ctx, time.Duration(50<<attempt)*time.Millisecond) {
+				break
+			}
+		}
+		var n int
+		n, err = r.exactOnce(ctx, p[got:], off+int64(got))
+		got += n
+		if n > 0 {
+			attempt = 0 // the transfer moved: only attempts that brought nothing count
+		}
+		if got < len(p) && (err == nil || errors.Is(err, io.EOF)) {
+			err = fmt.Errorf("%s/%s at %d: body ended early: %w", r.obj.bucket, r.obj.key, off+int64(got), io.ErrUnexpectedEOF)
+		}
+	}
+	if got < len(p) {
+		if errors.Is(err, store.ErrChanged) {
+			r.c.Forget(r.obj.bucket, r.obj.key)
+		}
+		return got, err
+	}
+	if off+int64(got) == r.obj.size {
+		return got, io.EOF
+	}
+	return got, nil
+}
+
+// exactOnce is one GET of p at off, within the mount's request slots.
+func (r *Reader) exactOnce(ctx context.Context, p []byte, off int64) (int, error) {
+	b := r.c.data
+	select {
+	case b.sem <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	defer func() { <-b.sem }()
+	b.requests.Add(1)
+	n, err := store.ReadAt(ctx, r.c.store, r.obj.bucket, r.obj.key, r.obj.etag, p, off)
+	b.bytes.Add(int64(n))
+	return n, err
+}
+
+// block waits for block i of the pinned version.
+func (r *Reader) block(ctx context.Context, i int64, p *pending) ([]byte, Hold, error) {
+	data, hold, err := r.c.data.get(ctx, r.obj, i, p)
+	if errors.Is(err, store.ErrChanged) {
+		r.c.Forget(r.obj.bucket, r.obj.key)
+	}
+	return data, hold, err
+}
+
+// plan updates the access-pattern state for a read of [off, end) and
+// returns the block range to fetch ahead (raTo < raFrom when none),
+// whether the run of reads has earned whole blocks (else the bytes are
+// fetched exactly), and whether this is the first read of the handle, at
+// the start of the file, which is when the next files of the directory
+// are worth fetching (siblings; a Parquet reader starts at the footer).
+func (r *Reader) plan(off, end int64) (raFrom, raTo int64, earned, siblings bool) {
+	bs := r.c.cfg.BlockSize
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	siblings = !r.read && off == 0
+	r.read = true
 	// The kernel sends reads of one sequential stream in parallel and
 	// slightly out of order; count a read as sequential when it starts
 	// near where the last one ended.
 	slack := max(r.window, 2*bs)
-	if off >= r.next-slack && off <= r.next+slack {
+	if off >= r.next-slack && off <= r.next+slack && (r.window > 0 || r.next > 0 || off == 0) {
 		r.window = min(max(2*r.window, bs), r.maxWindow())
 		r.next = max(r.next, end)
 	} else {
-		r.window, r.ahead, r.next = 0, 0, end
+		r.window, r.ahead, r.next, r.runStart, r.dropped = 0, 0, end, off, 0
 		r.randoms++
 		if r.randoms >= wholeFileAfter && !r.whole && r.obj.size <= r.c.cfg.DataBytes/2 {
 			r.whole = true
-			return 0, r.obj.blocks(bs) - 1
+			return 0, r.obj.blocks(bs) - 1, true, siblings
 		}
 	}
+	// A run from the start of the file is a file being read (cat, cp,
+	// R's read.csv): blocks at once. Elsewhere a run earns them after a
+	// block's worth of reads; until then nothing is read ahead either.
+	earned = r.whole || r.runStart == 0 || r.next-r.runStart >= bs
+	r.seen.start.Store(r.runStart)
+	r.seen.next.Store(r.next)
+	r.seen.seq.Store(earned && r.window > 0)
+	if !earned {
+		return 0, -1, false, siblings
+	}
 	target := min(end+r.window, r.obj.size)
+	// Never past the start of another reader's run ahead of this one: it
+	// has read, or is reading ahead, what lies beyond (four readers of
+	// quarters of one file would otherwise each fetch again the start of
+	// the next quarter, read and evicted long before).
+	target = r.c.streams.limit(r, end, target)
 	from := max(end, r.ahead)
 	// Top the window up as soon as a whole run (MaxRunBlocks, or half a
 	// small window) can go out: read-ahead leaves in long GETs rather than
@@ -164,16 +311,23 @@ func (r *Reader) plan(off, end int64) (raFrom, raTo int64) {
 	// consumed let that number sag to half, and throughput with it).
 	need := min(int64(r.c.cfg.MaxRunBlocks)*bs, r.window/2)
 	if r.window == 0 || target <= from || (target-from < need && target < r.obj.size) {
-		return 0, -1
+		return 0, -1, true, siblings
 	}
 	r.ahead = target
-	return from / bs, (target - 1) / bs
+	return from / bs, (target - 1) / bs, true, siblings
 }
 
 // maxWindow shares the cache between the open readers: read-ahead that
-// the cache cannot hold until it is read would only be fetched twice.
+// the cache cannot hold until it is read would only be fetched twice. A
+// block read ahead by w is read after the reader has read w more; with n
+// readers, n*w has been read and n*w more read ahead meanwhile, all of
+// which passed through the cache: w is kept well under size/2n.
 func (r *Reader) maxWindow() int64 {
 	active := max(r.c.data.active.Load(), 1)
-	w := min(r.c.cfg.MaxReadAhead, r.c.cfg.DataBytes/(2*active))
+	share := r.c.cfg.DataBytes / 2
+	if active > 1 {
+		share = r.c.cfg.DataBytes / (3 * active)
+	}
+	w := min(r.c.cfg.MaxReadAhead, share)
 	return max(w, r.c.cfg.BlockSize)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
+	"github.com/bucketfs/bucketfs/cache"
 	"github.com/bucketfs/bucketfs/namespace"
 	"github.com/bucketfs/bucketfs/store"
 )
@@ -128,7 +129,7 @@ type handle struct {
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadResult, errno syscall.Errno) {
 	b, k := h.h.Name()
 	defer h.n.fs.op(ctx, "read", b, k, &errno)()
-	data, err := h.h.Read(ctx, dest, off)
+	data, hold, err := h.h.Read(ctx, dest, off)
 	if err != nil {
 		if h.h.Pinned() && errors.Is(err, store.ErrChanged) {
 			// The kernel's entry for the name still leads to this (old)
@@ -145,7 +146,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadR
 		}
 		return nil, h.n.fs.fail("read", b, k, err)
 	}
-	return fuse.ReadResultData(data), 0
+	return newReadResult(data, hold), 0
 }
 
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (_ uint32, errno syscall.Errno) {
@@ -195,3 +196,23 @@ func (h *handle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.Attr
 	h.n.fs.fileAttr(&out.Attr, h.h.Attr())
 	return 0
 }
+
+// readResult is a READ reply that may point into a cached block: go-fuse
+// calls Done once the bytes have been written to the kernel (or the reply
+// is dropped), and only then may the block's buffer be reused. Slices
+// makes go-fuse write it with one writev: for plain bytes it would first
+// try a splice, which costs a pipe, its resizing and a write of the header
+// into it before giving up (bytes are not a file), on every READ.
+type readResult struct {
+	vec  [1][]byte
+	hold cache.Hold
+}
+
+func newReadResult(data []byte, hold cache.Hold) *readResult {
+	return &readResult{vec: [1][]byte{data}, hold: hold}
+}
+
+func (r *readResult) Size() int                          { return len(r.vec[0]) }
+func (r *readResult) Bytes([]byte) ([]byte, fuse.Status) { return r.vec[0], fuse.OK }
+func (r *readResult) Slices() ([][]byte, fuse.Status)    { return r.vec[:], fuse.OK }
+func (r *readResult) Done()                              { r.hold.Release(); r.hold = cache.Hold{} }

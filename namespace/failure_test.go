@@ -162,7 +162,8 @@ func TestFailures(t *testing.T) {
 			do: func(e *env) error {
 				return e.withOpen(ctx, "file.txt", syscall.O_RDONLY, func(h *Handle) error {
 					e.mem.Put(ctx, bkt, "file.txt", strings.NewReader("replaced!"), 9)
-					_, err := h.Read(ctx, make([]byte, 100), 0)
+					_, hold, err := h.Read(ctx, make([]byte, 100), 0)
+					hold.Release()
 					return err
 				})
 			},

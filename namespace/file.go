@@ -179,12 +179,14 @@ func (h *Handle) Attr() Attr {
 	return Attr{Ino: FileIno(h.bucket, o), Size: o.Size, ModTime: o.ModTime}
 }
 
-// Read fills dest from off. A pinned handle whose object changed or went
-// fails with an error wrapping store.ErrChanged, and the cache forgets the
-// key, so the next lookup sees what is there now.
-func (h *Handle) Read(ctx context.Context, dest []byte, off int64) ([]byte, error) {
+// Read fills dest from off, or returns the bytes where the cache holds
+// them, with the Hold that keeps them there: release it once they have
+// been passed on. A pinned handle whose object changed or went fails with
+// an error wrapping store.ErrChanged, and the cache forgets the key, so the
+// next lookup sees what is there now.
+func (h *Handle) Read(ctx context.Context, dest []byte, off int64) ([]byte, cache.Hold, error) {
 	if h.w == nil {
-		data, err := h.r.Slice(ctx, dest, off)
+		data, hold, err := h.r.Slice(ctx, dest, off)
 		if err != nil && !errors.Is(err, io.EOF) {
 			if errors.Is(err, store.ErrNotFound) {
 				// Deleted since the open: the handle is stale, as when
@@ -194,9 +196,9 @@ func (h *Handle) Read(ctx context.Context, dest []byte, off int64) ([]byte, erro
 			if errors.Is(err, store.ErrChanged) {
 				h.ns.cache.Forget(h.bucket, h.key)
 			}
-			return nil, err
+			return nil, cache.Hold{}, err
 		}
-		return data, nil
+		return data, hold, nil
 	}
 	w := h.w
 	w.mu.Lock()
@@ -205,18 +207,18 @@ func (h *Handle) Read(ctx context.Context, dest []byte, off int64) ([]byte, erro
 	if st != nil {
 		n, err := st.Read(ctx, dest, off)
 		if err != nil && err != io.EOF {
-			return nil, err
+			return nil, cache.Hold{}, err
 		}
-		return dest[:n], nil
+		return dest[:n], cache.Hold{}, nil
 	}
 	if obj.Key == "" {
-		return nil, nil
+		return nil, cache.Hold{}, nil
 	}
-	data, err := h.reader(obj).Slice(ctx, dest, off)
+	data, hold, err := h.reader(obj).Slice(ctx, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
+		return nil, cache.Hold{}, err
 	}
-	return data, nil
+	return data, hold, nil
 }
 
 // reader returns a cache reader pinned to obj, replacing one pinned to an

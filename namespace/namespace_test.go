@@ -221,7 +221,8 @@ func read(t *testing.T, f *File) string {
 	}
 	defer h.Release(ctx)
 	buf := make([]byte, 1<<16)
-	data, err := h.Read(ctx, buf, 0)
+	data, hold, err := h.Read(ctx, buf, 0)
+	defer hold.Release()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,10 +15,10 @@
 //	        multipart upload of --chunk parts, --parallel at a time, then
 //	        deletes the object (--keep leaves it); the SHA-256 is of the data
 //
-// It prints one JSON object on stdout: mode, bytes, seconds, mib_s, requests
-// and (seq) sha256. Credentials come from the environment as for bucketfs
-// (auth.Load); the region defaults to us-east-1 so no instance metadata is
-// asked.
+// It prints one JSON object on stdout: mode, bytes, seconds, mib_s, requests,
+// cpu_s (the process's user+system time while timed) and (seq) sha256.
+// Credentials come from the environment as for bucketfs (auth.Load); the
+// region defaults to us-east-1 so no instance metadata is asked.
 package main
 
 import (
@@ -36,6 +36,7 @@ import (
 	"os/signal"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/bucketfs/bucketfs/auth"
@@ -61,6 +62,19 @@ type result struct {
 	// CompleteSeconds is the part of Seconds spent completing a
 	// multipart upload (put).
 	CompleteSeconds float64 `json:"complete_seconds,omitempty"`
+	// CPUSeconds is the user+system time the process spent during the
+	// timed part (seq, random, put): the client's own cost of the bytes,
+	// to set beside a mount daemon's.
+	CPUSeconds float64 `json:"cpu_s"`
+}
+
+// cpuSeconds is the user+system time the process has used so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // reader is the part of the store the benchmark uses; tests pass a fake.
@@ -198,7 +212,7 @@ func sequential(ctx context.Context, r reader, c config, etag string, size int64
 		mu       sync.Mutex
 		firstErr error
 	)
-	start := time.Now()
+	start, cpu := time.Now(), cpuSeconds()
 	for w := 0; w < c.parallel; w++ {
 		wg.Add(1)
 		go func() {
@@ -226,12 +240,12 @@ func sequential(ctx context.Context, r reader, c config, etag string, size int64
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), cpuSeconds()-cpu
 	if firstErr != nil {
 		return result{}, firstErr
 	}
 	sum := sha256.Sum256(buf)
-	return result{Mode: "seq", Bytes: size, Seconds: elapsed.Seconds(), SHA256: hex.EncodeToString(sum[:])}, nil
+	return result{Mode: "seq", Bytes: size, Seconds: elapsed.Seconds(), SHA256: hex.EncodeToString(sum[:]), CPUSeconds: cpu}, nil
 }
 
 // random reads c.count blocks of c.size bytes at offsets that are multiples
@@ -244,7 +258,7 @@ func random(ctx context.Context, r reader, c config, etag string, size int64) (r
 	rng := rand.New(rand.NewPCG(c.seed, 0x62756b6574))
 	p := make([]byte, c.size)
 	var total int64
-	start := time.Now()
+	start, cpu := time.Now(), cpuSeconds()
 	for i := 0; i < c.count; i++ {
 		off := rng.Int64N(blocks) * c.size
 		n, err := r.ReadAt(ctx, c.bucket, c.key, etag, p, off)
@@ -253,5 +267,5 @@ func random(ctx context.Context, r reader, c config, etag string, size int64) (r
 		}
 		total += int64(n)
 	}
-	return result{Mode: "random", Bytes: total, Seconds: time.Since(start).Seconds()}, nil
+	return result{Mode: "random", Bytes: total, Seconds: time.Since(start).Seconds(), CPUSeconds: cpuSeconds() - cpu}, nil
 }

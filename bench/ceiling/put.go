@@ -33,7 +33,7 @@ func put(ctx context.Context, w store.Writer, c config, size int64, keep bool, o
 	sum := sha256.Sum256(data)
 	n := int((size + c.chunk - 1) / c.chunk)
 	var requests atomic.Int64
-	start := time.Now()
+	start, cpu := time.Now(), cpuSeconds()
 	up, err := w.StartUpload(ctx, c.bucket, c.key)
 	if err != nil {
 		return result{}, err
@@ -47,7 +47,7 @@ func put(ctx context.Context, w store.Writer, c config, size int64, keep bool, o
 	if err == nil {
 		_, err = up.Complete(ctx, n, opts)
 	}
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), cpuSeconds()-cpu
 	if err != nil {
 		_ = up.Abort(context.WithoutCancel(ctx))
 		return result{}, err
@@ -57,7 +57,7 @@ func put(ctx context.Context, w store.Writer, c config, size int64, keep bool, o
 			return result{}, fmt.Errorf("deleting the uploaded object: %w", err)
 		}
 	}
-	return result{Mode: "put", Bytes: size, Seconds: elapsed.Seconds(), Requests: requests.Load() + 2, SHA256: hex.EncodeToString(sum[:]),
+	return result{Mode: "put", Bytes: size, Seconds: elapsed.Seconds(), Requests: requests.Load() + 2, SHA256: hex.EncodeToString(sum[:]), CPUSeconds: cpu,
 		CompleteSeconds: time.Since(completing).Seconds() - time.Since(start.Add(elapsed)).Seconds()}, nil
 }
 

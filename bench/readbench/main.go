@@ -6,6 +6,7 @@
 //	readbench seq [--sha256] [--buffer 1MiB] FILE[@OFF+LEN] ...
 //	readbench random [--count 200] [--size 256KiB] [--seed 1] FILE
 //	readbench write [--size 1GiB] [--buffer 1MiB] [--seed 1] FILE
+//	readbench columnar [--parallel 8] [--footer 64KiB] [--chunk 512KiB] FILE...
 //
 //	seq     reads every FILE (or the LEN bytes at OFF) sequentially, all of
 //	        them at once, one goroutine each; --sha256 hashes while reading
@@ -17,6 +18,9 @@
 //	        it sequentially, --buffer bytes per write call, then closes it;
 //	        the time runs from the open to the end of close (on a mount of
 //	        S3, the upload), and the SHA-256 printed is the data's
+//	columnar reads each FILE as arrow and duckdb read Parquet: the last
+//	        --footer bytes, then two --chunk ranges at different offsets,
+//	        one pread each, --parallel files at a time in the order given
 //
 // It prints one JSON object: bytes, seconds, mib_s and, with --sha256, the
 // digests in argument order.
@@ -121,8 +125,24 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if res, err = writeFile(fl.Arg(0), size, int(bufSize), *seed); err != nil {
 			return err
 		}
+	case "columnar":
+		parallel := fl.Int("parallel", 8, "files read at a time")
+		footerS := fl.String("footer", "64KiB", "bytes read at the end of each file")
+		chunkS := fl.String("chunk", "512KiB", "bytes of each of the two ranges read")
+		if err := fl.Parse(args[1:]); err != nil {
+			return err
+		}
+		footer, err1 := units.ParseSize(*footerS)
+		chunk, err2 := units.ParseSize(*chunkS)
+		if err1 != nil || err2 != nil || footer < 1 || chunk < 1 || *parallel < 1 || fl.NArg() == 0 {
+			return errors.New("columnar: want FILEs, a positive --parallel, --footer and --chunk")
+		}
+		var err error
+		if res, err = columnar(fl.Args(), *parallel, footer, chunk); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("unknown mode %q: want seq, random or write", args[0])
+		return fmt.Errorf("unknown mode %q: want seq, random, write or columnar", args[0])
 	}
 	if res.Seconds > 0 {
 		res.MiBs = float64(res.Bytes) / (1 << 20) / res.Seconds

@@ -48,6 +48,8 @@ func TestRun(t *testing.T) {
 		{"missing file", []string{"seq", path + ".nope"}, 0, nil, "no such file"},
 		{"random", []string{"random", "--count", "10", "--size", "64KiB", path}, 10 * 64 << 10, nil, ""},
 		{"random read too big", []string{"random", "--size", "4MiB", path}, 0, nil, "smaller than one read"},
+		{"columnar", []string{"columnar", "--parallel", "2", "--footer", "4KiB", "--chunk", "64KiB", path, path}, 2 * (4<<10 + 2*64<<10), nil, ""},
+		{"columnar file too small", []string{"columnar", "--chunk", "2MiB", path}, 0, nil, "too small"},
 		{"unknown mode", []string{"fast", path}, 0, nil, "unknown mode"},
 	}
 	for _, tc := range tests {

@@ -60,14 +60,45 @@ var workloads = []workload{
 	{"append_big", "append a line", duration, func(s Sizes) string {
 		return fmt.Sprintf("`echo >>` of one line to a %s object, on a fresh mount, from open to the end of close (the upload)", s.Big)
 	}},
+	{"columnar_cold", "columnar (Parquet-like)", duration, func(s Sizes) string {
+		return "Columnar reads as arrow and duckdb read Parquet: per file the last 64 KiB, then two 512 KiB ranges; 200 files of 8 MiB in 20 directories, 8 at a time, cold"
+	}},
 }
 
 // systems in display order; the ceiling first because it is the target.
 var systems = []struct{ id, label string }{
 	{"ceiling", "SDK ceiling"},
 	{"bucketfs", "bucketfs"},
+	{"bucketfs-user", "bucketfs, a user's own mount"},
 	{"s3fs", "s3fs"},
 	{"rclone", "rclone mount"},
+	{"goofys", "goofys"},
+	{"geesefs", "geesefs"},
+}
+
+// peers are the other mounts bucketfs is compared with ("best peer").
+var peers = []string{"s3fs", "rclone", "goofys", "geesefs"}
+
+// present are the systems with a record in run, in display order.
+func present(run Run) []string {
+	var ids []string
+	for _, s := range systems {
+		for _, recs := range run.Records {
+			if _, ok := recs[s.id]; ok {
+				ids = append(ids, s.id)
+				break
+			}
+		}
+	}
+	return ids
+}
+
+// cpuPerGiB is the CPU seconds per GiB moved, "—" when unknown.
+func cpuPerGiB(r Record) string {
+	if r.CPUSeconds == nil || r.Bytes == nil || *r.Bytes <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f s", *r.CPUSeconds/(float64(*r.Bytes)/(1<<30)))
 }
 
 func systemLabel(id string, m Meta) string {
@@ -190,12 +221,13 @@ func render(run Run, png string) string {
 		m.Date, m.Host, m.CPU, m.Cores, m.MemGiB, m.Kernel, m.LoadAvgAtStart, m.Commit, dirty, m.profileLabel(), run.Source)
 
 	// Summary.
+	shown := present(run)
 	b.WriteString("| workload |")
-	for _, s := range systems {
-		fmt.Fprintf(&b, " %s |", systemLabel(s.id, m))
+	for _, id := range shown {
+		fmt.Fprintf(&b, " %s |", systemLabel(id, m))
 	}
 	b.WriteString(" bucketfs vs ceiling | bucketfs vs best peer |\n|---|")
-	for range systems {
+	for range shown {
 		b.WriteString("---:|")
 	}
 	b.WriteString("---:|---:|\n")
@@ -205,8 +237,8 @@ func render(run Run, png string) string {
 			continue
 		}
 		fmt.Fprintf(&b, "| %s |", w.short)
-		for _, s := range systems {
-			r, ok := recs[s.id]
+		for _, id := range shown {
+			r, ok := recs[id]
 			cell := "—"
 			if ok {
 				cell = formatValue(w, value(w, r))
@@ -218,7 +250,7 @@ func render(run Run, png string) string {
 		}
 		bv := value(w, recs["bucketfs"])
 		best := math.NaN()
-		for _, peer := range []string{"s3fs", "rclone"} {
+		for _, peer := range peers {
 			if r, ok := recs[peer]; ok {
 				v := value(w, r)
 				if math.IsNaN(best) || (!math.IsNaN(v) && better(w, v, best)) {
@@ -241,15 +273,16 @@ func render(run Run, png string) string {
 	b.WriteString("Requests are the server's access-log lines between the start and the end of the workload " +
 		"(0.5 s after it, so late read-ahead counts); *fetched* is what the delay line carried from the server; " +
 		"*peak RSS* is VmHWM of the mount daemon since it was mounted; *CPU* is the user+system time the daemon used " +
-		"during the workload (the machine has 2 cores, shared by server, delay line, daemon and reader).\n\n")
+		"during the workload (the machine has 2 cores, shared by server, delay line, daemon and reader), and for the ceiling the " +
+		"client's own; *CPU/GiB* is that per GiB read or written.\n\n")
 	for _, w := range workloads {
 		recs := run.Records[w.id]
 		if len(recs) == 0 {
 			continue
 		}
 		fmt.Fprintf(&b, "#### %s\n\n", w.title(m.Sizes))
-		b.WriteString("| system | result | bucketfs speed ÷ this | GET | HEAD | LIST | other | fetched | peak RSS | CPU | load | notes |\n")
-		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		b.WriteString("| system | result | bucketfs speed ÷ this | GET | HEAD | LIST | other | fetched | peak RSS | CPU | CPU/GiB | load | notes |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 		bv := value(w, recs["bucketfs"])
 		for _, s := range systems {
 			r, ok := recs[s.id]
@@ -276,10 +309,10 @@ func render(run Run, png string) string {
 				load = fmt.Sprintf("%.2f", *r.Load1)
 			}
 			notes := strings.TrimSpace(strings.Trim(strings.Join(nonEmpty(r.Tool, r.Note), "; "), "; "))
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 				systemLabel(s.id, m), res, ratio,
 				thousands(r.Requests["GET"]), thousands(r.Requests["HEAD"]), thousands(r.Requests["LIST"]), thousands(r.Requests["other"]),
-				optInt(r.FetchedBytes, 1<<20, "%.1f MiB"), optInt(r.RSSKiB, 1024, "%.0f MiB"), cpu, load,
+				optInt(r.FetchedBytes, 1<<20, "%.1f MiB"), optInt(r.RSSKiB, 1024, "%.0f MiB"), cpu, cpuPerGiB(r), load,
 				strings.ReplaceAll(notes, "|", `\|`))
 		}
 		b.WriteString("\n")

@@ -54,7 +54,7 @@ func TestRender(t *testing.T) {
 		// Times: bucketfs 0.5 s vs s3fs 15 s is 30x.
 		"| find, cold | — | 500 ms | 15.0 s | — | — | 30× |",
 		"#### Sequential read of the 1GiB object, cold",
-		"| s3fs 1.90 | 256 MiB/s (4.00 s) | 2.00× | 100 | 5 | 1 | 0 | — | 10 MiB | 3.50 s | 0.60 |",
+		"| s3fs 1.90 | 256 MiB/s (4.00 s) | 2.00× | 100 | 5 | 1 | 0 | — | 10 MiB | 3.50 s | 3.50 s | 0.60 |",
 		"| rclone mount 1.60.1-DEV | failed | — |",
 		"timed out after 420s",
 		"`find` of 10,000 objects in 20 directories, cold",
