@@ -190,6 +190,9 @@ func (b *blockCache) fetch(o object, run []blockKey, demand bool) {
 	}
 	held := n
 	defer func() { b.budget.release(held) }()
+	if run = b.fromDisk(o, run, &held, demand); len(run) == 0 {
+		return
+	}
 
 	var err error
 	for attempt := 0; len(run) > 0; attempt++ {
@@ -266,6 +269,7 @@ func (b *blockCache) stream(ctx context.Context, o object, run []blockKey) (int,
 			}
 			return i, stalled(err)
 		}
+		b.toDisk(o, k.idx, data)
 		b.finish(run[i:i+1], data, nil)
 	}
 	return len(run), nil
