@@ -90,6 +90,7 @@ type Metrics struct {
 	opts     Options
 	cache    atomic.Pointer[func() CacheStats]
 	inflight atomic.Pointer[func() InFlightStats]
+	disk     atomic.Pointer[func() (DiskStats, bool)]
 	tracker  atomic.Pointer[watchdog.Tracker] // for /debug/ops
 	opTime   *prometheus.HistogramVec
 

@@ -35,6 +35,7 @@ type Snapshot struct {
 	BytesWritten int64 `json:"bytes_written"`
 
 	Cache       CacheSnapshot      `json:"cache"`
+	Disk        *DiskSnapshot      `json:"disk_cache,omitempty"`
 	Credentials CredentialSnapshot `json:"credentials"`
 
 	// OpsInFlight and OpsStuck count the file operations being served
@@ -137,6 +138,9 @@ func snapshotOf(fams []*dto.MetricFamily, now time.Time) Snapshot {
 		return o
 	}
 	for _, f := range fams {
+		if diskFamily(&s, f) {
+			continue
+		}
 		for _, mt := range f.GetMetric() {
 			l := labels(mt)
 			switch f.GetName() {
@@ -239,6 +243,7 @@ func (s Snapshot) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "written      %s to S3\n", formatBytes(s.BytesWritten))
 	fmt.Fprintf(&b, "cache        %d hits, %d misses (%.1f%% hits); %s of %s in use\n",
 		s.Cache.BlockHits, s.Cache.BlockMisses, 100*s.Cache.HitRatio, formatBytes(s.Cache.Bytes), formatBytes(s.Cache.CapacityBytes))
+	s.writeDisk(&b)
 	expires := "do not expire"
 	if s.Credentials.Expires != nil {
 		expires = "expire " + s.Credentials.Expires.UTC().Format(time.RFC3339)
