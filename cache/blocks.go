@@ -269,8 +269,11 @@ func (b *blockCache) stream(ctx context.Context, o object, run []blockKey) (int,
 			}
 			return i, stalled(err)
 		}
-		b.toDisk(o, k.idx, data)
+		keep := b.keep(ctx, o, k.idx, data)
 		b.finish(run[i:i+1], data, nil)
+		if keep != nil {
+			keep()
+		}
 	}
 	return len(run), nil
 }

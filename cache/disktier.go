@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"bytes"
+	"context"
 	"io"
 
 	"github.com/bucketfs/bucketfs/cache/disk"
@@ -58,12 +60,17 @@ func (b *blockCache) fromDisk(o object, run []blockKey, held *int64, demand bool
 	return runs[0]
 }
 
-// toDisk hands a block just received to the disk tier (which copies it
-// and writes it in the background).
-func (b *blockCache) toDisk(o object, idx int64, data []byte) {
-	if b.cfg.Disk != nil {
-		b.cfg.Disk.Put(b.diskKey(o, idx), data)
+// keep copies a block just received for the disk tier, before the block
+// is shared (recycled buffers included), and returns what hands the copy
+// over, to run once the block's waiters have it: the disk tier may make
+// this fetch wait for room, never the reader of this block. nil without a
+// disk tier.
+func (b *blockCache) keep(ctx context.Context, o object, idx int64, data []byte) func() {
+	if b.cfg.Disk == nil || o.etag == "" {
+		return nil
 	}
+	k, cp := b.diskKey(o, idx), bytes.Clone(data)
+	return func() { b.cfg.Disk.Put(ctx, k, cp) }
 }
 
 // Landed puts the bytes of an object the mount just stored into the disk

@@ -40,9 +40,10 @@ type Config struct {
 	Dir string
 	// Limit bounds the bytes of the block files (--disk-cache-size).
 	Limit int64
-	// QueueBytes bounds the blocks waiting to be written; a Put past it is
-	// dropped (counted), never waited for.
+	// QueueBytes bounds the blocks waiting to be written; a Put past it
+	// waits up to PutWait for room, then is dropped (counted).
 	QueueBytes int64
+	PutWait    time.Duration
 	// Sync makes every block file durable (fsync) before it is renamed
 	// into place. Without it a block lost in a crash of the host is only
 	// missing or caught by its checksum.
@@ -56,6 +57,7 @@ type Config struct {
 const (
 	DefaultLimit      = 10 << 30
 	DefaultQueueBytes = 64 << 20
+	DefaultPutWait    = time.Second
 	// touchEvery is how often a block read again has its modification
 	// time moved forward: the order of eviction across restarts is kept to
 	// within this.
@@ -84,11 +86,14 @@ type Cache struct {
 	index map[id]*list.Element // of *entry
 	lru   *list.List           // front: most recently used
 	used  int64
-	// queued and closed guard Put's hand-off to the writers.
-	queued int64
-	closed bool
-	queue  chan item
-	wg     sync.WaitGroup
+	// queued, closed, congested and room guard Put's hand-off to the
+	// writers; room is closed (and replaced) whenever a writer frees some.
+	queued    int64
+	closed    bool
+	congested bool
+	room      chan struct{}
+	queue     chan item
+	wg        sync.WaitGroup
 
 	off     atomic.Pointer[string]
 	corrupt atomic.Bool // the first corrupt block was logged
@@ -118,6 +123,9 @@ func Open(cfg Config) (c *Cache, warning string, err error) {
 	if cfg.QueueBytes <= 0 {
 		cfg.QueueBytes = DefaultQueueBytes
 	}
+	if cfg.PutWait <= 0 {
+		cfg.PutWait = DefaultPutWait
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -134,7 +142,7 @@ func Open(cfg Config) (c *Cache, warning string, err error) {
 	if err != nil {
 		return nil, "", err
 	}
-	c = &Cache{cfg: cfg, lock: lock, index: map[id]*list.Element{}, lru: list.New(), queue: make(chan item, 4096)}
+	c = &Cache{cfg: cfg, lock: lock, index: map[id]*list.Element{}, lru: list.New(), queue: make(chan item, 4096), room: make(chan struct{})}
 	t0 := time.Now()
 	if err := c.load(); err != nil {
 		lock.Close()
@@ -334,33 +342,66 @@ func read(p string, k Key) ([]byte, error) {
 	return data, nil
 }
 
-// Put hands block k to the writers, copying data (the caller may reuse
-// it). It never waits: with the queue full, or the tier off, the block is
-// not kept. Blocks of objects without an ETag are never kept: nothing
-// could tell, after a restart, that the object did not change.
-func (c *Cache) Put(k Key, data []byte) {
+// Put hands block k to the writers; data becomes theirs (the caller must
+// not change it). When the queue is full it waits for room, for at most
+// PutWait or until ctx ends: a disk a little slower than the network
+// slows the fetch that called it (never a reader's own block, which the
+// caller hands out first) rather than losing blocks. A wait that runs out
+// marks the disk congested: until the queue has drained to half, blocks
+// are dropped (counted) at once. With the tier off nothing is kept.
+// Blocks of objects without an ETag are never kept: nothing could tell,
+// after a restart, that the object did not change.
+func (c *Cache) Put(ctx context.Context, k Key, data []byte) {
 	if c.off.Load() != nil || k.ETag == "" || len(data) == 0 {
 		return
 	}
 	i := k.id()
 	n := int64(len(data))
-	c.mu.Lock()
-	if _, ok := c.index[i]; ok || c.closed {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		c.mu.Lock()
+		if _, ok := c.index[i]; ok || c.closed {
+			c.mu.Unlock()
+			return
+		}
+		if c.queued+n <= c.cfg.QueueBytes {
+			select {
+			case c.queue <- item{k: k, data: data}:
+				c.queued += n
+			default:
+				c.dropped.Add(1)
+			}
+			c.mu.Unlock()
+			return
+		}
+		if c.congested {
+			c.mu.Unlock()
+			c.dropped.Add(1)
+			return
+		}
+		room := c.room
 		c.mu.Unlock()
-		return
-	}
-	if c.queued+n > c.cfg.QueueBytes {
-		c.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(c.cfg.PutWait)
+		}
+		select {
+		case <-room:
+			continue
+		case <-ctx.Done():
+		case <-timer.C:
+			c.mu.Lock()
+			c.congested = true
+			c.mu.Unlock()
+			c.cfg.Logger.Debug("disk cache: the disk is slower than the network; blocks are dropped until the queue drains", "dir", c.cfg.Dir)
+		}
 		c.dropped.Add(1)
 		return
 	}
-	select {
-	case c.queue <- item{k: k, data: append([]byte(nil), data...)}:
-		c.queued += n
-	default:
-		c.dropped.Add(1)
-	}
-	c.mu.Unlock()
 }
 
 // PutNow writes block k before it returns (for the bytes of a file just
@@ -378,6 +419,11 @@ func (c *Cache) writer() {
 		c.write(it.k, it.data)
 		c.mu.Lock()
 		c.queued -= int64(len(it.data))
+		if c.queued <= c.cfg.QueueBytes/2 {
+			c.congested = false
+		}
+		close(c.room)
+		c.room = make(chan struct{})
 		c.mu.Unlock()
 	}
 }
