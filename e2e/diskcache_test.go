@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -79,6 +81,16 @@ func blockFiles(t *testing.T, dir string) (files []string, bytes int64) {
 		return nil
 	})
 	return files, bytes
+}
+
+// lineWith is the first line of text holding s.
+func lineWith(text, s string) string {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
 }
 
 // TestDiskCache: blocks read or written land on disk and serve later
@@ -160,9 +172,15 @@ func TestDiskCache(t *testing.T) {
 			t.Errorf("disk status %+v", d)
 		}
 		s.unmount(t, mp)
-		data, _ := os.ReadFile(log)
-		if !strings.Contains(string(data), "msg=unmounted") || !strings.Contains(string(data), "disk_hits=") {
-			t.Errorf("unmount log line lacks the disk cache:\n%s", data)
+		// The daemon logs its last line after the kernel let go.
+		var data []byte
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if data, _ = os.ReadFile(log); strings.Contains(string(data), "msg=unmounted") {
+				break
+			}
+		}
+		if line := lineWith(string(data), "msg=unmounted"); !strings.Contains(line, " disk_hits=") || !strings.Contains(line, " disk_errors=0") {
+			t.Errorf("unmount log line lacks the disk cache: %q", line)
 		}
 	})
 
@@ -236,15 +254,21 @@ func TestDiskCacheBoundAndKill(t *testing.T) {
 	sums := s.seedRandom(t, bkt+"/big.bin:24MiB")
 	dir := filepath.Join(t.TempDir(), "blocks")
 
-	// Every GET stalls after 1.5 MiB: the first block of each run lands
-	// on disk, the rest waits, and the daemon is killed meanwhile.
+	// GETs of the first 4 MiB go through; every later one stalls after
+	// 1.5 MiB (its first block lands on disk, the rest waits), and the
+	// daemon is killed meanwhile.
 	p := s.startProxy(t, faultproxy.Config{Rate: 1, Kinds: []faultproxy.Kind{faultproxy.Stall}, AfterBytes: 3 << 19, StallFor: 20 * time.Second,
-		Match: func(r *http.Request) bool { return r.Method == http.MethodGet && r.Header.Get("Range") != "" }})
+		Match: func(r *http.Request) bool {
+			var start int64
+			_, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-", &start)
+			return r.Method == http.MethodGet && err == nil && start >= 4<<20
+		}})
 	mp := s.mount(t, "s3://"+bkt, "--endpoint-url", p.URL(), "--disk-cache", dir, "--stall-timeout", "10s")
 	done := make(chan result, 1)
 	go func() { done <- s.exec(t, time.Minute, nil, "cat", filepath.Join(mp, "big.bin")) }()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if files, _ := blockFiles(t, dir); len(files) > 0 {
+		files, _ := blockFiles(t, dir)
+		if slices.ContainsFunc(files, func(f string) bool { return !strings.Contains(filepath.Base(f), ".tmp") }) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -331,7 +355,12 @@ func TestDiskCacheFull(t *testing.T) {
 		t.Errorf("bucketfs status does not say the disk cache is off:\n%s", status)
 	}
 	s.unmount(t, mp)
-	data, _ := os.ReadFile(logFile)
+	var data []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if data, _ = os.ReadFile(logFile); strings.Contains(string(data), "msg=unmounted") {
+			break
+		}
+	}
 	if n := strings.Count(string(data), "disk cache off"); n != 1 {
 		t.Errorf("%d log lines say the disk cache is off, want 1", n)
 	}
