@@ -32,7 +32,7 @@ type pending struct {
 // Stats counts what the data cache did; for tests, logs and metrics.
 type Stats struct {
 	BlockHits   int64 // blocks served from memory (or from a fetch already in flight)
-	BlockMisses int64 // blocks that needed a GET
+	BlockMisses int64 // blocks not in memory: read from the disk tier (Config.Disk) or by a GET
 	Requests    int64 // ranged GETs sent (including retries)
 	BytesRead   int64 // bytes received from the store
 	// CachedBytes is the data held in the block cache now, CapacityBytes

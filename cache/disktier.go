@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bytes"
 	"context"
 	"io"
 
@@ -69,7 +68,7 @@ func (b *blockCache) keep(ctx context.Context, o object, idx int64, data []byte)
 	if b.cfg.Disk == nil || o.etag == "" {
 		return nil
 	}
-	k, cp := b.diskKey(o, idx), bytes.Clone(data)
+	k, cp := b.diskKey(o, idx), b.cfg.Disk.Clone(data)
 	return func() { b.cfg.Disk.Put(ctx, k, cp) }
 }
 

@@ -16,6 +16,7 @@
 package disk
 
 import (
+	"bytes"
 	"container/list"
 	"context"
 	"errors"
@@ -94,6 +95,7 @@ type Cache struct {
 	room      chan struct{}
 	queue     chan item
 	wg        sync.WaitGroup
+	bufs      sync.Pool // of *[]byte: block copies, for Clone
 
 	off     atomic.Pointer[string]
 	corrupt atomic.Bool // the first corrupt block was logged
@@ -342,6 +344,22 @@ func read(p string, k Key) ([]byte, error) {
 	return data, nil
 }
 
+// Clone copies a block for Put into a buffer the writers recycle, so a
+// cold read through the tier does not allocate its bytes twice.
+func (c *Cache) Clone(data []byte) []byte {
+	if p, ok := c.bufs.Get().(*[]byte); ok && cap(*p) >= len(data) {
+		return append((*p)[:0], data...)
+	}
+	return bytes.Clone(data)
+}
+
+// recycle keeps a buffer Put was handed, for Clone.
+func (c *Cache) recycle(b []byte) {
+	if cap(b) >= 64<<10 {
+		c.bufs.Put(&b)
+	}
+}
+
 // Put hands block k to the writers; data becomes theirs (the caller must
 // not change it). When the queue is full it waits for room, for at most
 // PutWait or until ctx ends: a disk a little slower than the network
@@ -352,6 +370,12 @@ func read(p string, k Key) ([]byte, error) {
 // Blocks of objects without an ETag are never kept: nothing could tell,
 // after a restart, that the object did not change.
 func (c *Cache) Put(ctx context.Context, k Key, data []byte) {
+	queued := false
+	defer func() {
+		if !queued {
+			c.recycle(data)
+		}
+	}()
 	if c.off.Load() != nil || k.ETag == "" || len(data) == 0 {
 		return
 	}
@@ -373,6 +397,7 @@ func (c *Cache) Put(ctx context.Context, k Key, data []byte) {
 			select {
 			case c.queue <- item{k: k, data: data}:
 				c.queued += n
+				queued = true
 			default:
 				c.dropped.Add(1)
 			}
@@ -417,6 +442,7 @@ func (c *Cache) writer() {
 	defer c.wg.Done()
 	for it := range c.queue {
 		c.write(it.k, it.data)
+		c.recycle(it.data)
 		c.mu.Lock()
 		c.queued -= int64(len(it.data))
 		if c.queued <= c.cfg.QueueBytes/2 {
