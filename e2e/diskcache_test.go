@@ -83,6 +83,19 @@ func blockFiles(t *testing.T, dir string) (files []string, bytes int64) {
 	return files, bytes
 }
 
+// unmountedLog returns the log of a mount just unmounted, once it holds
+// its last line (the daemon writes it after the kernel let go).
+func unmountedLog(t *testing.T, path string) string {
+	t.Helper()
+	var data []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if data, _ = os.ReadFile(path); strings.Contains(string(data), "msg=unmounted") {
+			break
+		}
+	}
+	return string(data)
+}
+
 // lineWith is the first line of text holding s.
 func lineWith(text, s string) string {
 	for _, l := range strings.Split(text, "\n") {
@@ -172,14 +185,7 @@ func TestDiskCache(t *testing.T) {
 			t.Errorf("disk status %+v", d)
 		}
 		s.unmount(t, mp)
-		// The daemon logs its last line after the kernel let go.
-		var data []byte
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if data, _ = os.ReadFile(log); strings.Contains(string(data), "msg=unmounted") {
-				break
-			}
-		}
-		if line := lineWith(string(data), "msg=unmounted"); !strings.Contains(line, " disk_hits=") || !strings.Contains(line, " disk_errors=0") {
+		if line := lineWith(unmountedLog(t, log), "msg=unmounted"); !strings.Contains(line, " disk_hits=") || !strings.Contains(line, " disk_errors=0") {
 			t.Errorf("unmount log line lacks the disk cache: %q", line)
 		}
 	})
@@ -355,13 +361,7 @@ func TestDiskCacheFull(t *testing.T) {
 		t.Errorf("bucketfs status does not say the disk cache is off:\n%s", status)
 	}
 	s.unmount(t, mp)
-	var data []byte
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if data, _ = os.ReadFile(logFile); strings.Contains(string(data), "msg=unmounted") {
-			break
-		}
-	}
-	if n := strings.Count(string(data), "disk cache off"); n != 1 {
+	if n := strings.Count(unmountedLog(t, logFile), "disk cache off"); n != 1 {
 		t.Errorf("%d log lines say the disk cache is off, want 1", n)
 	}
 }
