@@ -69,7 +69,13 @@ func (b *blockCache) keep(ctx context.Context, o object, idx int64, data []byte)
 		return nil
 	}
 	k, cp := b.diskKey(o, idx), b.cfg.Disk.Clone(data)
-	return func() { b.cfg.Disk.Put(ctx, k, cp) }
+	return func() {
+		// The body is not read while this waits: stay well inside the
+		// stall timeout, which would cut the transfer.
+		ctx, cancel := context.WithTimeout(ctx, b.cfg.StallTimeout/2)
+		defer cancel()
+		b.cfg.Disk.Put(ctx, k, cp)
+	}
 }
 
 // Landed puts the bytes of an object the mount just stored into the disk

@@ -136,19 +136,25 @@ func TestDiskCache(t *testing.T) {
 		}
 	})
 
-	written := pseudoRandom(5, 3<<20+17)
-	wsum := sha256.Sum256(written)
-	t.Run("written file lands on disk", func(t *testing.T) {
-		if err := os.WriteFile(filepath.Join(mp, "w.bin"), written, 0o644); err != nil {
-			t.Fatal(err)
+	// One PutObject, and (past the 16 MiB threshold) a multipart upload.
+	written, multi := pseudoRandom(5, 3<<20+17), pseudoRandom(6, 18<<20+5)
+	wsum, msum := sha256.Sum256(written), sha256.Sum256(multi)
+	t.Run("written files land on disk", func(t *testing.T) {
+		for name, data := range map[string][]byte{"w.bin": written, "m.bin": multi} {
+			if err := os.WriteFile(filepath.Join(mp, name), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			forgetPages(t, filepath.Join(mp, name))
 		}
-		forgetPages(t, filepath.Join(mp, "w.bin"))
 		mark := s.log.mark(t)
 		if got := s.sha256Of(t, filepath.Join(mp, "w.bin")); got != hex.EncodeToString(wsum[:]) {
 			t.Fatalf("read back: sha256 %s", got)
 		}
+		if got := s.sha256Of(t, filepath.Join(mp, "m.bin")); got != hex.EncodeToString(msum[:]) {
+			t.Fatalf("read back m.bin: sha256 %s", got)
+		}
 		if n := get(mark); n != 0 {
-			t.Errorf("reading back a file just written sent %d GETs", n)
+			t.Errorf("reading back files just written sent %d GETs", n)
 		}
 	})
 
@@ -177,6 +183,9 @@ func TestDiskCache(t *testing.T) {
 		}
 		if got := s.sha256Of(t, filepath.Join(mp, "w.bin")); got != hex.EncodeToString(wsum[:]) {
 			t.Fatalf("w.bin after remount: sha256 %s", got)
+		}
+		if got := s.sha256Of(t, filepath.Join(mp, "m.bin")); got != hex.EncodeToString(msum[:]) {
+			t.Fatalf("m.bin (multipart) after remount: sha256 %s", got)
 		}
 		if n := get(mark); n != 0 {
 			t.Errorf("reads after a remount sent %d GETs", n)

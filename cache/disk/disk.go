@@ -58,7 +58,7 @@ type Config struct {
 const (
 	DefaultLimit      = 10 << 30
 	DefaultQueueBytes = 64 << 20
-	DefaultPutWait    = time.Second
+	DefaultPutWait    = 5 * time.Second
 	// touchEvery is how often a block read again has its modification
 	// time moved forward: the order of eviction across restarts is kept to
 	// within this.
@@ -150,7 +150,9 @@ func Open(cfg Config) (c *Cache, warning string, err error) {
 		lock.Close()
 		return nil, "", fmt.Errorf("disk cache directory %s: %v", cfg.Dir, err)
 	}
-	c.evict(0)
+	c.mu.Lock()
+	c.evict(0) // a limit lowered since the last mount
+	c.mu.Unlock()
 	cfg.Logger.Info("disk cache ready", "dir", cfg.Dir, "blocks", c.lru.Len(), "bytes", c.used, "limit", cfg.Limit, "indexed_in", time.Since(t0).Round(time.Millisecond))
 	if fs := networkFS(cfg.Dir); fs != "" {
 		warning = fmt.Sprintf("disk cache directory %s is on a network file system (%s): reads from it are slow and other hosts may share it; use a local directory such as /var/tmp/bucketfs-$USER", cfg.Dir, fs)
@@ -362,7 +364,7 @@ func (c *Cache) recycle(b []byte) {
 
 // Put hands block k to the writers; data becomes theirs (the caller must
 // not change it). When the queue is full it waits for room, for at most
-// PutWait or until ctx ends: a disk a little slower than the network
+// PutWait or until ctx ends (the caller's bound): a disk a little slower than the network
 // slows the fetch that called it (never a reader's own block, which the
 // caller hands out first) rather than losing blocks. A wait that runs out
 // marks the disk congested: until the queue has drained to half, blocks
@@ -419,11 +421,11 @@ func (c *Cache) Put(ctx context.Context, k Key, data []byte) {
 			continue
 		case <-ctx.Done():
 		case <-timer.C:
-			c.mu.Lock()
-			c.congested = true
-			c.mu.Unlock()
-			c.cfg.Logger.Debug("disk cache: the disk is slower than the network; blocks are dropped until the queue drains", "dir", c.cfg.Dir)
 		}
+		c.mu.Lock()
+		c.congested = true
+		c.mu.Unlock()
+		c.cfg.Logger.Debug("disk cache: the disk is slower than the network; blocks are dropped until the queue drains", "dir", c.cfg.Dir)
 		c.dropped.Add(1)
 		return
 	}
