@@ -216,6 +216,9 @@ func TestDiskCache(t *testing.T) {
 		if got := s.sha256Of(t, filepath.Join(mp, "w.bin")); got != hex.EncodeToString(wsum[:]) {
 			t.Fatalf("w.bin: sha256 %s", got)
 		}
+		if got := s.sha256Of(t, filepath.Join(mp, "m.bin")); got != hex.EncodeToString(msum[:]) {
+			t.Fatalf("m.bin: sha256 %s", got)
+		}
 		if n := get(mark); n == 0 {
 			t.Error("damaged blocks were not fetched again")
 		}
