@@ -245,6 +245,23 @@ func TestDiskCache(t *testing.T) {
 		s.unmount(t, mp)
 	})
 
+	t.Run("network file system warned about", func(t *testing.T) {
+		// Another bucketfs mount is a user-space file system, like sshfs:
+		// the daemon sees it through statfs, as it would NFS.
+		outer := s.mount(t, "s3://"+bkt)
+		args := append([]string{"mount"}, s.mountOpts(filepath.Join(t.TempDir(), "log"))...)
+		args = append(args, "--read-only", "--disk-cache", filepath.Join(outer, "cachedir"), "s3://"+bkt, mp)
+		r := s.exec(t, time.Minute, nil, s.bin, args...)
+		if r.err != nil {
+			t.Fatalf("mount: %v %s", r.err, r.stderr)
+		}
+		defer s.unmount(t, mp)
+		if !strings.Contains(r.stderr, "warning: disk cache directory "+filepath.Join(outer, "cachedir")+" is on a network file system (fuse") ||
+			!strings.Contains(r.stderr, "use a local directory such as /var/tmp/bucketfs-$USER") {
+			t.Errorf("no warning for a disk cache on a user-space file system: %q", r.stderr)
+		}
+	})
+
 	t.Run("unsafe directory refused", func(t *testing.T) {
 		open := filepath.Join(t.TempDir(), "open")
 		os.Mkdir(open, 0o700)
