@@ -99,6 +99,16 @@ func (c *Cache) Landed(bucket, key string, o store.Object, r io.ReaderAt) {
 	}
 }
 
+// DiskBytes bounds the memory the disk tier adds: its write queue, and a
+// copy of a block for each GET waiting for room in it. Call it on a Config
+// with defaults applied (Cache.Config).
+func (c Config) DiskBytes() int64 {
+	if c.Disk == nil {
+		return 0
+	}
+	return c.Disk.QueueBytes() + c.ReceiveBytes()
+}
+
 // DiskStats returns the disk tier's counters; ok is false without one.
 func (c *Cache) DiskStats() (s disk.Stats, ok bool) {
 	if c.cfg.Disk == nil {

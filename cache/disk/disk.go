@@ -611,6 +611,9 @@ func (c *Cache) Stats() Stats {
 	return s
 }
 
+// QueueBytes is the most the blocks waiting to be written may take.
+func (c *Cache) QueueBytes() int64 { return c.cfg.QueueBytes }
+
 // Dir is the directory of the tier.
 func (c *Cache) Dir() string { return c.cfg.Dir }
 

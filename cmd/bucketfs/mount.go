@@ -567,7 +567,7 @@ func limitMemory(cc cache.Config, log *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	limit := cc.DataBytes + cc.MetadataBytes + cc.ReceiveBytes() + memoryOverhead
+	limit := cc.DataBytes + cc.MetadataBytes + cc.ReceiveBytes() + cc.DiskBytes() + memoryOverhead
 	debug.SetMemoryLimit(limit)
 	log.Debug("memory limit", "bytes", limit)
 }
