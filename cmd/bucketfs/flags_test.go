@@ -51,6 +51,7 @@ func TestParseMountArgs(t *testing.T) {
 		{[]string{"--disk-cache", "/var/tmp/blocks", "--disk-cache-size", "50GiB", "/m"}, func(c mountConfig) bool {
 			return c.DiskCache == "/var/tmp/blocks" && c.DiskCacheSize == 50<<30
 		}, ""},
+		{[]string{"--disk-cache", "/var/tmp/blocks", "--disk-cache=", "/m"}, func(c mountConfig) bool { return c.DiskCache == "" }, ""},
 		{[]string{"--disk-cache", "rel/blocks", "/m"}, func(c mountConfig) bool { return filepath.IsAbs(c.DiskCache) }, ""},
 		{[]string{"--disk-cache", "/var/tmp/b", "--disk-cache-size", "1MiB", "/m"}, nil, "--disk-cache-size 1MiB is too small: give at least 16MiB"},
 		{[]string{"s3://b/p", "/mnt", "--cache-size", "1GiB", "--metadata-ttl", "5m"}, func(c mountConfig) bool {
