@@ -22,13 +22,14 @@ func openDiskCache(c mountConfig, log *slog.Logger) (*disk.Cache, string, error)
 	return disk.Open(disk.Config{Dir: c.DiskCache, Limit: c.DiskCacheSize, Logger: log})
 }
 
-// closeDiskCache writes out the blocks still queued (for at most 30s) and
+// closeDiskCache writes out the blocks still queued (for at most 10s: well
+// inside the unit's TimeoutStopSec) and
 // releases the directory.
 func closeDiskCache(d *disk.Cache) {
 	if d == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	d.Close(ctx)
 }
