@@ -22,9 +22,8 @@ func openDiskCache(c mountConfig, log *slog.Logger) (*disk.Cache, string, error)
 	return disk.Open(disk.Config{Dir: c.DiskCache, Limit: c.DiskCacheSize, Logger: log})
 }
 
-// closeDiskCache writes out the blocks still queued (for at most 10s: well
-// inside the unit's TimeoutStopSec) and
-// releases the directory.
+// closeDiskCache writes out the blocks still queued (for at most 10s, well
+// inside the unit's TimeoutStopSec) and releases the directory.
 func closeDiskCache(d *disk.Cache) {
 	if d == nil {
 		return
