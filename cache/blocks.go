@@ -32,7 +32,7 @@ type pending struct {
 // Stats counts what the data cache did; for tests, logs and metrics.
 type Stats struct {
 	BlockHits   int64 // blocks served from memory (or from a fetch already in flight)
-	BlockMisses int64 // blocks that needed a GET
+	BlockMisses int64 // blocks not in memory: read from the disk tier (Config.Disk) or by a GET
 	Requests    int64 // ranged GETs sent (including retries)
 	BytesRead   int64 // bytes received from the store
 	// CachedBytes is the data held in the block cache now, CapacityBytes
@@ -216,6 +216,9 @@ func (b *blockCache) fetch(o object, run []blockKey, demand bool) {
 	}
 	held := n
 	defer func() { b.budget.release(held) }()
+	if run = b.fromDisk(o, run, &held, demand); len(run) == 0 {
+		return
+	}
 
 	var err error
 	for attempt := 0; len(run) > 0; attempt++ {
@@ -293,7 +296,11 @@ func (b *blockCache) stream(ctx context.Context, o object, run []blockKey) (int,
 			}
 			return i, stalled(err)
 		}
+		keep := b.keep(ctx, o, k.idx, data)
 		b.finish(run[i:i+1], newBlock(data), nil)
+		if keep != nil {
+			keep()
+		}
 	}
 	return len(run), nil
 }

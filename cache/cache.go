@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/bucketfs/bucketfs/cache/disk"
 	"github.com/bucketfs/bucketfs/store"
 )
 
@@ -56,6 +57,9 @@ type Config struct {
 	// ListPageSize is MaxKeys for directory listings; 0 means the server's
 	// default (1,000 on S3).
 	ListPageSize int
+	// Disk is the second tier of the block cache (--disk-cache), or nil:
+	// asked on a miss before a GET, handed every block fetched.
+	Disk *disk.Cache
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives debug lines about cache decisions.

@@ -100,6 +100,9 @@ func (f *FS) controlDirAttr(out *fuse.Attr) {
 // whatever the size says. The times are now: the content is as of now.
 func (f *FS) controlFileAttr(out *fuse.Attr, name string) {
 	out.Mode = syscall.S_IFREG | 0o444
+	if name == RefreshFile {
+		out.Mode = syscall.S_IFREG | 0o222 // written to; it only makes the mount ask again
+	}
 	out.Ino = controlIno(name, false)
 	out.Nlink = 1
 	out.Blksize = 4096
@@ -116,6 +119,10 @@ func (c *controlDir) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.At
 
 func (c *controlDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
 	defer c.fs.op(ctx, "lookup", "", ControlDir+"/"+name, &errno)()
+	if name == RefreshFile {
+		c.fs.controlFileAttr(&out.Attr, name)
+		return c.NewInode(ctx, &refreshFile{fs: c.fs}, fs.StableAttr{Mode: syscall.S_IFREG, Ino: controlIno(name, false)}), 0
+	}
 	if name != StatusFile && name != StatusJSONFile {
 		return nil, syscall.ENOENT
 	}
@@ -126,6 +133,7 @@ func (c *controlDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 
 func (c *controlDir) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	return fs.NewListDirStream([]fuse.DirEntry{
+		{Name: RefreshFile, Mode: syscall.S_IFREG, Ino: controlIno(RefreshFile, false)},
 		{Name: StatusFile, Mode: syscall.S_IFREG, Ino: controlIno(StatusFile, false)},
 		{Name: StatusJSONFile, Mode: syscall.S_IFREG, Ino: controlIno(StatusJSONFile, false)},
 	}), 0

@@ -181,7 +181,7 @@ func TestControlDir(t *testing.T) {
 			for _, p := range []struct {
 				path string
 				mode os.FileMode
-			}{{ctl, os.ModeDir | 0o555}, {status, 0o444}, {statusJSON, 0o444}} {
+			}{{ctl, os.ModeDir | 0o555}, {status, 0o444}, {statusJSON, 0o444}, {filepath.Join(ctl, RefreshFile), 0o222}} {
 				fi, err := os.Stat(p.path)
 				if err != nil {
 					t.Fatal(err)
@@ -191,7 +191,7 @@ func TestControlDir(t *testing.T) {
 					t.Errorf("%s: mode %v owner %d:%d, want %v %d:%d", p.path, fi.Mode(), st.Uid, st.Gid, p.mode, controlUID, controlGID)
 				}
 			}
-			if got := ls(t, ctl); got != "status status.json" {
+			if got := ls(t, ctl); got != "refresh status status.json" {
 				t.Errorf("ls .bucketfs = %q", got)
 			}
 			if _, err := os.Stat(filepath.Join(ctl, "real.txt")); !errors.Is(err, os.ErrNotExist) {

@@ -97,6 +97,7 @@ type Metrics struct {
 	opts     Options
 	cache    atomic.Pointer[func() CacheStats]
 	inflight atomic.Pointer[func() InFlightStats]
+	disk     atomic.Pointer[func() (DiskStats, bool)]
 	tracker  atomic.Pointer[watchdog.Tracker] // for /debug/ops
 	opTime   *prometheus.HistogramVec
 
@@ -219,7 +220,7 @@ func New(o Options) *Metrics {
 		}, cacheFunc(func(s CacheStats) int64 { return s.BlockHits })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Namespace: namespace, Subsystem: "cache", Name: "block_misses_total",
-			Help: "Blocks of file data a reader waited for that needed a GET.",
+			Help: "Blocks of file data a reader waited for that were not in memory (read from the disk cache, or by a GET).",
 		}, cacheFunc(func(s CacheStats) int64 { return s.BlockMisses })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: namespace, Subsystem: "cache", Name: "bytes",

@@ -35,6 +35,7 @@ type Snapshot struct {
 	BytesWritten int64 `json:"bytes_written"`
 
 	Cache       CacheSnapshot      `json:"cache"`
+	Disk        *DiskSnapshot      `json:"disk_cache,omitempty"`
 	Credentials CredentialSnapshot `json:"credentials"`
 
 	// OpsInFlight and OpsStuck count the file operations being served
@@ -142,6 +143,9 @@ func snapshotOf(fams []*dto.MetricFamily, now time.Time) Snapshot {
 		return o
 	}
 	for _, f := range fams {
+		if diskFamily(&s, f) {
+			continue
+		}
 		for _, mt := range f.GetMetric() {
 			l := labels(mt)
 			switch f.GetName() {
@@ -254,6 +258,7 @@ func (s Snapshot) WriteText(w io.Writer) error {
 		s.Cache.BlockHits, s.Cache.BlockMisses, 100*s.Cache.HitRatio, formatBytes(s.Cache.Bytes), formatBytes(s.Cache.CapacityBytes))
 	fmt.Fprintf(&b, "metadata     %d entries, %s of %s in use; %d evicted\n",
 		s.Cache.MetadataEntries, formatBytes(s.Cache.MetadataBytes), formatBytes(s.Cache.MetadataCapacityBytes), s.Cache.MetadataEvictions)
+	s.writeDisk(&b)
 	expires := "do not expire"
 	if s.Credentials.Expires != nil {
 		expires = "expire " + s.Credentials.Expires.UTC().Format(time.RFC3339)

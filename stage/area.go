@@ -55,6 +55,9 @@ type Config struct {
 	// retries included.
 	PartTimeout time.Duration
 	Logger      *slog.Logger
+	// Landed, if set, is handed the bytes of every file uploaded, with the
+	// object they became (the disk cache keeps them: cache.Landed).
+	Landed func(bucket, key string, o store.Object, r io.ReaderAt)
 }
 
 func (c Config) withDefaults() Config {

@@ -306,6 +306,7 @@ func (f *File) Upload(ctx context.Context, bucket, key string, opts store.PutOpt
 		}
 		o.Size = size
 		f.Rebase(key, o.ETag)
+		f.landed(bucket, key, o)
 		return o, nil
 	}
 	// Let the parts in flight land (they read bytes no write can change
@@ -341,7 +342,23 @@ func (f *File) Upload(ctx context.Context, bucket, key string, opts store.PutOpt
 	}
 	o.Size = size
 	f.Rebase(key, o.ETag)
+	f.landed(bucket, key, o)
 	return o, nil
+}
+
+// landed hands the uploaded bytes to Config.Landed while the upload still
+// holds writes off, so they are the object's bytes. A file with parts of
+// its base object copied on the server has no local copy of them: skipped.
+func (f *File) landed(bucket, key string, o store.Object) {
+	if f.a.cfg.Landed == nil {
+		return
+	}
+	f.mu.Lock()
+	holes := f.holesLocked()
+	f.mu.Unlock()
+	if holes == 0 {
+		f.a.cfg.Landed(bucket, key, o, io.NewSectionReader(f.f, 0, o.Size))
+	}
 }
 
 // finish sends the parts that are missing or changed, copies on the

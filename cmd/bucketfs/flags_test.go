@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,13 @@ func TestParseMountArgs(t *testing.T) {
 		{[]string{"--cache-dir", "/var/tmp/b", "--staging-size", "2GiB", "/m"}, func(c mountConfig) bool {
 			return c.CacheDir == "/var/tmp/b" && c.StagingSize == 2<<30
 		}, ""},
+		{[]string{"/m"}, func(c mountConfig) bool { return c.DiskCache == "" && c.DiskCacheSize == 10<<30 }, ""},
+		{[]string{"--disk-cache", "/var/tmp/blocks", "--disk-cache-size", "50GiB", "/m"}, func(c mountConfig) bool {
+			return c.DiskCache == "/var/tmp/blocks" && c.DiskCacheSize == 50<<30
+		}, ""},
+		{[]string{"--disk-cache", "/var/tmp/blocks", "--disk-cache=", "/m"}, func(c mountConfig) bool { return c.DiskCache == "" }, ""},
+		{[]string{"--disk-cache", "rel/blocks", "/m"}, func(c mountConfig) bool { return filepath.IsAbs(c.DiskCache) }, ""},
+		{[]string{"--disk-cache", "/var/tmp/b", "--disk-cache-size", "1MiB", "/m"}, nil, "--disk-cache-size 1MiB is too small: give at least 16MiB"},
 		{[]string{"s3://b/p", "/mnt", "--cache-size", "1GiB", "--metadata-ttl", "5m"}, func(c mountConfig) bool {
 			return c.Bucket == "b" && c.Prefix == "p/" && c.CacheSize == 1<<30 && c.MetadataTTL == 5*time.Minute
 		}, ""},

@@ -128,6 +128,8 @@ var fstabOptions = []fstabOption{
 	{name: "metadata_cache_size", flag: "metadata-cache-size", value: true, check: checkSize},
 	{name: "cache_dir", flag: "cache-dir", value: true},
 	{name: "staging_size", flag: "staging-size", value: true, check: checkSize},
+	{name: "disk_cache", flag: "disk-cache", value: true},
+	{name: "disk_cache_size", flag: "disk-cache-size", value: true, check: checkSize},
 	{name: "metadata_ttl", flag: "metadata-ttl", value: true, check: checkDuration},
 	{name: "request_timeout", flag: "request-timeout", value: true, check: checkDuration},
 	{name: "stall_timeout", flag: "stall-timeout", value: true, check: checkDuration},

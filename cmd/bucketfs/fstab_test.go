@@ -72,11 +72,11 @@ func TestTranslateOptions(t *testing.T) {
 			want: []string{"--read-only", "--allow-other", "--uid=1000", "--gid=1000"}},
 		{name: "every option", opts: []string{"ro,allow_other,uid=1,gid=2,file_mode=0440,dir_mode=0550," +
 			"endpoint=http://127.0.0.1:7070,region=eu-west-1,profile=analytics,path_style,cache_size=2GiB," +
-			"metadata_ttl=5m,log_level=debug,log_file=/var/log/b.log,credentials=instance-role,cache_dir=/var/cache/b,staging_size=20GiB,metrics_addr=127.0.0.1:9100"},
+			"metadata_ttl=5m,log_level=debug,log_file=/var/log/b.log,credentials=instance-role,cache_dir=/var/cache/b,staging_size=20GiB,metrics_addr=127.0.0.1:9100,disk_cache=/var/tmp/blk,disk_cache_size=20GiB"},
 			want: []string{"--read-only", "--allow-other", "--uid=1", "--gid=2", "--file-mode=0440", "--dir-mode=0550",
 				"--endpoint-url=http://127.0.0.1:7070", "--region=eu-west-1", "--profile=analytics", "--path-style",
 				"--cache-size=2GiB", "--metadata-ttl=5m", "--log-level=debug", "--log-file=/var/log/b.log",
-				"--credentials=instance-role", "--cache-dir=/var/cache/b", "--staging-size=20GiB", "--metrics-addr=127.0.0.1:9100"}},
+				"--credentials=instance-role", "--cache-dir=/var/cache/b", "--staging-size=20GiB", "--metrics-addr=127.0.0.1:9100", "--disk-cache=/var/tmp/blk", "--disk-cache-size=20GiB"}},
 		{name: "endpoint_url and flag spellings", opts: []string{"ro,endpoint_url=https://s3.example.com,allow-other,path-style"},
 			want: []string{"--read-only", "--endpoint-url=https://s3.example.com", "--allow-other", "--path-style"}},
 		{name: "generic options ignored", opts: []string{"defaults,ro,_netdev,nofail,noauto,auto,user,users,nouser,owner," +
@@ -177,7 +177,7 @@ func TestHelperMountArgs(t *testing.T) {
 func TestHelperArgsParse(t *testing.T) {
 	h := helperArgs{source: "s3://bkt/data/2024", dir: "/mnt/d", options: []string{
 		"ro,allow_other,uid=1000,gid=1001,file_mode=0440,dir_mode=0550,endpoint=http://127.0.0.1:9,region=eu-west-1," +
-			"profile=p,path_style,cache_size=1GiB,metadata_cache_size=64MiB,metadata_ttl=90s,request_timeout=20s,log_level=warn,log_file=/tmp/l.log"}}
+			"profile=p,path_style,cache_size=1GiB,metadata_cache_size=64MiB,metadata_ttl=90s,request_timeout=20s,log_level=warn,log_file=/tmp/l.log,disk_cache=/var/tmp/blk,disk_cache_size=2GiB"}}
 	args, _, err := helperMountArgs(h, false)
 	if err != nil {
 		t.Fatal(err)
@@ -193,6 +193,7 @@ func TestHelperArgsParse(t *testing.T) {
 		UID: 1000, GID: 1001, FileMode: 0o440, DirMode: 0o550,
 		CacheSize: 1 << 30, MetadataSize: 64 << 20, MetadataTTL: 90 * time.Second, RequestTimeout: 20 * time.Second,
 		LogLevel: "warn", LogFile: "/tmp/l.log", StagingSize: stage.DefaultLimit,
+		DiskCache: "/var/tmp/blk", DiskCacheSize: 2 << 30,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("config = %+v\nwant     %+v", c, want)

@@ -21,6 +21,7 @@ Usage:
   bucketfs mount [flags] s3://BUCKET[/PREFIX] MOUNTPOINT mount one bucket, or a prefix of it
   bucketfs unmount MOUNTPOINT                           unmount
   bucketfs status [--json] MOUNTPOINT                   show a running mount's requests, bytes, cache and credentials
+  bucketfs refresh PATH...                              make a mount forget cached listings and attributes of PATH
   bucketfs whoami [flags]                               show which credentials a mount would use and check them
   bucketfs csi --node-id NODE [flags]                   serve the Kubernetes CSI node plugin (docs/KUBERNETES.md)
   bucketfs version                                      print the version
@@ -61,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = whoamiCommand(args[1:], stdout, stderr)
 	case "status":
 		err = statusCommand(args[1:], stdout)
+	case "refresh":
+		err = refreshCommand(args[1:], stdout)
 	case "csi":
 		err = csiCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
@@ -70,7 +73,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, mainUsage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "bucketfs: unknown command %q: use mount, unmount, status, whoami, csi or version (bucketfs --help)\n", args[0])
+		fmt.Fprintf(stderr, "bucketfs: unknown command %q: use mount, unmount, status, refresh, whoami, csi or version (bucketfs --help)\n", args[0])
 		return 2
 	}
 	var ue usageError

@@ -22,6 +22,7 @@ import (
 
 	"github.com/bucketfs/bucketfs/auth"
 	"github.com/bucketfs/bucketfs/cache"
+	"github.com/bucketfs/bucketfs/cache/disk"
 	"github.com/bucketfs/bucketfs/fusefs"
 	"github.com/bucketfs/bucketfs/internal/watchdog"
 	"github.com/bucketfs/bucketfs/metrics"
@@ -87,6 +88,8 @@ type mountConfig struct {
 	MetadataSize      int64  // --metadata-cache-size
 	CacheDir          string // --cache-dir: "" for the user's cache directory
 	StagingSize       int64
+	DiskCache         string // --disk-cache: "" for no disk tier
+	DiskCacheSize     int64  // --disk-cache-size
 	MetadataTTL       time.Duration
 	RequestTimeout    time.Duration
 	StallTimeout      time.Duration
@@ -118,6 +121,8 @@ func mountFlags(c *mountConfig) *flag.FlagSet {
 	fs.Var(sizeValue{&c.MetadataSize}, "metadata-cache-size", "`size` of memory for cached listings and file attributes, e.g. 128MiB; a walk of more names than fit still works, listing evicted directories again when they are read again")
 	fs.StringVar(&c.CacheDir, "cache-dir", "", "`directory` for files being written (staged until uploaded); default the user's cache dir bucketfs/staging")
 	fs.Var(sizeValue{&c.StagingSize}, "staging-size", "`size` of disk that files being written may take in --cache-dir; writes beyond it fail with ENOSPC")
+	fs.StringVar(&c.DiskCache, "disk-cache", "", "keep blocks of file data read or written in `directory` too, across unmounts and restarts (a local disk, e.g. $XDG_CACHE_HOME/bucketfs/blocks or /var/tmp/bucketfs-$USER); default off")
+	fs.Var(sizeValue{&c.DiskCacheSize}, "disk-cache-size", "`size` of disk that --disk-cache may take, least recently used blocks evicted first")
 	fs.Var(durationValue{&c.MetadataTTL}, "metadata-ttl", "`duration` for which listings and file attributes are trusted before asking S3 again, e.g. 60s, 5m")
 	fs.Var(durationValue{&c.RequestTimeout}, "request-timeout", "`duration` after which a request to S3 that keeps failing or hangs gives up, with retries, and the file operation fails with EIO")
 	fs.Var(defaultedDuration{durationValue{&c.StallTimeout}, cache.DefaultStallTimeout}, "stall-timeout", "`duration` after which a download that stopped moving is cut and the missing part asked for again")
@@ -134,6 +139,7 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 		CacheSize:      cache.DefaultDataBytes,
 		MetadataSize:   cache.DefaultMetadataBytes,
 		StagingSize:    stage.DefaultLimit,
+		DiskCacheSize:  disk.DefaultLimit,
 		MetadataTTL:    cache.DefaultMetadataTTL,
 		RequestTimeout: cache.DefaultRequestTimeout,
 		LogLevel:       "info",
@@ -191,6 +197,9 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	if c.CacheSize < cache.DefaultBlockSize {
 		return c, usagef("--cache-size %s is too small: give at least 1MiB", units.FormatSize(c.CacheSize))
 	}
+	if c.DiskCacheSize < 16<<20 {
+		return c, usagef("--disk-cache-size %s is too small: give at least 16MiB", units.FormatSize(c.DiskCacheSize))
+	}
 	if c.MetadataSize < 1<<20 {
 		return c, usagef("--metadata-cache-size %s is too small: give at least 1MiB", units.FormatSize(c.MetadataSize))
 	}
@@ -202,6 +211,12 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	}
 	if err := checkMetricsAddr(c.MetricsAddr); err != nil {
 		return c, err
+	}
+	if c.DiskCache != "" {
+		// Absolute now: the daemon works from "/".
+		if c.DiskCache, err = filepath.Abs(c.DiskCache); err != nil {
+			return c, usagef("--disk-cache %q: %v", c.DiskCache, err)
+		}
 	}
 	return c, nil
 }
@@ -357,20 +372,20 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	if err != nil {
 		return explainPreflight(err, a.Endpoint)
 	}
-	if warning != "" {
-		log.Warn(warning)
-		if notify != nil {
-			notify.warn(warning)
-		} else {
-			fmt.Fprintln(stderr, "bucketfs mount: warning: "+warning)
-		}
-	}
+	warnUser(warning, notify, stderr, log)
 	log.Info("credentials ready", "source", a.Source, "region", a.Region, "region_from", a.RegionSource, "endpoint", a.Endpoint)
 
-	ch := cache.New(st, cache.Config{DataBytes: c.CacheSize, MetadataBytes: c.MetadataSize, MetadataTTL: c.MetadataTTL, RequestTimeout: c.RequestTimeout, StallTimeout: c.StallTimeout, Logger: log})
+	dc, warning, err := openDiskCache(c, log)
+	if err != nil {
+		return err
+	}
+	defer closeDiskCache(dc)
+	warnUser(warning, notify, stderr, log)
+	ch := cache.New(st, cache.Config{DataBytes: c.CacheSize, MetadataBytes: c.MetadataSize, MetadataTTL: c.MetadataTTL, RequestTimeout: c.RequestTimeout, StallTimeout: c.StallTimeout, Logger: log, Disk: dc})
 	defer ch.Close()
 	limitMemory(ch.Config(), log)
 	m.SetCacheStats(cacheStats(ch))
+	m.SetDiskStats(diskStats(ch))
 	tracker := newTracker(ch.Config(), m, log)
 	go tracker.Run(mctx, time.Second)
 	fcfg := fusefs.Config{
@@ -391,7 +406,7 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 		// The S3 store writes, and so its metered wrapper; every write goes
 		// through the cache's writer, which keeps the cache true.
 		w, _ := ch.Writer()
-		if area, err = openStaging(c, w, log); err != nil {
+		if area, err = openStaging(c, w, ch.Landed, log); err != nil {
 			return err
 		}
 		fcfg.Writer, fcfg.Staging = w, area
@@ -455,8 +470,8 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 		_ = area.Close()
 	}
 	cs := ch.Stats()
-	log.Info("unmounted", "mountpoint", c.MountPoint, "block_hits", cs.BlockHits, "block_misses", cs.BlockMisses,
-		"gets", cs.Requests, "bytes_fetched", cs.BytesRead)
+	log.Info("unmounted", append([]any{"mountpoint", c.MountPoint, "block_hits", cs.BlockHits, "block_misses", cs.BlockMisses,
+		"gets", cs.Requests, "bytes_fetched", cs.BytesRead}, diskAttrs(ch)...)...)
 	return nil
 }
 
@@ -554,7 +569,7 @@ func limitMemory(cc cache.Config, log *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	limit := cc.DataBytes + cc.MetadataBytes + cc.ReceiveBytes() + memoryOverhead
+	limit := cc.DataBytes + cc.MetadataBytes + cc.ReceiveBytes() + cc.DiskBytes() + memoryOverhead
 	debug.SetMemoryLimit(limit)
 	log.Debug("memory limit", "bytes", limit)
 }
@@ -611,7 +626,7 @@ func stagingDir(base string, c mountConfig, now time.Time) string {
 	return filepath.Join(base, "staging", id)
 }
 
-func openStaging(c mountConfig, w store.Writer, log *slog.Logger) (*stage.Area, error) {
+func openStaging(c mountConfig, w store.Writer, landed func(bucket, key string, o store.Object, r io.ReaderAt), log *slog.Logger) (*stage.Area, error) {
 	var errs []string
 	for i, base := range stagingBases(c) {
 		if i > 0 {
@@ -630,7 +645,7 @@ func openStaging(c mountConfig, w store.Writer, log *slog.Logger) (*stage.Area, 
 		dir := stagingDir(base, c, time.Now())
 		// A part (16 MiB) gets the request timeout plus time to move at
 		// a slow 256 KiB/s.
-		area, err := stage.Open(stage.Config{Dir: dir, Limit: c.StagingSize, Writer: w, PartTimeout: c.RequestTimeout + time.Minute, Logger: log})
+		area, err := stage.Open(stage.Config{Dir: dir, Limit: c.StagingSize, Writer: w, PartTimeout: c.RequestTimeout + time.Minute, Logger: log, Landed: landed})
 		if err != nil {
 			errs = append(errs, err.Error())
 			continue

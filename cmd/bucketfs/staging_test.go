@@ -64,7 +64,7 @@ func TestOpenStagingFallback(t *testing.T) {
 	os.WriteFile(blocked, nil, 0o600)
 	t.Setenv("XDG_CACHE_HOME", blocked) // a file: nothing can be made below it
 	t.Setenv("TMPDIR", t.TempDir())
-	area, err := openStaging(mountConfig{MountPoint: "/m", StagingSize: 1 << 20}, nil, slog.New(slog.DiscardHandler))
+	area, err := openStaging(mountConfig{MountPoint: "/m", StagingSize: 1 << 20}, nil, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

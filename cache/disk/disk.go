@@ -1,0 +1,642 @@
+// Package disk is the second tier of the block cache: blocks of object data
+// kept in files under a local directory (--disk-cache), so that they
+// outlive the mount. The memory tier asks it on a miss (Get) and hands it
+// every block it fetched (Put, written in the background).
+//
+// One file per block, named by a hash of its key (bucket, key, ETag, block
+// size, block number) below a fan-out of 256 directories; each file holds a
+// header with the whole key and CRC-32C checksums, checked on every read,
+// and is written under a temporary name then renamed, so a block cut short
+// is never served. At start the index is rebuilt from the directory (names
+// and sizes only); least recently used blocks are evicted past the size
+// bound, the order surviving restarts through the files' modification
+// times. A full or failing disk (ENOSPC, EIO, a read-only file system)
+// turns the tier off for the rest of the mount: reads carry on from memory
+// and the store, never failing because of this cache.
+package disk
+
+import (
+	"bytes"
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Config says where the tier lives and how large it may grow.
+type Config struct {
+	// Dir holds the blocks; created 0700 if missing.
+	Dir string
+	// Limit bounds the bytes of the block files (--disk-cache-size).
+	Limit int64
+	// QueueBytes bounds the blocks waiting to be written; a Put past it
+	// waits up to PutWait for room, then is dropped (counted).
+	QueueBytes int64
+	PutWait    time.Duration
+	// Sync makes every block file durable (fsync) before it is renamed
+	// into place. Without it a block lost in a crash of the host is only
+	// missing or caught by its checksum.
+	Sync bool
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Defaults for zero fields of Config.
+const (
+	DefaultLimit      = 10 << 30
+	DefaultQueueBytes = 64 << 20
+	DefaultPutWait    = 5 * time.Second
+	// touchEvery is how often a block read again has its modification
+	// time moved forward: the order of eviction across restarts is kept to
+	// within this.
+	touchEvery = time.Minute
+	writers    = 2
+)
+
+// Stats are the tier's counters.
+type Stats struct {
+	Hits, Misses          int64 // blocks asked for: found and valid, or not
+	BytesRead, BytesWrite int64 // bytes served from disk, written to it
+	Evictions             int64 // blocks removed to stay under Limit
+	Errors                int64 // blocks dropped as corrupt, failed writes and reads
+	Dropped               int64 // blocks not written because the queue was full
+	Blocks, Bytes, Limit  int64 // held now, and the bound
+	// Off is why the tier stopped ("" while it works).
+	Off string
+}
+
+// Cache is one mount's disk tier. Its methods are safe for concurrent use.
+type Cache struct {
+	cfg  Config
+	lock *os.File
+
+	mu    sync.Mutex
+	index map[id]*list.Element // of *entry
+	lru   *list.List           // front: most recently used
+	used  int64
+	// queued, closed, congested and room guard Put's hand-off to the
+	// writers; room is closed (and replaced) whenever a writer frees some.
+	queued    int64
+	closed    bool
+	congested bool
+	room      chan struct{}
+	queue     chan item
+	wg        sync.WaitGroup
+	bufs      sync.Pool // of *[]byte: block copies, for Clone
+
+	off     atomic.Pointer[string]
+	corrupt atomic.Bool // the first corrupt block was logged
+
+	hits, misses, bytesRead, bytesWritten, evictions, errs, dropped atomic.Int64
+}
+
+type entry struct {
+	id      id
+	size    int64 // of the file, header included
+	touched time.Time
+}
+
+type item struct {
+	k    Key
+	data []byte
+}
+
+// Open prepares the directory (refusing one that is not safe to serve
+// from, or that another mount uses), rebuilds the index from it and starts
+// the writers. warning is non-empty when the directory is on a network
+// file system, or smaller than the limit: worth telling the user.
+func Open(cfg Config) (c *Cache, warning string, err error) {
+	if cfg.Limit <= 0 {
+		cfg.Limit = DefaultLimit
+	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = DefaultQueueBytes
+	}
+	if cfg.PutWait <= 0 {
+		cfg.PutWait = DefaultPutWait
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Dir, err = filepath.Abs(cfg.Dir); err != nil {
+		return nil, "", err
+	}
+	if err := prepare(cfg.Dir); err != nil {
+		return nil, "", err
+	}
+	lock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, "", err
+	}
+	c = &Cache{cfg: cfg, lock: lock, index: map[id]*list.Element{}, lru: list.New(), queue: make(chan item, 4096), room: make(chan struct{})}
+	t0 := time.Now()
+	if err := c.load(); err != nil {
+		lock.Close()
+		return nil, "", fmt.Errorf("disk cache directory %s: %v", cfg.Dir, err)
+	}
+	c.mu.Lock()
+	c.evict(0) // a limit lowered since the last mount
+	c.mu.Unlock()
+	cfg.Logger.Info("disk cache ready", "dir", cfg.Dir, "blocks", c.lru.Len(), "bytes", c.used, "limit", cfg.Limit, "indexed_in", time.Since(t0).Round(time.Millisecond))
+	if fs := networkFS(cfg.Dir); fs != "" {
+		warning = fmt.Sprintf("disk cache directory %s is on a network file system (%s): reads from it are slow and other hosts may share it; use a local directory such as /var/tmp/bucketfs-$USER", cfg.Dir, fs)
+	} else if free, ok := freeBytes(cfg.Dir); ok && free+c.used < cfg.Limit {
+		warning = fmt.Sprintf("disk cache directory %s has %d MiB free, less than --disk-cache-size %d MiB: the disk cache stops when the disk fills", cfg.Dir, (free+c.used)>>20, cfg.Limit>>20)
+	}
+	for range writers {
+		c.wg.Add(1)
+		go c.writer()
+	}
+	return c, warning, nil
+}
+
+// load indexes the block files in the directory, oldest first, and removes
+// the temporary files of writes an earlier mount did not finish. It reads
+// names and sizes only, four directories at a time.
+func (c *Cache) load() error {
+	tops, err := os.ReadDir(c.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	var (
+		mu   sync.Mutex
+		es   []*entry
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, 4)
+	)
+	for _, t := range tops {
+		if !t.IsDir() || !isFanout(t.Name()) {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			got, err := loadDir(filepath.Join(c.cfg.Dir, t.Name()), t.Name())
+			mu.Lock()
+			es = append(es, got...)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	sortByTouched(es)
+	for _, e := range es {
+		c.index[e.id] = c.lru.PushFront(e)
+		c.used += e.size
+	}
+	return nil
+}
+
+// loadDir reads one fan-out directory.
+func loadDir(sub, prefix string) ([]*entry, error) {
+	files, err := os.ReadDir(sub)
+	if err != nil {
+		return nil, err
+	}
+	es := make([]*entry, 0, len(files))
+	for _, f := range files {
+		name := f.Name()
+		if base, _, tmp := strings.Cut(name, ".tmp"); tmp {
+			if _, ok := parseID(base); ok {
+				_ = os.Remove(filepath.Join(sub, name))
+			}
+			continue
+		}
+		i, ok := parseID(name)
+		if !ok || !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		fi, err := f.Info()
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		es = append(es, &entry{id: i, size: fi.Size(), touched: fi.ModTime()})
+	}
+	return es, nil
+}
+
+// isFanout says whether s names one of the 256 directories ("00".."ff").
+func isFanout(s string) bool {
+	if len(s) != 2 {
+		return false
+	}
+	_, err := strconv.ParseUint(s, 16, 8)
+	return err == nil && strings.ToLower(s) == s
+}
+
+// sortByTouched orders es oldest first.
+func sortByTouched(es []*entry) {
+	slices.SortFunc(es, func(a, b *entry) int { return a.touched.Compare(b.touched) })
+}
+
+var tmpSeq atomic.Uint64
+
+// Get returns the block k if the tier holds a valid copy. A copy that
+// fails its checks is removed; a disk that fails turns the tier off.
+func (c *Cache) Get(k Key) ([]byte, bool) {
+	if c.off.Load() != nil || k.ETag == "" {
+		return nil, false
+	}
+	i := k.id()
+	now := c.cfg.Now()
+	c.mu.Lock()
+	el, ok := c.index[i]
+	touch := false
+	if ok {
+		c.lru.MoveToFront(el)
+		e := el.Value.(*entry)
+		if now.Sub(e.touched) > touchEvery {
+			e.touched, touch = now, true
+		}
+	}
+	c.mu.Unlock()
+	if !ok {
+		c.misses.Add(1)
+		return nil, false
+	}
+	p := i.path(c.cfg.Dir)
+	data, err := read(p, k)
+	if err != nil {
+		c.misses.Add(1)
+		switch {
+		case errors.Is(err, errCorrupt):
+			c.errs.Add(1)
+			c.drop(i, p)
+			if c.corrupt.CompareAndSwap(false, true) {
+				c.cfg.Logger.Warn("disk cache: dropped a corrupt block file; it is fetched again (further ones are logged at debug level)", "file", p, "err", err)
+			} else {
+				c.cfg.Logger.Debug("disk cache: dropped a corrupt block file", "file", p, "err", err)
+			}
+		case errors.Is(err, os.ErrNotExist):
+			c.forget(i)
+		default:
+			c.errs.Add(1)
+			c.fail(err)
+		}
+		return nil, false
+	}
+	if touch {
+		_ = os.Chtimes(p, now, now)
+	}
+	c.hits.Add(1)
+	c.bytesRead.Add(int64(len(data)))
+	return data, true
+}
+
+// read returns the checked bytes of the block file p for k.
+func read(p string, k Key) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, min(fi.Size(), 4096))
+	n, err := f.ReadAt(head, 0)
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	h, err := parseHeader(head[:n], k)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() != int64(h.hdrLen)+h.size {
+		return nil, fmt.Errorf("%w: %d bytes, want %d", errCorrupt, fi.Size(), int64(h.hdrLen)+h.size)
+	}
+	data := make([]byte, h.size)
+	got := copy(data, head[h.hdrLen:n])
+	if got < len(data) {
+		m, err := f.ReadAt(data[got:], int64(h.hdrLen+got))
+		if m < len(data)-got {
+			if err == io.EOF || err == nil {
+				return nil, fmt.Errorf("%w: cut short", errCorrupt)
+			}
+			return nil, err
+		}
+	}
+	if sum := crc32.Checksum(data, castagnoli); sum != h.dataCRC {
+		return nil, fmt.Errorf("%w: data checksum mismatch", errCorrupt)
+	}
+	return data, nil
+}
+
+// Clone copies a block for Put into a buffer the writers recycle, so a
+// cold read through the tier does not allocate its bytes twice.
+func (c *Cache) Clone(data []byte) []byte {
+	if p, ok := c.bufs.Get().(*[]byte); ok && cap(*p) >= len(data) {
+		return append((*p)[:0], data...)
+	}
+	return bytes.Clone(data)
+}
+
+// recycle keeps a buffer Put was handed, for Clone.
+func (c *Cache) recycle(b []byte) {
+	if cap(b) >= 64<<10 {
+		c.bufs.Put(&b)
+	}
+}
+
+// Put hands block k to the writers; data becomes theirs (the caller must
+// not change it). When the queue is full it waits for room, for at most
+// PutWait or until ctx ends (the caller's bound): a disk a little slower than the network
+// slows the fetch that called it (never a reader's own block, which the
+// caller hands out first) rather than losing blocks. A wait that runs out
+// marks the disk congested: until the queue has drained to half, blocks
+// are dropped (counted) at once. With the tier off nothing is kept.
+// Blocks of objects without an ETag are never kept: nothing could tell,
+// after a restart, that the object did not change.
+func (c *Cache) Put(ctx context.Context, k Key, data []byte) {
+	queued := false
+	defer func() {
+		if !queued {
+			c.recycle(data)
+		}
+	}()
+	if c.off.Load() != nil || k.ETag == "" || len(data) == 0 {
+		return
+	}
+	i := k.id()
+	n := int64(len(data))
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		c.mu.Lock()
+		if _, ok := c.index[i]; ok || c.closed {
+			c.mu.Unlock()
+			return
+		}
+		if c.queued+n <= c.cfg.QueueBytes {
+			select {
+			case c.queue <- item{k: k, data: data}:
+				c.queued += n
+				queued = true
+			default:
+				c.dropped.Add(1)
+			}
+			c.mu.Unlock()
+			return
+		}
+		if c.congested {
+			c.mu.Unlock()
+			c.dropped.Add(1)
+			return
+		}
+		room := c.room
+		c.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(c.cfg.PutWait)
+		}
+		select {
+		case <-room:
+			continue
+		case <-ctx.Done():
+		case <-timer.C:
+		}
+		c.mu.Lock()
+		c.congested = true
+		c.mu.Unlock()
+		c.cfg.Logger.Debug("disk cache: the disk is slower than the network; blocks are dropped until the queue drains", "dir", c.cfg.Dir)
+		c.dropped.Add(1)
+		return
+	}
+}
+
+// PutNow writes block k before it returns (for the bytes of a file just
+// uploaded, read from its staging file).
+func (c *Cache) PutNow(k Key, data []byte) {
+	if c.off.Load() != nil || k.ETag == "" || len(data) == 0 {
+		return
+	}
+	c.write(k, data)
+}
+
+func (c *Cache) writer() {
+	defer c.wg.Done()
+	for it := range c.queue {
+		c.write(it.k, it.data)
+		c.recycle(it.data)
+		c.mu.Lock()
+		c.queued -= int64(len(it.data))
+		if c.queued <= c.cfg.QueueBytes/2 {
+			c.congested = false
+		}
+		close(c.room)
+		c.room = make(chan struct{})
+		c.mu.Unlock()
+	}
+}
+
+// write stores one block file: room first (evicting), then a temporary
+// file renamed into place, then the index.
+func (c *Cache) write(k Key, data []byte) {
+	if c.off.Load() != nil {
+		return
+	}
+	i := k.id()
+	hdr, err := header(k, data)
+	if err != nil {
+		return
+	}
+	size := int64(len(hdr) + len(data))
+	if size > c.cfg.Limit {
+		return
+	}
+	c.mu.Lock()
+	if _, ok := c.index[i]; ok {
+		c.mu.Unlock()
+		return
+	}
+	c.evict(size)
+	c.used += size // reserved while the file is written
+	c.mu.Unlock()
+	p := i.path(c.cfg.Dir)
+	err = writeFile(p, hdr, data, c.cfg.Sync)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.used -= size
+		c.errs.Add(1)
+		c.failLocked(err)
+		return
+	}
+	if _, ok := c.index[i]; ok {
+		c.used -= size
+		return
+	}
+	c.index[i] = c.lru.PushFront(&entry{id: i, size: size, touched: c.cfg.Now()})
+	c.bytesWritten.Add(int64(len(data)))
+}
+
+func writeFile(p string, hdr, data []byte, sync bool) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	tmp := p + ".tmp" + strconv.FormatUint(tmpSeq.Add(1), 36)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(hdr)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
+}
+
+// evict removes least recently used blocks until size more bytes fit.
+// Callers hold c.mu.
+func (c *Cache) evict(size int64) {
+	for c.used+size > c.cfg.Limit {
+		el := c.lru.Back()
+		if el == nil {
+			return
+		}
+		e := el.Value.(*entry)
+		c.lru.Remove(el)
+		delete(c.index, e.id)
+		c.used -= e.size
+		c.evictions.Add(1)
+		if err := os.Remove(e.id.path(c.cfg.Dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			c.failLocked(err)
+		}
+	}
+}
+
+// drop removes a block file that failed its checks.
+func (c *Cache) drop(i id, p string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.forgetLocked(i)
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.failLocked(err)
+	}
+}
+
+func (c *Cache) forget(i id) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.forgetLocked(i)
+}
+
+func (c *Cache) forgetLocked(i id) {
+	if el, ok := c.index[i]; ok {
+		c.lru.Remove(el)
+		delete(c.index, i)
+		c.used -= el.Value.(*entry).size
+	}
+}
+
+func (c *Cache) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failLocked(err)
+}
+
+// failLocked turns the tier off when the disk itself fails; other errors
+// are logged at debug level. Callers hold c.mu.
+func (c *Cache) failLocked(err error) {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		c.cfg.Logger.Debug("disk cache: write failed", "err", err)
+		return
+	}
+	switch errno {
+	case syscall.ENOSPC, syscall.EDQUOT, syscall.EIO, syscall.EROFS, syscall.EACCES, syscall.EPERM, syscall.ENOTDIR:
+	default:
+		c.cfg.Logger.Debug("disk cache: write failed", "err", err)
+		return
+	}
+	why := fmt.Sprintf("%s (%s)", errno.Error(), c.cfg.Dir)
+	if c.off.CompareAndSwap(nil, &why) {
+		c.cfg.Logger.Error("disk cache off for the rest of this mount: reads go on from memory and the store; fix the directory and remount", "dir", c.cfg.Dir, "err", err)
+	}
+}
+
+// Stats returns the counters.
+func (c *Cache) Stats() Stats {
+	c.mu.Lock()
+	blocks, used := int64(c.lru.Len()), c.used
+	c.mu.Unlock()
+	s := Stats{
+		Hits: c.hits.Load(), Misses: c.misses.Load(),
+		BytesRead: c.bytesRead.Load(), BytesWrite: c.bytesWritten.Load(),
+		Evictions: c.evictions.Load(), Errors: c.errs.Load(), Dropped: c.dropped.Load(),
+		Blocks: blocks, Bytes: used, Limit: c.cfg.Limit,
+	}
+	if off := c.off.Load(); off != nil {
+		s.Off = *off
+	}
+	return s
+}
+
+// QueueBytes is the most the blocks waiting to be written may take.
+func (c *Cache) QueueBytes() int64 { return c.cfg.QueueBytes }
+
+// Dir is the directory of the tier.
+func (c *Cache) Dir() string { return c.cfg.Dir }
+
+// Close writes the blocks still queued (until ctx ends), then releases the
+// directory for the next mount.
+func (c *Cache) Close(ctx context.Context) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	close(c.queue)
+	c.mu.Unlock()
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// Stop writing: what is left is not kept.
+		why := "closing"
+		c.off.CompareAndSwap(nil, &why)
+		<-done
+	}
+	c.lock.Close()
+}

@@ -1,0 +1,150 @@
+package disk
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"path/filepath"
+)
+
+// Key names one block of one version of one object, exactly as the memory
+// tier does, with the block size: a block cached under another block size
+// covers other bytes.
+type Key struct {
+	Bucket, Object, ETag string
+	BlockSize, Index     int64
+}
+
+// id is the name of a block's file: the first 16 bytes of the SHA-256 of
+// its key. The file's header holds the whole key, checked on every read,
+// so even a collision could not serve another block.
+type id [16]byte
+
+func (k Key) id() id {
+	h := sha256.New()
+	var n [8]byte
+	for _, s := range []string{k.Bucket, k.Object, k.ETag} {
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	binary.BigEndian.PutUint64(n[:], uint64(k.BlockSize))
+	h.Write(n[:])
+	binary.BigEndian.PutUint64(n[:], uint64(k.Index))
+	h.Write(n[:])
+	var i id
+	copy(i[:], h.Sum(nil))
+	return i
+}
+
+func (i id) String() string { return hex.EncodeToString(i[:]) }
+
+// path is where the block lives below dir: a fan-out of 256 directories
+// named by the first byte, so no directory grows past a few thousand
+// files at the sizes a local disk holds.
+func (i id) path(dir string) string {
+	s := i.String()
+	return filepath.Join(dir, s[:2], s)
+}
+
+// parseID reads a block file's name back; ok is false for any other name.
+func parseID(name string) (i id, ok bool) {
+	if len(name) != 2*len(i) {
+		return i, false
+	}
+	if _, err := hex.Decode(i[:], []byte(name)); err != nil {
+		return i, false
+	}
+	return i, hex.EncodeToString(i[:]) == name // lower case only
+}
+
+// A block file is a header, then the block's bytes:
+//
+//	magic    "BFSBLK1\n" (8 bytes; the 1 is the format version)
+//	size     uint64: the block's length in bytes
+//	bsize    uint64: block size
+//	index    uint64: block number
+//	lens     3 x uint16: lengths of bucket, key, ETag
+//	bucket, key, ETag
+//	datacrc  uint32: CRC-32C of the block's bytes
+//	hdrcrc   uint32: CRC-32C of the header before it
+//
+// Integers are big-endian. A file is valid only if it is exactly as long
+// as its header says, both checksums match and the key is the one asked
+// for: a write cut short (kill -9, a full disk) or a flipped byte is
+// dropped, never served.
+const magic = "BFSBLK1\n"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// maxName bounds each string of the key (S3 keys are at most 1,024 bytes).
+const maxName = 1 << 15
+
+// header returns the header of a block of key k holding data.
+func header(k Key, data []byte) ([]byte, error) {
+	if len(k.Bucket) >= maxName || len(k.Object) >= maxName || len(k.ETag) >= maxName {
+		return nil, errors.New("key too long for the disk cache")
+	}
+	b := make([]byte, 0, len(magic)+3*8+3*2+len(k.Bucket)+len(k.Object)+len(k.ETag)+8)
+	b = append(b, magic...)
+	b = binary.BigEndian.AppendUint64(b, uint64(len(data)))
+	b = binary.BigEndian.AppendUint64(b, uint64(k.BlockSize))
+	b = binary.BigEndian.AppendUint64(b, uint64(k.Index))
+	for _, s := range []string{k.Bucket, k.Object, k.ETag} {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+	}
+	b = append(b, k.Bucket...)
+	b = append(b, k.Object...)
+	b = append(b, k.ETag...)
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(data, castagnoli))
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return b, nil
+}
+
+// errCorrupt marks a block file that must not be served.
+var errCorrupt = errors.New("corrupt block file")
+
+// parsed is what a header says.
+type parsed struct {
+	hdrLen  int
+	size    int64
+	dataCRC uint32
+}
+
+// parseHeader checks the header at the start of b against k.
+func parseHeader(b []byte, k Key) (parsed, error) {
+	fixed := len(magic) + 3*8 + 3*2
+	if len(b) < fixed || string(b[:len(magic)]) != magic {
+		return parsed{}, fmt.Errorf("%w: no header", errCorrupt)
+	}
+	p := len(magic)
+	size := int64(binary.BigEndian.Uint64(b[p:]))
+	bsize := int64(binary.BigEndian.Uint64(b[p+8:]))
+	index := int64(binary.BigEndian.Uint64(b[p+16:]))
+	p += 24
+	var lens [3]int
+	for i := range lens {
+		lens[i] = int(binary.BigEndian.Uint16(b[p:]))
+		p += 2
+	}
+	end := p + lens[0] + lens[1] + lens[2] + 8
+	if len(b) < end {
+		return parsed{}, fmt.Errorf("%w: header cut short", errCorrupt)
+	}
+	if got, want := crc32.Checksum(b[:end-4], castagnoli), binary.BigEndian.Uint32(b[end-4:]); got != want {
+		return parsed{}, fmt.Errorf("%w: header checksum mismatch", errCorrupt)
+	}
+	bucket := string(b[p : p+lens[0]])
+	object := string(b[p+lens[0] : p+lens[0]+lens[1]])
+	etag := string(b[p+lens[0]+lens[1] : end-8])
+	if bucket != k.Bucket || object != k.Object || etag != k.ETag || bsize != k.BlockSize || index != k.Index {
+		return parsed{}, fmt.Errorf("%w: holds another block", errCorrupt)
+	}
+	if size <= 0 || size > k.BlockSize {
+		return parsed{}, fmt.Errorf("%w: block length %d", errCorrupt, size)
+	}
+	return parsed{hdrLen: end, size: size, dataCRC: binary.BigEndian.Uint32(b[end-8:])}, nil
+}

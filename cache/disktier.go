@@ -1,0 +1,118 @@
+package cache
+
+import (
+	"context"
+	"io"
+
+	"github.com/bucketfs/bucketfs/cache/disk"
+	"github.com/bucketfs/bucketfs/store"
+)
+
+// The disk tier (Config.Disk) under the memory blocks: asked before a
+// GET, handed every block a GET brought, and the blocks of every file the
+// mount uploaded. Blocks are keyed there as here, by bucket, key, ETag and
+// block number (and block size), so a changed object is never served
+// from disk; objects without an ETag are not kept there.
+
+func (b *blockCache) diskKey(o object, idx int64) disk.Key {
+	return disk.Key{Bucket: o.bucket, Object: o.key, ETag: o.etag, BlockSize: b.cfg.BlockSize, Index: idx}
+}
+
+// fromDisk completes the blocks of run the disk tier holds, giving their
+// share of the budget back (held), and returns the first contiguous run
+// still to GET; later runs, split off by blocks found on disk, are
+// fetched by fetches of their own.
+func (b *blockCache) fromDisk(o object, run []blockKey, held *int64, demand bool) []blockKey {
+	if b.cfg.Disk == nil {
+		return run
+	}
+	bs := b.cfg.BlockSize
+	var runs [][]blockKey
+	var cur []blockKey
+	for _, k := range run {
+		size := min(bs, o.size-k.idx*bs)
+		if data, ok := b.cfg.Disk.Get(b.diskKey(o, k.idx)); ok && int64(len(data)) == size {
+			b.finish([]blockKey{k}, newBlock(data), nil)
+			b.budget.release(size)
+			*held -= size
+			if cur != nil {
+				runs, cur = append(runs, cur), nil
+			}
+			continue
+		}
+		cur = append(cur, k)
+	}
+	if cur != nil {
+		runs = append(runs, cur)
+	}
+	if len(runs) == 0 {
+		return nil
+	}
+	for _, r := range runs[1:] {
+		for _, k := range r {
+			size := min(bs, o.size-k.idx*bs)
+			b.budget.release(size)
+			*held -= size
+		}
+		go b.fetch(o, r, demand)
+	}
+	return runs[0]
+}
+
+// keep copies a block just received for the disk tier, before the block
+// is shared (recycled buffers included), and returns what hands the copy
+// over, to run once the block's waiters have it: the disk tier may make
+// this fetch wait for room, never the reader of this block. nil without a
+// disk tier.
+func (b *blockCache) keep(ctx context.Context, o object, idx int64, data []byte) func() {
+	if b.cfg.Disk == nil || o.etag == "" {
+		return nil
+	}
+	k, cp := b.diskKey(o, idx), b.cfg.Disk.Clone(data)
+	return func() {
+		// The body is not read while this waits: stay well inside the
+		// stall timeout, which would cut the transfer.
+		ctx, cancel := context.WithTimeout(ctx, b.cfg.StallTimeout/2)
+		defer cancel()
+		b.cfg.Disk.Put(ctx, k, cp)
+	}
+}
+
+// Landed puts the bytes of an object the mount just stored into the disk
+// tier, block by block, read from r (the staged file), so reading back a
+// file just written costs no GET. o is the stored object (its ETag and
+// size).
+func (c *Cache) Landed(bucket, key string, o store.Object, r io.ReaderAt) {
+	d := c.cfg.Disk
+	if d == nil || o.ETag == "" || o.Size <= 0 {
+		return
+	}
+	obj := object{bucket: bucket, key: key, etag: o.ETag, size: o.Size}
+	bs := c.cfg.BlockSize
+	buf := make([]byte, bs)
+	for idx := range obj.blocks(bs) {
+		n := min(bs, o.Size-idx*bs)
+		if m, _ := r.ReadAt(buf[:n], idx*bs); int64(m) < n {
+			return
+		}
+		d.PutNow(c.data.diskKey(obj, idx), buf[:n])
+	}
+}
+
+// DiskBytes bounds the memory the disk tier adds: its write queue, and a
+// copy of a block for each GET waiting for room in it. Call it on a Config
+// with defaults applied (Cache.Config).
+func (c Config) DiskBytes() int64 {
+	if c.Disk == nil {
+		return 0
+	}
+	return c.Disk.QueueBytes() + c.ReceiveBytes()
+}
+
+// DiskStats returns the disk tier's counters; ok is false without one.
+func (c *Cache) DiskStats() (s disk.Stats, ok bool) {
+	if c.cfg.Disk == nil {
+		return s, false
+	}
+	return c.cfg.Disk.Stats(), true
+}

@@ -1,0 +1,172 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/bucketfs/bucketfs/cache/disk"
+	"github.com/bucketfs/bucketfs/store"
+	"github.com/bucketfs/bucketfs/store/faultstore"
+)
+
+// openDisk opens the disk tier in dir and closes it (writing out its
+// queue) at the end of the test, or when the returned func is called.
+func openDisk(t *testing.T, dir string) (*disk.Cache, func()) {
+	t.Helper()
+	d, _, err := disk.Open(disk.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := false
+	closeFn := func() {
+		if !done {
+			done = true
+			d.Close(context.Background())
+		}
+	}
+	t.Cleanup(closeFn)
+	return d, closeFn
+}
+
+func readWhole(t *testing.T, c *Cache, o store.Object) []byte {
+	t.Helper()
+	r := c.Open("b", o)
+	defer r.Close()
+	got := make([]byte, o.Size)
+	n, err := r.ReadAt(context.Background(), got, 0)
+	if err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	return got[:n]
+}
+
+// TestDiskTier: a second cache over the same disk directory (a remount)
+// reads with no GET; a replaced object is read anew, never from the old
+// blocks; a memory cache smaller than the object is refilled from disk.
+func TestDiskTier(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "blocks")
+	size := 10*testBlock + 77
+	d, closeDisk := openDisk(t, dir)
+	f, data, o := newDataFixture(t, Config{Disk: d, DataBytes: 3 * testBlock}, size)
+	if got := readWhole(t, f.c, o); !bytes.Equal(got, data) {
+		t.Fatal("first read differs")
+	}
+	gets := f.fault.Count(faultstore.OpReadAt)
+	// Past the memory bound: the second pass comes from disk.
+	waitBlocks(t, d, 11)
+	if got := readWhole(t, f.c, o); !bytes.Equal(got, data) {
+		t.Fatal("second read differs")
+	}
+	if n := f.fault.Count(faultstore.OpReadAt); n != gets {
+		t.Fatalf("second pass sent %d GETs", n-gets)
+	}
+	f.c.Close()
+	closeDisk()
+
+	// A remount: new memory, the same directory.
+	d2, _ := openDisk(t, dir)
+	c2 := New(f.fault, Config{Disk: d2, BlockSize: testBlock})
+	defer c2.Close()
+	if got := readWhole(t, c2, o); !bytes.Equal(got, data) {
+		t.Fatal("read after remount differs")
+	}
+	if n := f.fault.Count(faultstore.OpReadAt); n != gets {
+		t.Fatalf("read after remount sent %d GETs", n-gets)
+	}
+	if s, _ := c2.DiskStats(); s.Hits != 11 || s.Misses != 0 {
+		t.Fatalf("disk stats %+v", s)
+	}
+
+	// Replaced: other bytes under another ETag.
+	data2 := randomBytes(size, 99)
+	o2, err := f.mem.Put(context.Background(), "b", "obj", bytes.NewReader(data2), int64(size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o2.Size = int64(size)
+	if o2.ETag == o.ETag {
+		t.Fatal("memstore kept the ETag")
+	}
+	if got := readWhole(t, c2, o2); !bytes.Equal(got, data2) {
+		t.Fatal("replaced object read with old bytes")
+	}
+	if n := f.fault.Count(faultstore.OpReadAt); n == gets {
+		t.Fatal("replaced object read without a GET")
+	}
+}
+
+func waitBlocks(t *testing.T, d *disk.Cache, n int64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if d.Stats().Blocks >= n {
+			return
+		}
+	}
+	t.Fatalf("disk tier holds %d blocks, want %d", d.Stats().Blocks, n)
+}
+
+// TestDiskTierCorruptRefetched: a damaged block file is refetched, and the
+// bytes read are the object's.
+func TestDiskTierCorruptRefetched(t *testing.T) {
+	dir := t.TempDir()
+	d, closeDisk := openDisk(t, dir)
+	f, data, o := newDataFixture(t, Config{Disk: d}, 4*testBlock)
+	readWhole(t, f.c, o)
+	waitBlocks(t, d, 4)
+	f.c.Close()
+	closeDisk()
+	n := 0
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() && fi.Name() != "lock" {
+			b, _ := os.ReadFile(p)
+			b[len(b)-1-n] ^= 1
+			os.WriteFile(p, b, 0o600)
+			n++
+		}
+		return nil
+	})
+	d2, _ := openDisk(t, dir)
+	c2 := New(f.fault, Config{Disk: d2, BlockSize: testBlock})
+	defer c2.Close()
+	gets := f.fault.Count(faultstore.OpReadAt)
+	if got := readWhole(t, c2, o); !bytes.Equal(got, data) {
+		t.Fatal("read over corrupt block files differs")
+	}
+	if f.fault.Count(faultstore.OpReadAt) == gets {
+		t.Fatal("corrupt blocks not fetched again")
+	}
+	if s := d2.Stats(); s.Errors != 4 || s.Hits != 0 {
+		t.Fatalf("disk stats %+v", s)
+	}
+}
+
+// TestLanded: an uploaded file's bytes are in the disk tier under the new
+// ETag: reading it back sends no GET.
+func TestLanded(t *testing.T) {
+	d, _ := openDisk(t, t.TempDir())
+	f := newFixture(t, Config{Disk: d, BlockSize: testBlock}, nil)
+	w, _ := f.c.Writer()
+	data := randomBytes(3*testBlock+5, 7)
+	o, err := w.PutIf(context.Background(), "b", "new.csv", bytes.NewReader(data), int64(len(data)), store.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Size = int64(len(data))
+	f.c.Landed("b", "new.csv", o, bytes.NewReader(data))
+	gets := f.fault.Count(faultstore.OpReadAt)
+	st, err := f.c.statFile(context.Background(), "b", "new.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readWhole(t, f.c, st); !bytes.Equal(got, data) {
+		t.Fatal("read back differs")
+	}
+	if n := f.fault.Count(faultstore.OpReadAt); n != gets {
+		t.Fatalf("reading back what was written sent %d GETs", n-gets)
+	}
+}
