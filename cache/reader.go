@@ -35,11 +35,33 @@ type Reader struct {
 }
 
 // Open returns a Reader pinned to obj's ETag and size. Close it when done:
-// open Readers share the cache's room for read-ahead.
+// open Readers share the cache's room for read-ahead. On a cache with
+// Config.Scope it has no identity, and its fetches fail: use OpenFor.
 func (c *Cache) Open(bucket string, obj store.Object) *Reader {
+	r, err := c.OpenFor(context.Background(), bucket, obj)
+	if err != nil {
+		// Only with Config.Scope; a Reader of nobody fetches nothing.
+		c.data.active.Add(1)
+		return &Reader{c: c, pinned: obj, obj: object{bucket: bucket, key: obj.Key, etag: obj.ETag, size: obj.Size}}
+	}
+	return r
+}
+
+// OpenFor is Open for the identity of ctx: the blocks the Reader fetches
+// are fetched with that identity (the namespace has checked that it may
+// read this version, see scope.go).
+func (c *Cache) OpenFor(ctx context.Context, bucket string, obj store.Object) (*Reader, error) {
+	m, err := c.metaFor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vals := detach(ctx)
+	if !c.Scoped() {
+		vals = nil
+	}
 	c.data.active.Add(1)
-	c.prefetchSiblings(bucket, obj)
-	return &Reader{c: c, pinned: obj, obj: object{bucket: bucket, key: obj.Key, etag: obj.ETag, size: obj.Size}}
+	c.prefetchSiblings(m, vals, bucket, obj)
+	return &Reader{c: c, pinned: obj, obj: object{bucket: bucket, key: obj.Key, etag: obj.ETag, size: obj.Size, vals: vals}}, nil
 }
 
 // Close releases the Reader's share of read-ahead room.
