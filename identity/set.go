@@ -315,4 +315,3 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
-

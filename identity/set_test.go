@@ -47,9 +47,12 @@ func newTestSet(t *testing.T, rules string, log *bytes.Buffer) *Set {
 		t.Fatal(err)
 	}
 	s, err := New(Options{
-		Path:   p,
-		Host:   aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKHOST", "hostsecret", "")},
-		Users:  func(uid uint32) (User, error) { u, ok := testUsers[uid]; return u, map[bool]error{true: nil, false: errors.New("unknown")}[ok] },
+		Path: p,
+		Host: aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKHOST", "hostsecret", "")},
+		Users: func(uid uint32) (User, error) {
+			u, ok := testUsers[uid]
+			return u, map[bool]error{true: nil, false: errors.New("unknown")}[ok]
+		},
 		Logger: slog.New(slog.NewTextHandler(log, nil)),
 	})
 	if err != nil {
