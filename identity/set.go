@@ -65,6 +65,15 @@ type Principal struct {
 	expires   atomic.Int64 // Unix seconds of the credentials in use, 0: none or never
 }
 
+// Expires is when the credentials last retrieved expire (zero: never, or
+// none yet).
+func (p *Principal) Expires() time.Time {
+	if s := p.expires.Load(); s > 0 {
+		return time.Unix(s, 0)
+	}
+	return time.Time{}
+}
+
 // Source describes where the principal's credentials come from; no secret.
 func (p *Principal) Source() string { return p.Rule.String() }
 

@@ -127,3 +127,31 @@ func identityStats(set *identity.Set) func() metrics.IdentityStats {
 			Refreshes: s.Refreshes, RefreshFailures: s.RefreshFailures, Denied: s.Denied, Reloads: s.Reloads}
 	}
 }
+
+// whoamiUser turns the host's a into the identity --user gets under the
+// rules (bucketfs whoami --user NAME), retrieving its credentials once.
+func whoamiUser(ctx context.Context, c whoamiConfig, a auth.Result, r *whoamiReport) (auth.Result, error) {
+	if os.Geteuid() != 0 {
+		return a, fmt.Errorf("whoami --user must run as root: it reads the identity rules and acts as the user")
+	}
+	set, err := identity.New(identity.Options{Path: c.Identities, Host: a.Config})
+	if err != nil {
+		return a, err
+	}
+	p, err := set.ForUser(c.User)
+	if err != nil {
+		return a, err
+	}
+	r.Source = p.Source()
+	cr, err := p.Credentials.Retrieve(ctx)
+	if err != nil {
+		return a, fmt.Errorf("%v: check the rule on line %d of %s", err, p.Rule.Line, set.Path())
+	}
+	a.Config = a.Config.Copy()
+	a.Config.Credentials = p.Credentials
+	a.Expires = p.Expires() // the real expiry, not the refresh time
+	if !cr.CanExpire {
+		a.Expires = time.Time{}
+	}
+	return a, nil
+}
