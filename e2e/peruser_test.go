@@ -342,3 +342,104 @@ func TestPerUserIdentity(t *testing.T) {
 		ok(as(bob, "ls", filepath.Join(mp, bC)), "ls as bob after the reload")
 	})
 }
+
+// TestPerUserWalkCost times find and ls -lR by one user on a per-user
+// mount against a mount with one identity (the same user's keys), both
+// warm (listings cached) and cold (a fresh mount). A per-user mount sends
+// every lookup to the daemon (no kernel entry or attribute cache), which
+// answers it from that user's cached listings.
+func TestPerUserWalkCost(t *testing.T) {
+	s := need(t)
+	us := needUsers(t, "bfs-alice")
+	alice := us[0]
+	g := startIAMGateway(t)
+	const (
+		hostKey, hostSecret   = "BFSHOSTKEY", "bfsHostSecret0123"
+		aliceKey, aliceSecret = "BFSALICEKEY", "bfsAliceSecret0123"
+		aliceRole             = "arn:aws:iam::111122223333:role/alice-data"
+	)
+	g.adminCmd(t, "create-user", "--access", hostKey, "--secret", hostSecret, "--role", "user")
+	g.adminCmd(t, "create-user", "--access", aliceKey, "--secret", aliceSecret, "--role", "user")
+	bkt := s.bucket("pu-walk")
+	g.adminCmd(t, "create-bucket", "--owner", aliceKey, "--bucket", bkt)
+	cl := newS3Client(g.endpoint, aliceKey, aliceSecret, s.region)
+	const dirs, files = 40, 50 // 2,000 objects
+	var wg sync.WaitGroup
+	errs := make(chan error, dirs)
+	for d := 0; d < dirs; d++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := 0; f < files; f++ {
+				if err := cl.put(context.Background(), bkt, fmt.Sprintf("d%02d/f%03d.csv", d, f), []byte("x\n")); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	sts := &fakeSTS{hostKey: hostKey, roles: map[string][2]string{aliceRole: {aliceKey, aliceSecret}}}
+	stsSrv := httptest.NewServer(sts)
+	t.Cleanup(stsSrv.Close)
+	etc := t.TempDir()
+	conf := filepath.Join(etc, "identities.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("user %s role %s\n", alice.name, aliceRole)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := sharedDir(t, s, "puwalk")
+	mount := func(name string, env []string, flags ...string) string {
+		mp := filepath.Join(dir, name)
+		if err := os.Mkdir(mp, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		logFile := filepath.Join(dir, name+".log")
+		t.Cleanup(func() { s.cleanupMount(t, mp) })
+		args := append([]string{"mount", "--endpoint-url", g.endpoint, "--path-style", "--region", s.region, "--log-file", logFile,
+			"--allow-other", "--read-only", "--metadata-ttl", "5m"}, flags...)
+		if r := s.exec(t, time.Minute, env, s.bin, append(args, mp)...); r.err != nil {
+			t.Fatalf("mount %s: %v\n%s", name, r.err, clip(r.stderr))
+		}
+		return mp
+	}
+	walk := func(mp string, cmd ...string) time.Duration {
+		r := s.runAs(t, alice.name, "", append(cmd, filepath.Join(mp, bkt))...)
+		if r.err != nil {
+			t.Fatalf("%s as alice: %v %s", strings.Join(cmd, " "), r.err, clip(r.stderr))
+		}
+		if n := strings.Count(r.stdout, "f0"); n < dirs*files {
+			t.Fatalf("%s as alice saw %d files, want %d", strings.Join(cmd, " "), n, dirs*files)
+		}
+		return r.took
+	}
+	single := mount("single", []string{"AWS_ACCESS_KEY_ID=" + aliceKey, "AWS_SECRET_ACCESS_KEY=" + aliceSecret})
+	peruser := mount("peruser", []string{"AWS_ACCESS_KEY_ID=" + hostKey, "AWS_SECRET_ACCESS_KEY=" + hostSecret, "AWS_ENDPOINT_URL_STS=" + stsSrv.URL},
+		"--identity", "per-user", "--identities", conf)
+	for _, cmd := range [][]string{{"find"}, {"ls", "-lR"}} {
+		name := strings.Join(cmd, " ")
+		// Cold: the first walk of each mount lists every directory.
+		coldS, coldP := walk(single, cmd...), walk(peruser, cmd...)
+		// Warm: best of three, listings cached.
+		warmS, warmP := time.Hour, time.Hour
+		for range 3 {
+			warmS, warmP = min(warmS, walk(single, cmd...)), min(warmP, walk(peruser, cmd...))
+		}
+		t.Logf("%-6s of %d files: cold %v single, %v per-user (%.2fx); warm %v single, %v per-user (%.2fx)", name, dirs*files,
+			coldS.Round(time.Millisecond), coldP.Round(time.Millisecond), float64(coldP)/float64(coldS),
+			warmS.Round(time.Millisecond), warmP.Round(time.Millisecond), float64(warmP)/float64(warmS))
+		if cmd[0] == "find" {
+			// find reads directories only: within 2x warm (with a
+			// margin for a loaded machine). ls -lR stats every file, and
+			// each stat is a LOOKUP of every component of its path on a
+			// per-user mount (the kernel may not keep one user's entries
+			// for another): it is logged, not judged.
+			if float64(warmP) > 3*float64(warmS) && warmP-warmS > 200*time.Millisecond {
+				t.Errorf("warm %s on a per-user mount took %v, %.1fx the single-identity mount's %v", name, warmP, float64(warmP)/float64(warmS), warmS)
+			}
+		}
+	}
+}

@@ -101,15 +101,19 @@ func cacheScope(set *identity.Set) func(context.Context) (string, error) {
 	return set.Scope
 }
 
-// perUserKernel makes the kernel ask the daemon for every lookup and
-// attribute, so each user's request is answered with their own identity:
-// nothing one user's lookup taught the kernel (an entry, an absence,
-// attributes) serves another. Directory contents are never cached by the
-// kernel (no FOPEN_CACHE_DIR); pages of a file are kept only for opens
-// that passed the opener's own check (namespace.File.Open).
+// perUserKernel makes the kernel ask the daemon for every lookup of a
+// name, so each user's path walk is answered with their own identity:
+// nothing one user's lookup taught the kernel (an entry, an absence)
+// serves another. Attributes may stay cached (AttrTimeout as set): they
+// belong to an inode, which is one version of one object (or a directory,
+// whose attributes are the same for everyone), and a process reaches an
+// inode only through a lookup of its own or a descriptor it opened (after
+// open's check). Directory contents are never cached by the kernel (no
+// FOPEN_CACHE_DIR); pages of a file are kept only for opens that passed
+// the opener's own check (namespace.File.Open).
 func perUserKernel(o *fs.Options) {
 	var zero time.Duration
-	o.EntryTimeout, o.AttrTimeout, o.NegativeTimeout = &zero, &zero, &zero
+	o.EntryTimeout, o.NegativeTimeout = &zero, &zero
 }
 
 // reloadIdentities is what SIGHUP does to a per-user mount.
