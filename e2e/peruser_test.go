@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -109,8 +110,8 @@ func xmlText(s string) string {
 
 func TestPerUserIdentity(t *testing.T) {
 	s := need(t)
-	us := needUsers(t, "bfs-alice", "bfs-bob", "bfs-carol")
-	alice, bob, carol := us[0], us[1], us[2]
+	us := needUsers(t, "bfs-alice", "bfs-bob", "bfs-carol", "bfs-dave")
+	alice, bob, carol, dave := us[0], us[1], us[2], us[3]
 	g := startIAMGateway(t)
 	gwLog := accessLog{path: g.accessLog}
 	const (
@@ -158,8 +159,10 @@ func TestPerUserIdentity(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(tokens, bob.name), []byte("token-of-bob\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// dave's own profile (bob's account's keys, in his home), read as dave.
+	daveHome := userHomeDir(t, dave, map[string]string{"credentials": fmt.Sprintf("[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n", bobKey, bobSecret)})
 	conf := filepath.Join(etc, "identities.conf")
-	rules := fmt.Sprintf("user %s role %s\nuser %s web-identity %s %s/%%u\n", alice.name, aliceRole, bob.name, bobRole, tokens)
+	rules := fmt.Sprintf("user %s role %s\nuser %s web-identity %s %s/%%u\nuser %s profile\n", alice.name, aliceRole, bob.name, bobRole, tokens, dave.name)
 	if err := os.WriteFile(conf, []byte(rules), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -290,6 +293,24 @@ func TestPerUserIdentity(t *testing.T) {
 		b, _ := os.ReadFile(logFile)
 		if !bytes.Contains(b, []byte("user="+carol.name)) || !bytes.Contains(b, []byte("no rule in")) {
 			t.Errorf("the log does not name %s and why", carol.name)
+		}
+	})
+
+	t.Run("a user's own profile", func(t *testing.T) {
+		if got := ok(as(dave, "cat", filepath.Join(mp, bB, "dir", "secret.csv")), "cat as dave"); got != "bob's secret\n" {
+			t.Errorf("dave (bob's keys in his ~/.aws/credentials) reads %q", got)
+		}
+		if r := as(dave, "ls", filepath.Join(mp, bA)); !denied(r) {
+			t.Errorf("ls of alice's bucket as dave: %v %q, want Permission denied", r.err, r.stderr)
+		}
+		_ = daveHome
+	})
+
+	t.Run("status shows identities", func(t *testing.T) {
+		got := ok(s.exec(t, time.Minute, nil, s.bin, "status", mp), "status")
+		if !strings.Contains(got, "identities   per user: 3 rules; in use 3 (1 profile, 1 role, 1 web-identity)") ||
+			strings.Contains(got, aliceSecret) || strings.Contains(got, bobSecret) {
+			t.Errorf("status:\n%s", got)
 		}
 	})
 
@@ -442,4 +463,37 @@ func TestPerUserWalkCost(t *testing.T) {
 			}
 		}
 	}
+}
+
+// userHomeDir gives u the home directory the user database names, with
+// files in ~/.aws, for the test only (removed afterwards if it made it).
+func userHomeDir(t *testing.T, u localUser, aws map[string]string) string {
+	t.Helper()
+	pw, err := user.Lookup(u.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := pw.HomeDir
+	if !strings.HasPrefix(home, "/home/") {
+		t.Skipf("%s's home %s is not under /home", u.name, home)
+	}
+	if _, err := os.Stat(home); os.IsNotExist(err) {
+		if err := os.Mkdir(home, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(home) })
+	}
+	dot := filepath.Join(home, ".aws")
+	if err := os.MkdirAll(dot, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range aws {
+		if err := os.WriteFile(filepath.Join(dot, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{home, dot, filepath.Join(dot, "credentials"), filepath.Join(dot, "config")} {
+		_ = os.Lchown(p, u.uid, u.gid)
+	}
+	return home
 }
