@@ -33,8 +33,8 @@ type identityFlags struct {
 }
 
 func (f *identityFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.Identity, "identity", identityMount, "`mode`: mount (every request signed with the mount's credentials) or per-user (each request signed as the user who made it, from --identities; run by root with --allow-other)")
-	fs.StringVar(&f.Identities, "identities", identity.DefaultPath, "with --identity per-user, the root-owned `file` mapping users and groups to their AWS identity")
+	fs.StringVar(&f.Identity, "identity", "", "`mode`: mount (the default: every request signed with the mount's credentials) or per-user (each request signed as the user who made it, from --identities; run by root with --allow-other --read-only)")
+	fs.StringVar(&f.Identities, "identities", "", "with --identity per-user, the root-owned `file` mapping users and groups to their AWS identity (default "+identity.DefaultPath+")")
 }
 
 func (f identityFlags) perUser() bool { return f.Identity == identityPerUser }

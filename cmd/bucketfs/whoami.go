@@ -73,7 +73,7 @@ func parseWhoamiArgs(args []string, stdout io.Writer) (whoamiConfig, error) {
 	c.connFlags.register(fs)
 	fs.BoolVar(&c.JSON, "json", false, "print the report as one JSON object")
 	fs.StringVar(&c.User, "user", "", "(root) show and check the identity a per-user mount (--identity per-user) gives this user `name`")
-	fs.StringVar(&c.Identities, "identities", identity.DefaultPath, "with --user, the identity rules `file`")
+	fs.StringVar(&c.Identities, "identities", "", "with --user, the identity rules `file` (default "+identity.DefaultPath+")")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		if isHelp(err) {
