@@ -223,6 +223,9 @@ func (r *DirReader) useCached() bool {
 
 // Next returns the next entry; ok is false at the end of the directory.
 func (r *DirReader) Next(ctx context.Context) (e DirEntry, ok bool, err error) {
+	if err := r.m.sameScope(ctx); err != nil {
+		return DirEntry{}, false, err
+	}
 	if r.cached != nil {
 		if r.pos >= r.cached.len() {
 			return DirEntry{}, false, nil

@@ -2,7 +2,10 @@ package cache
 
 import (
 	"context"
+	"fmt"
 	"sync"
+
+	"github.com/bucketfs/bucketfs/store"
 )
 
 // Scopes: one mount, many identities (bucketfs mount --identity per-user).
@@ -54,6 +57,23 @@ func (c *Cache) metaFor(ctx context.Context) (*metaCache, error) {
 		c.sc.m[id] = m
 	}
 	return m, nil
+}
+
+// sameScope refuses a request (a readdir through a directory handle that
+// another process passed on) made for another identity than the one m
+// keeps: what it fetched would be kept for the wrong identity.
+func (m *metaCache) sameScope(ctx context.Context) error {
+	if m.cfg.Scope == nil {
+		return nil
+	}
+	id, err := m.cfg.Scope(ctx)
+	if err != nil {
+		return err
+	}
+	if "\x01"+id+"\x01" != m.scope {
+		return fmt.Errorf("directory opened for another identity: %w", store.ErrAccessDenied)
+	}
+	return nil
 }
 
 // metas returns every metadata cache, for what must be forgotten by all.

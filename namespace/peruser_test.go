@@ -199,6 +199,16 @@ func TestPerUserIsolation(t *testing.T) {
 	data, err := readWhole(alice, bobFile.File)
 	denied(fmt.Sprintf("open of bob's file (read %d bytes)", len(data)), err)
 
+	// A directory handle of alice's read by bob (passed on) lists
+	// nothing into alice's cache.
+	cl := f.ns.Dir("bkt-c", "dir/").List(nil)
+	if _, _, err := cl.Next(alice); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cl.Next(bob); !errors.Is(err, store.ErrAccessDenied) {
+		t.Errorf("alice's directory handle read by bob: %v, want access denied", err)
+	}
+
 	// Each identity's root lists its own buckets.
 	for _, tc := range []struct {
 		ctx  context.Context
