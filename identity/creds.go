@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -63,21 +64,43 @@ func (s *Set) credentials(p *Principal) aws.CredentialsProvider {
 	})
 }
 
+// retryFailedAfter is how long a failed retrieval answers for itself: a
+// user whose source is broken does not send one STS call (or helper run)
+// per file operation, nor log one line each.
+const retryFailedAfter = 10 * time.Second
+
 // counting counts a principal's retrievals and logs them (never a key).
 type counting struct {
 	p   *Principal
 	src aws.CredentialsProvider
 	log *Set
+
+	mu       sync.Mutex
+	failedAt time.Time
+	failed   error
 }
 
 func (c *counting) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	c.mu.Lock()
+	failed, failedAt := c.failed, c.failedAt
+	c.mu.Unlock()
+	if failed != nil && c.log.opts.Now().Sub(failedAt) < retryFailedAfter {
+		return aws.Credentials{}, failed
+	}
 	cr, err := c.src.Retrieve(ctx)
 	if err != nil {
+		failed = fmt.Errorf("credentials of user %s (%s): %w", c.p.User.Name, c.p.Rule, err)
+		c.mu.Lock()
+		c.failed, c.failedAt = failed, c.log.opts.Now()
+		c.mu.Unlock()
 		c.p.failures.Add(1)
 		c.log.log.Warn("getting credentials for a user failed; their requests fail with EACCES until it works",
 			"user", c.p.User.Name, "source", c.p.Rule.String(), "err", oneLine(errString(err)))
-		return cr, fmt.Errorf("credentials of user %s (%s): %w", c.p.User.Name, c.p.Rule, err)
+		return cr, failed
 	}
+	c.mu.Lock()
+	c.failed = nil
+	c.mu.Unlock()
 	c.p.refreshes.Add(1)
 	exp := int64(0)
 	if cr.CanExpire {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -240,5 +241,30 @@ func TestProfileHelper(t *testing.T) {
 				t.Fatalf("got %q, %v; want %q", cr.AccessKeyID, err, tc.key)
 			}
 		})
+	}
+}
+
+// TestFailedRetrievalHeld: a broken source is asked again only after
+// retryFailedAfter, however many requests come meanwhile.
+func TestFailedRetrievalHeld(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	calls := 0
+	s := &Set{opts: Options{Now: func() time.Time { return now }}, log: slog.New(slog.DiscardHandler)}
+	c := &counting{p: &Principal{User: User{Name: "alice"}, Rule: Rule{Name: "alice", Source: SourceRole}}, log: s,
+		src: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			calls++
+			if calls == 1 {
+				return aws.Credentials{}, errors.New("sts: AccessDenied")
+			}
+			return aws.Credentials{AccessKeyID: "AK"}, nil
+		})}
+	for i := 0; i < 5; i++ {
+		if _, err := c.Retrieve(context.Background()); err == nil || !strings.Contains(err.Error(), "credentials of user alice") {
+			t.Fatalf("retrieval %d: %v", i, err)
+		}
+	}
+	now = now.Add(retryFailedAfter)
+	if cr, err := c.Retrieve(context.Background()); err != nil || cr.AccessKeyID != "AK" || calls != 2 {
+		t.Fatalf("after %v: %q, %v, %d calls", retryFailedAfter, cr.AccessKeyID, err, calls)
 	}
 }
