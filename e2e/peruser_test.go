@@ -172,21 +172,7 @@ func TestPerUserIdentity(t *testing.T) {
 	imdsSrv := httptest.NewServer(imds)
 	t.Cleanup(imdsSrv.Close)
 	imds.set(hostKey, hostSecret, time.Now().Add(time.Hour), false)
-	empty := filepath.Join(etc, "empty")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var env []string
-	for _, kv := range s.env {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_EC2_METADATA_DISABLED", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE":
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT="+imdsSrv.URL, "AWS_CONFIG_FILE="+empty, "AWS_SHARED_CREDENTIALS_FILE="+empty,
-		"AWS_ENDPOINT_URL_STS="+stsSrv.URL)
+	env := append(metadataOnlyEnv(t, s, imdsSrv.URL), "AWS_ENDPOINT_URL_STS="+stsSrv.URL)
 	run := func(args ...string) result {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -527,4 +513,25 @@ func delayline(t *testing.T, target, delay string) string {
 	}
 	t.Fatal("delayline did not start")
 	return ""
+}
+
+// metadataOnlyEnv is the suite's environment without its keys and AWS
+// files, with instance metadata at imdsURL the only source of credentials.
+func metadataOnlyEnv(t *testing.T, s *suite, imdsURL string) []string {
+	t.Helper()
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var env []string
+	for _, kv := range s.env {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_EC2_METADATA_DISABLED",
+			"AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT="+imdsURL, "AWS_CONFIG_FILE="+empty, "AWS_SHARED_CREDENTIALS_FILE="+empty)
 }
