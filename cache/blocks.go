@@ -102,6 +102,7 @@ func (c *Cache) Stats() Stats {
 type object struct {
 	bucket, key, etag string
 	size              int64
+	vals              context.Context // the reader's identity, for fetches (scope.go); nil: none
 }
 
 // blocks is how many blocks the object has.
@@ -205,7 +206,7 @@ func (b *blockCache) fetch(o object, run []blockKey, demand bool) {
 	// The whole fetch, the wait for room in the budget and for a request
 	// slot included, is bounded by the request timeout: a reader waits
 	// for nothing longer.
-	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(withValues(b.ctx, o.vals), b.cfg.RequestTimeout)
 	defer cancel()
 	bs := b.cfg.BlockSize
 	off := run[0].idx * bs

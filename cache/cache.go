@@ -64,6 +64,10 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives debug lines about cache decisions.
 	Logger *slog.Logger
+	// Scope, if set, names the identity a request (its context) is made
+	// for; metadata is then kept per identity (scope.go). An error (no
+	// identity) fails the request before the cache or store is asked.
+	Scope func(ctx context.Context) (string, error)
 }
 
 // Defaults used for zero fields of Config.
@@ -131,7 +135,8 @@ func (c Config) withDefaults() Config {
 type Cache struct {
 	cfg   Config
 	store store.ObjectStore
-	meta  *metaCache
+	meta  *metaCache // the one identity's, or nobody's with Config.Scope
+	sc    scopes     // per identity, with Config.Scope
 	data  *blockCache
 	pre   *prefetcher
 	// streams are the open Readers by object (read-ahead stops at another

@@ -143,7 +143,7 @@ func newListing(prefix string, at int64, entries []DirEntry) (*listing, bool) {
 }
 
 func (m *metaCache) freshListing(bucket, prefix string) *listing {
-	it := m.lru.get(lkey(keyList, bucket, prefix))
+	it := m.lru.get(m.lkey(keyList, bucket, prefix))
 	if it == nil || !m.fresh(it.list.at, false, true) {
 		return nil
 	}
@@ -151,7 +151,7 @@ func (m *metaCache) freshListing(bucket, prefix string) *listing {
 }
 
 func (m *metaCache) putListing(bucket string, l *listing) {
-	it := newListItem(bucket, l.prefix, l)
+	it := newListItem(m.lkey(keyList, bucket, l.prefix), l)
 	m.sawListing(it.cost)
 	m.lru.put(it)
 }
@@ -199,12 +199,16 @@ type DirReader struct {
 }
 
 // ReadDir starts a walk of the directory prefix ("" for the bucket's root,
-// else ending in "/").
-func (c *Cache) ReadDir(bucket, prefix string) *DirReader {
-	c.prefetchSubdirs(bucket, prefix)
-	r := &DirReader{m: c.meta, bucket: bucket, prefix: prefix}
+// else ending in "/") for the identity of ctx.
+func (c *Cache) ReadDir(ctx context.Context, bucket, prefix string) (*DirReader, error) {
+	m, err := c.metaFor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.prefetchSubdirs(ctx, m, bucket, prefix)
+	r := &DirReader{m: m, bucket: bucket, prefix: prefix}
 	r.useCached()
-	return r
+	return r, nil
 }
 
 // useCached switches r to a fresh cached listing if there is one.
@@ -219,6 +223,9 @@ func (r *DirReader) useCached() bool {
 
 // Next returns the next entry; ok is false at the end of the directory.
 func (r *DirReader) Next(ctx context.Context) (e DirEntry, ok bool, err error) {
+	if err := r.m.sameScope(ctx); err != nil {
+		return DirEntry{}, false, err
+	}
 	if r.cached != nil {
 		if r.pos >= r.cached.len() {
 			return DirEntry{}, false, nil
@@ -358,7 +365,7 @@ func (r *DirReader) record(e DirEntry) {
 		rec, raw = pack(e.Object)
 	}
 	now := r.m.cfg.Now().UnixNano()
-	r.m.lru.setName(r.bucket, r.prefix+e.Name, &raw, func(it *mitem) {
+	r.m.lru.setName(r.m.lkey(keyName, r.bucket, r.prefix+e.Name), &raw, func(it *mitem) {
 		it.obj, it.objAt, it.objKnown, it.objExists, it.objSure = rec, now, true, file, !file
 		it.dirAt, it.dirKnown, it.dirExists, it.dirSure = now, true, e.Kind.Has(KindDir), true
 	})
@@ -375,7 +382,7 @@ func (r *DirReader) finish() {
 	if r.pages > 1 {
 		for i := range l.len() {
 			key := r.prefix + l.name(i)
-			r.m.lru.remove(lkey(keyName, r.bucket, key))
+			r.m.lru.remove(r.m.lkey(keyName, r.bucket, key))
 		}
 	}
 }

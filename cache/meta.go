@@ -45,6 +45,9 @@ type dirEntry struct {
 type metaCache struct {
 	s   store.ObjectStore
 	cfg Config
+	// scope prefixes every item key: "" for the one identity of a mount
+	// without Config.Scope, else the identity's (scope.go).
+	scope string
 
 	lru *metaLRU
 	// maxListing is the largest listing (in bytes) cached whole: a quarter
@@ -99,7 +102,7 @@ func (m *metaCache) fresh(at int64, negative, sure bool) bool {
 }
 
 func (m *metaCache) getObj(bucket, key string) (objEntry, bool) {
-	it := m.lru.get(lkey(keyName, bucket, key))
+	it := m.lru.get(m.lkey(keyName, bucket, key))
 	if it == nil || !it.objKnown || !m.fresh(it.objAt, !it.objExists, it.objSure) {
 		return objEntry{}, false
 	}
@@ -110,7 +113,7 @@ func (m *metaCache) getObj(bucket, key string) (objEntry, bool) {
 }
 
 func (m *metaCache) getDir(bucket, key string) (dirEntry, bool) {
-	it := m.lru.get(lkey(keyName, bucket, key))
+	it := m.lru.get(m.lkey(keyName, bucket, key))
 	if it == nil || !it.dirKnown || !m.fresh(it.dirAt, !it.dirExists, it.dirSure) {
 		return dirEntry{}, false
 	}
@@ -119,7 +122,10 @@ func (m *metaCache) getDir(bucket, key string) (dirEntry, bool) {
 
 // Buckets lists the buckets, cached for the metadata TTL.
 func (c *Cache) Buckets(ctx context.Context) ([]store.Bucket, error) {
-	m := c.meta
+	m, err := c.metaFor(ctx)
+	if err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	if m.buckets != nil && m.fresh(m.bucketsAt.UnixNano(), false, true) {
 		b := m.buckets
@@ -146,7 +152,10 @@ func (c *Cache) Buckets(ctx context.Context) ([]store.Bucket, error) {
 // error wrapping store.ErrNotFound or store.ErrAccessDenied. It costs one
 // one-key LIST per metadata TTL.
 func (c *Cache) CheckBucket(ctx context.Context, bucket string) error {
-	m := c.meta
+	m, err := c.metaFor(ctx)
+	if err != nil {
+		return err
+	}
 	if d, ok := m.getDir(bucket, ""); ok {
 		if d.exists {
 			return nil
@@ -180,7 +189,7 @@ func (m *metaCache) putObj(bucket, key string, obj store.Object, exists, sure bo
 		rec, raw = pack(obj)
 	}
 	now := m.cfg.Now().UnixNano()
-	m.lru.setName(bucket, key, &raw, func(it *mitem) {
+	m.lru.setName(m.lkey(keyName, bucket, key), &raw, func(it *mitem) {
 		it.obj, it.objAt, it.objKnown, it.objExists, it.objSure = rec, now, true, exists, sure
 	})
 	return objEntry{obj: obj, exists: exists}
@@ -188,7 +197,7 @@ func (m *metaCache) putObj(bucket, key string, obj store.Object, exists, sure bo
 
 func (m *metaCache) putDir(bucket, key string, exists, sure bool) dirEntry {
 	now := m.cfg.Now().UnixNano()
-	m.lru.setName(bucket, key, nil, func(it *mitem) {
+	m.lru.setName(m.lkey(keyName, bucket, key), nil, func(it *mitem) {
 		it.dirAt, it.dirKnown, it.dirExists, it.dirSure = now, true, exists, sure
 	})
 	return dirEntry{exists: exists}
@@ -240,7 +249,10 @@ func parentPrefix(key string) string {
 // for the key and a one-key LIST of "key/" in parallel. A name that is
 // neither gives an error wrapping store.ErrNotFound.
 func (c *Cache) Lookup(ctx context.Context, bucket, key string) (Node, error) {
-	m := c.meta
+	m, err := c.metaFor(ctx)
+	if err != nil {
+		return Node{}, err
+	}
 	o, oOK := m.getObj(bucket, key)
 	d, dOK := m.getDir(bucket, key)
 	if !oOK || !dOK {
@@ -293,11 +305,12 @@ func nodeOrNotFound(bucket, key string, kind Kind, obj store.Object) (Node, erro
 
 // Forget drops what the cache knows about key and its parent listing, so
 // the next lookup or open asks the server. Called when a read finds the
-// object changed.
+// object changed. It forgets for every identity (scope.go).
 func (c *Cache) Forget(bucket, key string) {
-	m := c.meta
-	m.lru.remove(lkey(keyName, bucket, key))
-	m.lru.remove(lkey(keyList, bucket, parentPrefix(key)))
+	for _, m := range c.metas() {
+		m.lru.remove(m.lkey(keyName, bucket, key))
+		m.lru.remove(m.lkey(keyList, bucket, parentPrefix(key)))
+	}
 }
 
 // MetadataStats says what the metadata cache holds and what it may hold.

@@ -67,7 +67,7 @@ func (f *fixture) counts() map[string]int64 {
 
 func readAll(t *testing.T, c *Cache, bucket, prefix string) []DirEntry {
 	t.Helper()
-	r := c.ReadDir(bucket, prefix)
+	r, _ := c.ReadDir(context.Background(), bucket, prefix)
 	var out []DirEntry
 	for {
 		e, ok, err := r.Next(context.Background())

@@ -59,6 +59,12 @@ func lkey(space byte, bucket, key string) string {
 	return string(space) + bucket + "\x00" + key
 }
 
+// lkey is the item key of bucket/key in space for this metadata cache's
+// scope (scope.go): the same as the package's lkey when unscoped.
+func (m *metaCache) lkey(space byte, bucket, key string) string {
+	return string(space) + m.scope + bucket + "\x00" + key
+}
+
 // itemBytes is what one item costs beyond its key and listing: the item
 // and its slot in the map (key header, pointer, control byte, at the map's
 // load factor), rounded up.
@@ -171,11 +177,10 @@ func (l *metaLRU) stats() MetadataStats {
 	return MetadataStats{Bytes: l.used, Limit: l.limit, Items: len(l.items), Listings: l.listings, Evictions: l.evictions}
 }
 
-// setName replaces the name item for key by a copy that set updates (one
+// setName replaces the name item k (an lkey of keyName) by a copy that set updates (one
 // half; the other is kept). raw is the ETag text for an object half that
 // set writes, nil when it leaves that half alone.
-func (l *metaLRU) setName(bucket, key string, raw *string, set func(it *mitem)) {
-	k := lkey(keyName, bucket, key)
+func (l *metaLRU) setName(k string, raw *string, set func(it *mitem)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	it := &mitem{}
@@ -197,14 +202,13 @@ func (l *metaLRU) setName(bucket, key string, raw *string, set func(it *mitem)) 
 // raw returns the raw ETag text stored after the key.
 func (it *mitem) raw() string { return it.key[it.klen:] }
 
-func newListItem(bucket, prefix string, l *listing) *mitem {
-	k := lkey(keyList, bucket, prefix)
+func newListItem(k string, l *listing) *mitem {
 	return &mitem{key: k, klen: len(k), list: l, cost: itemBytes + int64(len(k)) + l.bytes()}
 }
 
 // under returns a test of whether an item key (of any key space) names a
 // key in bucket starting with prefix.
-func under(bucket, prefix string) func(k string) bool {
-	p := bucket + "\x00" + prefix
+func under(scope, bucket, prefix string) func(k string) bool {
+	p := scope + bucket + "\x00" + prefix
 	return func(k string) bool { return len(k) > 0 && strings.HasPrefix(k[1:], p) }
 }

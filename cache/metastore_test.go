@@ -61,7 +61,7 @@ func TestETagPacking(t *testing.T) {
 // first, and the count returns to zero when everything is removed.
 func TestMetaLRUByteAccounting(t *testing.T) {
 	put := func(l *metaLRU, i int) {
-		l.setName("b", fmt.Sprintf("k%04d", i), nil, func(it *mitem) { it.objKnown = true })
+		l.setName(lkey(keyName, "b", fmt.Sprintf("k%04d", i)), nil, func(it *mitem) { it.objKnown = true })
 	}
 	one := itemBytes + int64(len(lkey(keyName, "b", "k0000")))
 	l := newMetaLRU(10 * one)
@@ -90,12 +90,12 @@ func TestMetaLRUByteAccounting(t *testing.T) {
 	// A listing is counted with its entries, and one larger than the
 	// whole bound is not kept.
 	big, _ := newListing("d/", 0, manyEntries(10_000))
-	l.put(newListItem("b", "d/", big))
+	l.put(newListItem(lkey(keyList, "b", "d/"), big))
 	if s := l.stats(); s.Listings != 0 || s.Bytes > s.Limit {
 		t.Errorf("a listing larger than the bound was kept: %+v", s)
 	}
 	small, _ := newListing("e/", 0, manyEntries(2))
-	it := newListItem("b", "e/", small)
+	it := newListItem(lkey(keyList, "b", "e/"), small)
 	if it.cost <= small.bytes() || small.bytes() < 2*lentBytes {
 		t.Errorf("listing of 2 costs %d (item %d)", small.bytes(), it.cost)
 	}
@@ -294,7 +294,7 @@ func TestReaderSurvivesEviction(t *testing.T) {
 		f := newFixture(t, Config{}, keys)
 		ctx := context.Background()
 		readAll(t, f.c, "b", "tree/d000/") // cached
-		r := f.c.ReadDir("b", "tree/d000/")
+		r, _ := f.c.ReadDir(context.Background(), "b", "tree/d000/")
 		var got []string
 		for i := 0; ; i++ {
 			if i == 10 {
@@ -320,7 +320,7 @@ func TestReaderSurvivesEviction(t *testing.T) {
 		f := newFixture(t, Config{ListPageSize: 7, MetadataBytes: 20 * itemBytes}, keys)
 		ctx := context.Background()
 		for round := range 2 {
-			r := f.c.ReadDir("b", "tree/d001/")
+			r, _ := f.c.ReadDir(context.Background(), "b", "tree/d001/")
 			n := 0
 			for {
 				e, ok, err := r.Next(ctx)
@@ -355,7 +355,7 @@ func TestReaderSurvivesEviction(t *testing.T) {
 func TestRecordsGiveWayToListing(t *testing.T) {
 	f := newFixture(t, Config{ListPageSize: 10}, treeKeys(1, 35))
 	ctx := context.Background()
-	r := f.c.ReadDir("b", "tree/d000/")
+	r, _ := f.c.ReadDir(context.Background(), "b", "tree/d000/")
 	for range 12 { // past the first page
 		if _, _, err := r.Next(ctx); err != nil {
 			t.Fatal(err)

@@ -88,9 +88,9 @@ func (p *prefetcher) advance(key string, idx, n, limit int, now, horizon int64, 
 // prefetchSiblings is called on every open of a file. It costs nothing
 // unless the directory's listing is cached and files are being opened in
 // its order.
-func (c *Cache) prefetchSiblings(bucket string, obj store.Object) {
+func (c *Cache) prefetchSiblings(m *metaCache, vals context.Context, bucket string, obj store.Object) {
 	prefix := parentPrefix(obj.Key)
-	l := c.meta.freshListing(bucket, prefix)
+	l := m.freshListing(bucket, prefix)
 	if l == nil {
 		return
 	}
@@ -101,7 +101,7 @@ func (c *Cache) prefetchSiblings(bucket string, obj store.Object) {
 	first := runBytes(c.cfg)
 	budget := min(c.cfg.MaxInflightBytes/2, c.cfg.DataBytes/8)
 	var todo []store.Object
-	c.pre.advance("f"+mkey(bucket, prefix), idx, l.len(), prefetchMaxAhead, 0, 0, func(i int) bool {
+	c.pre.advance("f"+m.scope+mkey(bucket, prefix), idx, l.len(), prefetchMaxAhead, 0, 0, func(i int) bool {
 		e := &l.ents[i]
 		if e.kind != KindFile {
 			return true
@@ -120,7 +120,7 @@ func (c *Cache) prefetchSiblings(bucket string, obj store.Object) {
 			continue
 		}
 		blocks := (min(o.Size, first) + bs - 1) / bs
-		c.data.request(object{bucket: bucket, key: o.Key, etag: o.ETag, size: o.Size}, 0, blocks-1, false)
+		c.data.request(object{bucket: bucket, key: o.Key, etag: o.ETag, size: o.Size, vals: vals}, 0, blocks-1, false)
 	}
 }
 
@@ -132,12 +132,12 @@ func (c *Cache) prefetchSiblings(bucket string, obj store.Object) {
 // and their memory while being made stays bounded too; each is offered
 // once per streak, so one evicted anyway is listed again only when the
 // walker opens it.
-func (c *Cache) prefetchSubdirs(bucket, prefix string) {
+func (c *Cache) prefetchSubdirs(ctx context.Context, m *metaCache, bucket, prefix string) {
 	if prefix == "" {
 		return
 	}
 	parent := parentPrefix(strings.TrimSuffix(prefix, "/"))
-	l := c.meta.freshListing(bucket, parent)
+	l := m.freshListing(bucket, parent)
 	if l == nil {
 		return
 	}
@@ -147,7 +147,7 @@ func (c *Cache) prefetchSubdirs(bucket, prefix string) {
 	}
 	// Until a listing has been made, nothing says how large they are.
 	limit := 2
-	if last := c.meta.lastListing.Load(); last > 0 {
+	if last := m.lastListing.Load(); last > 0 {
 		limit = int(min(c.cfg.MetadataBytes/4/last, prefetchMaxAhead))
 	}
 	if limit == 0 {
@@ -157,36 +157,37 @@ func (c *Cache) prefetchSubdirs(bucket, prefix string) {
 	// Listings read ahead are trusted for the metadata TTL: read no
 	// further than the walker reaches in half of it.
 	horizon := int64(c.cfg.MetadataTTL / 2)
-	c.pre.advance("d"+mkey(bucket, parent), idx, l.len(), limit, c.cfg.Now().UnixNano(), horizon, func(i int) bool {
+	c.pre.advance("d"+m.scope+mkey(bucket, parent), idx, l.len(), limit, c.cfg.Now().UnixNano(), horizon, func(i int) bool {
 		if l.ents[i].kind.Has(KindDir) {
-			if p := parent + l.name(i) + "/"; c.meta.freshListing(bucket, p) == nil {
+			if p := parent + l.name(i) + "/"; m.freshListing(bucket, p) == nil {
 				todo = append(todo, p)
 			}
 		}
 		return true
 	})
 	for _, p := range todo {
-		c.walk(bucket, p) // returns at once: the walk runs in the background
+		c.walk(ctx, m, bucket, p) // returns at once: the walk runs in the background
 	}
 }
 
 // walk starts listing a directory completely in the background, which
 // caches it. A readdir of the same directory meanwhile waits for it (see
-// DirReader).
-func (c *Cache) walk(bucket, prefix string) {
+// DirReader). It lists for the identity of ctx (its values only: the walk
+// outlives the request).
+func (c *Cache) walk(ctx context.Context, m *metaCache, bucket, prefix string) {
 	// Registered before queueing for a slot, so that a readdir arriving
 	// meanwhile waits for this walk instead of listing the directory too.
-	c.meta.walks.Go(context.Background(), mkey(bucket, prefix), func(ctx context.Context) (struct{}, error) {
+	m.walks.Go(detach(ctx), mkey(bucket, prefix), func(ctx context.Context) (struct{}, error) {
 		select {
 		case c.pre.walks <- struct{}{}:
 		case <-ctx.Done():
 			return struct{}{}, ctx.Err()
 		}
 		defer func() { <-c.pre.walks }()
-		if c.meta.freshListing(bucket, prefix) != nil {
+		if m.freshListing(bucket, prefix) != nil {
 			return struct{}{}, nil
 		}
-		if err := c.meta.listWhole(ctx, bucket, prefix); err != nil {
+		if err := m.listWhole(ctx, bucket, prefix); err != nil {
 			c.cfg.Logger.Debug("background listing failed", "bucket", bucket, "prefix", prefix, "err", err)
 			return struct{}{}, err
 		}
@@ -214,7 +215,7 @@ func (m *metaCache) listWhole(ctx context.Context, bucket, prefix string) error 
 // HEAD and a LIST per name. nil when the directory was not listed before,
 // or is too large to cache, or the listing failed.
 func (m *metaCache) relisted(ctx context.Context, bucket, prefix string) *listing {
-	it := m.lru.get(lkey(keyList, bucket, prefix))
+	it := m.lru.get(m.lkey(keyList, bucket, prefix))
 	if it == nil {
 		return nil
 	}

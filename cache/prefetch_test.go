@@ -113,7 +113,7 @@ func TestReadDirJoinsBackgroundWalk(t *testing.T) {
 		}
 		return nil
 	})
-	f.c.walk("b", "d/")
+	f.c.walk(context.Background(), f.c.meta, "b", "d/")
 	time.Sleep(20 * time.Millisecond)
 	done := make(chan []DirEntry)
 	go func() { done <- readAll(t, f.c, "b", "d/") }()

@@ -29,6 +29,7 @@ const wholeFileAfter = 4
 // reader picks out of a file cost what they are, not a block each.
 type Reader struct {
 	c      *Cache
+	meta   *metaCache // the opener's identity's metadata (siblings to prefetch)
 	obj    object
 	pinned store.Object
 
@@ -47,12 +48,36 @@ type Reader struct {
 }
 
 // Open returns a Reader pinned to obj's ETag and size. Close it when done:
-// open Readers share the cache's room for read-ahead.
+// open Readers share the cache's room for read-ahead. On a cache with
+// Config.Scope it has no identity, and its fetches fail: use OpenFor.
 func (c *Cache) Open(bucket string, obj store.Object) *Reader {
-	c.data.active.Add(1)
-	r := &Reader{c: c, pinned: obj, obj: object{bucket: bucket, key: obj.Key, etag: obj.ETag, size: obj.Size}, seen: &run{}}
-	c.streams.add(r)
+	r, err := c.OpenFor(context.Background(), bucket, obj)
+	if err != nil {
+		// Only with Config.Scope; a Reader of nobody fetches nothing.
+		c.data.active.Add(1)
+		r := &Reader{c: c, pinned: obj, obj: object{bucket: bucket, key: obj.Key, etag: obj.ETag, size: obj.Size}, seen: &run{}}
+		c.streams.add(r)
+		return r
+	}
 	return r
+}
+
+// OpenFor is Open for the identity of ctx: the blocks the Reader fetches
+// are fetched with that identity (the namespace has checked that it may
+// read this version, see scope.go).
+func (c *Cache) OpenFor(ctx context.Context, bucket string, obj store.Object) (*Reader, error) {
+	m, err := c.metaFor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vals := detach(ctx)
+	if !c.Scoped() {
+		vals = nil
+	}
+	c.data.active.Add(1)
+	r := &Reader{c: c, meta: m, pinned: obj, obj: object{bucket: bucket, key: obj.Key, etag: obj.ETag, size: obj.Size, vals: vals}, seen: &run{}}
+	c.streams.add(r)
+	return r, nil
 }
 
 // Close releases the Reader's share of read-ahead room.
@@ -145,8 +170,8 @@ func (r *Reader) start(off, end int64) (first, last int64, pend []*pending) {
 	bs := r.c.cfg.BlockSize
 	first, last = off/bs, (end-1)/bs
 	raFrom, raTo, earned, siblings := r.plan(off, end)
-	if siblings {
-		r.c.prefetchSiblings(r.obj.bucket, r.pinned)
+	if siblings && r.meta != nil {
+		r.c.prefetchSiblings(r.meta, r.obj.vals, r.obj.bucket, r.pinned)
 	}
 	if !earned && !r.c.data.has(r.obj, first, last) {
 		return first, last, nil

@@ -7,7 +7,9 @@ package cache
 // Blocks of data need no forgetting: they are keyed by ETag.
 func (c *Cache) Refresh(bucket, key string) {
 	if key == "" {
-		c.meta.lru.removeIf(under(bucket, ""))
+		for _, m := range c.metas() {
+			m.lru.removeIf(under(m.scope, bucket, ""))
+		}
 		return
 	}
 	c.forgetTree(bucket, key)

@@ -61,13 +61,18 @@ func (k *Keeper) Tree(bucket string, op func() error, dirs ...string) error {
 // stored records what a successful write of key left; a refused
 // conditional write (someone else's object is there) makes the cache
 // forget the key, so the next lookup asks.
-func (k *Keeper) stored(bucket, key string, o store.Object, err error) {
+func (k *Keeper) stored(ctx context.Context, bucket, key string, o store.Object, err error) {
+	m, merr := k.c.metaFor(ctx)
 	switch {
+	case merr != nil && err == nil:
+		// Cannot happen: the write itself needed the identity. Forget
+		// rather than record for nobody.
+		k.c.Forget(bucket, strings.TrimSuffix(key, "/"))
 	case err == nil && strings.HasSuffix(key, "/"):
-		k.c.madeDir(bucket, strings.TrimSuffix(key, "/"))
+		k.c.madeDir(m, bucket, strings.TrimSuffix(key, "/"))
 	case err == nil:
 		o.Key = key
-		k.c.wrote(bucket, o)
+		k.c.wrote(m, bucket, o)
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrChanged):
 		k.c.Forget(bucket, key)
 	}
@@ -79,26 +84,31 @@ func (k *Keeper) CreateBucket(ctx context.Context, bucket string) error {
 
 func (k *Keeper) PutIf(ctx context.Context, bucket, key string, body io.ReaderAt, size int64, opts store.PutOptions) (store.Object, error) {
 	o, err := k.w.PutIf(ctx, bucket, key, body, size, opts)
-	k.stored(bucket, key, o, err)
+	k.stored(ctx, bucket, key, o, err)
 	return o, err
 }
 
 func (k *Keeper) Delete(ctx context.Context, bucket, key string) error {
 	err := k.w.Delete(ctx, bucket, key)
-	switch {
-	case err != nil:
-	case strings.HasSuffix(key, "/"):
-		k.c.removedDir(bucket, strings.TrimSuffix(key, "/"))
-	default:
-		k.c.removed(bucket, key)
+	if err != nil {
+		return err
 	}
-	return err
+	m, merr := k.c.metaFor(ctx)
+	switch {
+	case merr != nil:
+		k.c.Forget(bucket, strings.TrimSuffix(key, "/"))
+	case strings.HasSuffix(key, "/"):
+		k.c.removedDir(m, bucket, strings.TrimSuffix(key, "/"))
+	default:
+		k.c.removed(m, bucket, key)
+	}
+	return nil
 }
 
 func (k *Keeper) Copy(ctx context.Context, bucket, srcKey, srcETag, dstKey string) (store.Object, error) {
 	o, err := k.w.Copy(ctx, bucket, srcKey, srcETag, dstKey)
 	if err == nil {
-		k.stored(bucket, dstKey, o, nil)
+		k.stored(ctx, bucket, dstKey, o, nil)
 	}
 	return o, err
 }
@@ -120,6 +130,6 @@ type keptUpload struct {
 
 func (u *keptUpload) Complete(ctx context.Context, n int, opts store.PutOptions) (store.Object, error) {
 	o, err := u.Upload.Complete(ctx, n, opts)
-	u.k.stored(u.bucket, u.key, o, err)
+	u.k.stored(ctx, u.bucket, u.key, o, err)
 	return o, err
 }

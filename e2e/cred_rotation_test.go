@@ -300,21 +300,7 @@ func TestCredentialRotation(t *testing.T) {
 	// The mount gets nothing but the fake metadata service: no keys, no
 	// files, metadata enabled.
 	dir := t.TempDir()
-	empty := filepath.Join(dir, "empty")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var env []string
-	for _, kv := range s.env {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_EC2_METADATA_DISABLED",
-			"AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE":
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT="+imdsSrv.URL, "AWS_CONFIG_FILE="+empty, "AWS_SHARED_CREDENTIALS_FILE="+empty)
+	env := metadataOnlyEnv(t, s, imdsSrv.URL)
 	mp := s.mountDir(t)
 	logFile := filepath.Join(dir, "bucketfs.log")
 	t.Cleanup(func() {

@@ -37,6 +37,8 @@ type Snapshot struct {
 	Cache       CacheSnapshot      `json:"cache"`
 	Disk        *DiskSnapshot      `json:"disk_cache,omitempty"`
 	Credentials CredentialSnapshot `json:"credentials"`
+	// Identities: a per-user mount's (identity.go); nil otherwise.
+	Identities *IdentitySnapshot `json:"identities,omitempty"`
 
 	// OpsInFlight and OpsStuck count the file operations being served
 	// and those of them stuck; Slow lists those in flight for SlowAfter or
@@ -206,6 +208,8 @@ func snapshotOf(fams []*dto.MetricFamily, now time.Time) Snapshot {
 					t := time.Unix(int64(v), 0).UTC()
 					s.Credentials.Expires = &t
 				}
+			default:
+				s.identityFamily(f.GetName(), mt.GetGauge().GetValue()+mt.GetCounter().GetValue(), l)
 			}
 		}
 	}
@@ -265,6 +269,10 @@ func (s Snapshot) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "credentials  %s; %s; refreshes: %d ok, %d failed\n",
 		s.Credentials.Source, expires, s.Credentials.RefreshesOK, s.Credentials.RefreshErrors)
+	if id := s.Identities; id != nil {
+		fmt.Fprintf(&b, "identities   per user: %d rules; in use %s; refreshes: %d ok, %d failed; %d requests refused (no identity); %d reloads\n",
+			id.Rules, formatInUse(id.InUse), id.Refreshes, id.RefreshFailures, id.Denied, id.Reloads)
+	}
 	fmt.Fprintf(&b, "in flight    %d file operations, %d stuck, %d over %s\n", s.OpsInFlight, s.OpsStuck, len(s.Slow), SlowAfter)
 	for _, o := range s.Slow {
 		fmt.Fprintf(&b, "  %-11s %s for %s (pid %d, uid %d)\n", o.Op, o.Path, time.Duration(o.Seconds*float64(time.Second)).Round(time.Second), o.PID, o.UID)

@@ -150,7 +150,7 @@ func (d *Dir) List() *Lister {
 // Rewind starts the walk again from the first entry.
 func (l *Lister) Rewind() {
 	d := l.d
-	l.r = d.ns.cache.ReadDir(d.bucket, d.Prefix())
+	l.r = nil // made by the first Next, for the identity of its context
 	l.queue, l.taken, l.done = nil, nil, false
 	l.staged = nil
 	prefix := d.Prefix()
@@ -176,6 +176,11 @@ func (l *Lister) Next(ctx context.Context) (_ Entry, ok bool, _ error) {
 		if !l.done {
 			var ok bool
 			var err error
+			if l.r == nil {
+				if l.r, err = d.ns.cache.ReadDir(ctx, d.bucket, d.Prefix()); err != nil {
+					return Entry{}, false, err
+				}
+			}
 			e, ok, err = l.r.Next(ctx)
 			if err != nil {
 				return Entry{}, false, err

@@ -101,7 +101,14 @@ func (f *File) registered() *wfile {
 // writes the overlay.
 func (f *File) Open(ctx context.Context, flags uint32) (*Handle, error) {
 	if flags&writeFlags == 0 && f.ov.Load() == nil {
-		return &Handle{ns: f.ns, bucket: f.bucket, key: f.key, r: f.ns.cache.Open(f.bucket, f.obj)}, nil
+		if err := f.checkVersion(ctx); err != nil {
+			return nil, err
+		}
+		r, err := f.ns.cache.OpenFor(ctx, f.bucket, f.obj)
+		if err != nil {
+			return nil, err
+		}
+		return &Handle{ns: f.ns, bucket: f.bucket, key: f.key, r: r}, nil
 	}
 	if flags&writeFlags != 0 && !f.ns.Writable() {
 		return nil, ErrReadOnly

@@ -137,6 +137,8 @@ var fstabOptions = []fstabOption{
 	{name: "log_file", flag: "log-file", value: true},
 	{name: "credentials", flag: "credentials", value: true},
 	{name: "metrics_addr", flag: "metrics-addr", value: true, check: checkMetricsAddrOption},
+	{name: "identity", flag: "identity", value: true},
+	{name: "identities", flag: "identities", value: true},
 }
 
 // genericOptions are the options mount(8) and systemd put on fstab lines

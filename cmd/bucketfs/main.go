@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+
+	"github.com/bucketfs/bucketfs/identity"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -66,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = refreshCommand(args[1:], stdout)
 	case "csi":
 		err = csiCommand(args[1:], stdout, stderr)
+	case identity.HelperCommand: // run by a per-user mount as a user (identity/helper.go)
+		return identity.HelperMain(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "bucketfs %s\n", versionString())
 		return 0

@@ -24,6 +24,7 @@ import (
 	"github.com/bucketfs/bucketfs/cache"
 	"github.com/bucketfs/bucketfs/cache/disk"
 	"github.com/bucketfs/bucketfs/fusefs"
+	"github.com/bucketfs/bucketfs/identity"
 	"github.com/bucketfs/bucketfs/internal/watchdog"
 	"github.com/bucketfs/bucketfs/metrics"
 	"github.com/bucketfs/bucketfs/stage"
@@ -77,10 +78,11 @@ type mountConfig struct {
 	MountPoint     string
 
 	connFlags
-	ReadOnly    bool
-	AllowDelete bool
-	AllowOther  bool
-	Foreground  bool
+	identityFlags // --identity, --identities (peruser.go)
+	ReadOnly      bool
+	AllowDelete   bool
+	AllowOther    bool
+	Foreground    bool
 
 	UID, GID          int
 	FileMode, DirMode uint32
@@ -109,6 +111,7 @@ func (c mountConfig) source() string {
 func mountFlags(c *mountConfig) *flag.FlagSet {
 	fs := newFlagSet("mount")
 	c.connFlags.register(fs)
+	c.identityFlags.register(fs)
 	fs.BoolVar(&c.ReadOnly, "read-only", false, "refuse every change with EROFS (Read-only file system); the right mode for Posit Connect content and other data that must not change")
 	fs.BoolVar(&c.AllowDelete, "allow-delete", false, "let rm, rmdir and mv delete objects this mount did not write (default: only its own files and directories; any other delete fails with EPERM)")
 	fs.BoolVar(&c.AllowOther, "allow-other", false, "let other users use the mount (needs user_allow_other in /etc/fuse.conf for non-root); every request is signed with the mounter's credentials")
@@ -218,6 +221,9 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 			return c, usagef("--disk-cache %q: %v", c.DiskCache, err)
 		}
 	}
+	if err := checkIdentity(c); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -263,6 +269,9 @@ func mountCommand(args []string, stdout, stderr io.Writer) error {
 	}
 	c.MountPoint = mp
 	if err := checkAllowOther(c); err != nil {
+		return err
+	}
+	if err := checkIdentityRoot(c); err != nil {
 		return err
 	}
 	if !c.Foreground && os.Getenv(notifyEnv) == "" {
@@ -365,10 +374,21 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 		return errors.New(auth.Explain(err))
 	}
 	m.SetCredentials(a.Source, a.Expires)
+	var base store.ObjectStore = s3.New(a.Config, s3.Options{Endpoint: a.Endpoint, PathStyle: c.PathStyle, Logger: log})
+	var ids *identity.Set // per-user identity (peruser.go)
+	if c.perUser() {
+		if ids, base, err = openIdentities(c, a, log); err != nil {
+			return err
+		}
+		m.SetIdentityStats(identityStats(ids))
+	}
 	// Everything above the store, the cache included, goes through the
 	// metered store, so every request is counted.
-	st := metered.New(s3.New(a.Config, s3.Options{Endpoint: a.Endpoint, PathStyle: c.PathStyle, Logger: log}), m, log)
-	warning, err := preflight(ctx, st, c)
+	st := metered.New(base, m, log)
+	warning, err := "", error(nil)
+	if ids == nil { // a per-user mount has no identity of its own to check
+		warning, err = preflight(ctx, st, c)
+	}
 	if err != nil {
 		return explainPreflight(err, a.Endpoint)
 	}
@@ -381,7 +401,8 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	}
 	defer closeDiskCache(dc)
 	warnUser(warning, notify, stderr, log)
-	ch := cache.New(st, cache.Config{DataBytes: c.CacheSize, MetadataBytes: c.MetadataSize, MetadataTTL: c.MetadataTTL, RequestTimeout: c.RequestTimeout, StallTimeout: c.StallTimeout, Logger: log, Disk: dc})
+	ch := cache.New(st, cache.Config{DataBytes: c.CacheSize, MetadataBytes: c.MetadataSize, MetadataTTL: c.MetadataTTL, RequestTimeout: c.RequestTimeout, StallTimeout: c.StallTimeout, Logger: log, Disk: dc,
+		Scope: cacheScope(ids)})
 	defer ch.Close()
 	limitMemory(ch.Config(), log)
 	m.SetCacheStats(cacheStats(ch))
@@ -415,8 +436,14 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 			log.Info("deletes guarded: this mount deletes only what it wrote itself; --allow-delete lifts it")
 		}
 	}
+	if ids != nil {
+		fcfg.Status = m.StatusFiles(nil) // no other user's paths in flight
+	}
 	root := fusefs.New(ch, fcfg)
 	opts := fusefs.Options(ch)
+	if ids != nil {
+		perUserKernel(opts)
+	}
 	opts.MountOptions = fuse.MountOptions{
 		FsName:        c.source(),
 		Name:          "bucketfs",
@@ -451,6 +478,10 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		for s := range sig {
+			if s == syscall.SIGHUP && ids != nil {
+				reloadIdentities(ids, log)
+				continue
+			}
 			log.Info("unmounting on signal", "signal", s.String())
 			if err := server.Unmount(); err != nil {
 				log.Warn("unmount failed; files may still be open", "err", err)

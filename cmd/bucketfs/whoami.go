@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bucketfs/bucketfs/auth"
+	"github.com/bucketfs/bucketfs/identity"
 	"github.com/bucketfs/bucketfs/store"
 	"github.com/bucketfs/bucketfs/store/s3"
 )
@@ -60,6 +61,10 @@ type whoamiReport struct {
 type whoamiConfig struct {
 	connFlags
 	JSON bool
+	// User (--user, root only) checks the identity a per-user mount gives
+	// that user under the rules of Identities (peruser.go).
+	User       string
+	Identities string
 }
 
 func parseWhoamiArgs(args []string, stdout io.Writer) (whoamiConfig, error) {
@@ -67,6 +72,8 @@ func parseWhoamiArgs(args []string, stdout io.Writer) (whoamiConfig, error) {
 	fs := newFlagSet("whoami")
 	c.connFlags.register(fs)
 	fs.BoolVar(&c.JSON, "json", false, "print the report as one JSON object")
+	fs.StringVar(&c.User, "user", "", "(root) show and check the identity a per-user mount (--identity per-user) gives this user `name`")
+	fs.StringVar(&c.Identities, "identities", "", "with --user, the identity rules `file` (default "+identity.DefaultPath+")")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		if isHelp(err) {
@@ -119,6 +126,12 @@ func whoami(ctx context.Context, c whoamiConfig) whoamiReport {
 		return r
 	}
 	r.Source, r.Region, r.RegionSource, r.Endpoint = a.Source, a.Region, a.RegionSource, a.Endpoint
+	if c.User != "" {
+		if a, err = whoamiUser(ctx, c, a, &r); err != nil {
+			r.Problem = err.Error()
+			return r
+		}
+	}
 	if !a.Expires.IsZero() {
 		exp := a.Expires.UTC()
 		r.Expires = &exp

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/bucketfs/bucketfs/auth"
+	"github.com/bucketfs/bucketfs/identity"
+	"github.com/bucketfs/bucketfs/metrics"
+	"github.com/bucketfs/bucketfs/store"
+	"github.com/bucketfs/bucketfs/store/s3"
+)
+
+// Per-user identity (bucketfs mount --identity per-user): one shared mount,
+// each request signed as the Linux user who made it (package identity).
+
+// Identity modes.
+const (
+	identityMount   = "mount" // every request signed with the mount's credentials (the default)
+	identityPerUser = "per-user"
+)
+
+type identityFlags struct {
+	Identity   string // --identity
+	Identities string // --identities
+}
+
+func (f *identityFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.Identity, "identity", "", "`mode`: mount (the default: every request signed with the mount's credentials) or per-user (each request signed as the user who made it, from --identities; run by root with --allow-other --read-only)")
+	fs.StringVar(&f.Identities, "identities", "", "with --identity per-user, the root-owned `file` mapping users and groups to their AWS identity (default "+identity.DefaultPath+")")
+}
+
+func (f identityFlags) perUser() bool { return f.Identity == identityPerUser }
+
+// checkIdentity validates the per-user flags against the rest.
+func checkIdentity(c mountConfig) error {
+	switch c.Identity {
+	case identityMount, "":
+		return nil
+	case identityPerUser:
+	default:
+		return usagef("--identity %q: use mount or per-user", c.Identity)
+	}
+	switch {
+	case !c.AllowOther:
+		return usagef("--identity per-user serves every user of the host: add --allow-other")
+	case !c.ReadOnly:
+		return usagef("--identity per-user is read-only in this version: add --read-only")
+	case c.Bucket != "":
+		return usagef("--identity per-user mounts every bucket (each user sees their own): drop s3://%s", c.Bucket)
+	}
+	return nil
+}
+
+// checkIdentityRoot refuses per-user mode to anyone but root: it runs
+// helpers as other users and serves all of them.
+func checkIdentityRoot(c mountConfig) error {
+	if c.perUser() && os.Geteuid() != 0 {
+		return fmt.Errorf("--identity per-user must run as root (it acts for every user of the host): mount it from /etc/fstab or the systemd unit")
+	}
+	return nil
+}
+
+// openIdentities loads the rules and returns the Set and the store that
+// signs each request as its caller, over the host's configuration a.
+func openIdentities(c mountConfig, a auth.Result, log *slog.Logger) (*identity.Set, store.ObjectStore, error) {
+	set, err := identity.New(identity.Options{Path: c.Identities, Host: a.Config, Caller: fuseCaller, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	router := identity.NewRouter(set, func(p *identity.Principal) identity.Backend {
+		cfg := a.Config.Copy()
+		cfg.Credentials = p.Credentials
+		return s3.New(cfg, s3.Options{Endpoint: a.Endpoint, PathStyle: c.PathStyle, Logger: log})
+	})
+	log.Info("per-user identity", "rules", len(set.Rules()), "file", set.Path(), "host_credentials", a.Source)
+	return set, router, nil
+}
+
+// fuseCaller is the caller of a FUSE request.
+func fuseCaller(ctx context.Context) (identity.Caller, bool) {
+	c, ok := fuse.FromContext(ctx)
+	if !ok {
+		return identity.Caller{}, false
+	}
+	return identity.Caller{UID: c.Uid, GID: c.Gid, PID: c.Pid}, true
+}
+
+// cacheScope is cache.Config.Scope for set (nil without per-user identity).
+func cacheScope(set *identity.Set) func(context.Context) (string, error) {
+	if set == nil {
+		return nil
+	}
+	return set.Scope
+}
+
+// perUserKernel makes the kernel ask the daemon for every lookup of a
+// name, so each user's path walk is answered with their own identity:
+// nothing one user's lookup taught the kernel (an entry, an absence)
+// serves another. Attributes may stay cached (AttrTimeout as set): they
+// belong to an inode, which is one version of one object (or a directory,
+// whose attributes are the same for everyone), and a process reaches an
+// inode only through a lookup of its own or a descriptor it opened (after
+// open's check). Directory contents are never cached by the kernel (no
+// FOPEN_CACHE_DIR); pages of a file are kept only for opens that passed
+// the opener's own check (namespace.File.Open).
+func perUserKernel(o *fs.Options) {
+	var zero time.Duration
+	o.EntryTimeout, o.NegativeTimeout = &zero, &zero
+}
+
+// reloadIdentities is what SIGHUP does to a per-user mount.
+func reloadIdentities(set *identity.Set, log *slog.Logger) {
+	if err := set.Reload(); err != nil {
+		log.Error("reloading the identity rules failed; the rules in force stay", "err", err)
+	}
+}
+
+// identityStats feeds metrics and status from set.
+func identityStats(set *identity.Set) func() metrics.IdentityStats {
+	return func() metrics.IdentityStats {
+		s := set.Stats()
+		return metrics.IdentityStats{Rules: s.Rules, InUse: s.InUse, BySource: s.BySource,
+			Refreshes: s.Refreshes, RefreshFailures: s.RefreshFailures, Denied: s.Denied, Reloads: s.Reloads}
+	}
+}
+
+// whoamiUser turns the host's a into the identity --user gets under the
+// rules (bucketfs whoami --user NAME), retrieving its credentials once.
+func whoamiUser(ctx context.Context, c whoamiConfig, a auth.Result, r *whoamiReport) (auth.Result, error) {
+	if os.Geteuid() != 0 {
+		return a, fmt.Errorf("whoami --user must run as root: it reads the identity rules and acts as the user")
+	}
+	set, err := identity.New(identity.Options{Path: c.Identities, Host: a.Config})
+	if err != nil {
+		return a, err
+	}
+	p, err := set.ForUser(c.User)
+	if err != nil {
+		return a, err
+	}
+	r.Source = p.Source()
+	cr, err := p.Credentials.Retrieve(ctx)
+	if err != nil {
+		return a, fmt.Errorf("%v: check the rule on line %d of %s", err, p.Rule.Line, set.Path())
+	}
+	a.Config = a.Config.Copy()
+	a.Config.Credentials = p.Credentials
+	a.Expires = p.Expires() // the real expiry, not the refresh time
+	if !cr.CanExpire {
+		a.Expires = time.Time{}
+	}
+	return a, nil
+}
