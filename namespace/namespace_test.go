@@ -693,3 +693,60 @@ func TestReserved(t *testing.T) {
 		t.Errorf("a Dir of the same prefix lists %q, want dir/ in it", got)
 	}
 }
+
+// TestRenameDirAfterClose: the kernel releases a file after close(2) has
+// returned, so a directory rename right after may find its files uploaded
+// but still open; it waits for their release instead of failing with EBUSY,
+// and a caller that gives up is not kept waiting.
+func TestRenameDirAfterClose(t *testing.T) {
+	tests := []struct {
+		name    string
+		release time.Duration // when the handle is released; <0: not before the rename ends
+		cancel  bool
+		err     error
+		stored  map[string]string
+	}{
+		{name: "released during the rename", release: 50 * time.Millisecond,
+			stored: map[string]string{"dir/new.txt": "-", "dir2/new.txt": "new", "dir2/a.txt": "a"}},
+		{name: "caller interrupted while it waits", release: -1, cancel: true, err: context.Canceled,
+			stored: map[string]string{"dir/new.txt": "new", "dir2/a.txt": "-"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bg := context.Background()
+			e := newEnv(t, true)
+			_, h, err := e.ns.Dir(bkt, "dir/").Create(bg, "new.txt", syscall.O_WRONLY)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.Write(bg, []byte("new"), 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.Flush(bg); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			if tt.release >= 0 {
+				time.AfterFunc(tt.release, func() { h.Release(bg); close(done) })
+			} else {
+				defer h.Release(bg)
+				close(done)
+			}
+			ctx, cancel := context.WithCancel(bg)
+			if tt.cancel {
+				time.AfterFunc(50*time.Millisecond, cancel)
+			}
+			defer cancel()
+			start := time.Now()
+			_, err = e.root().Rename(ctx, "dir", e.root(), "dir2", false, Entry{})
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("rename: %v, want %v", err, tt.err)
+			}
+			if took := time.Since(start); took > time.Second {
+				t.Errorf("rename took %v", took)
+			}
+			<-done
+			e.check(t, tt.stored, nil)
+		})
+	}
+}

@@ -179,16 +179,53 @@ func (ns *NS) renameFile(ctx context.Context, bucket, src, dst string, f *File) 
 	return nil
 }
 
+// releaseWait is how long a directory rename waits for files below it that
+// are uploaded but still open: the kernel releases a file asynchronously
+// after close(2) returned, so `cp f dir/ && mv dir dir2` finds it open for a
+// moment.
+const releaseWait = 2 * time.Second
+
+// waitReleased returns nil once no file below prefix is open, ErrBusy if one
+// has bytes not uploaded yet or stays open past releaseWait, or ctx's error.
+func (ns *NS) waitReleased(ctx context.Context, bucket, prefix string) error {
+	var deadline <-chan time.Time
+	for {
+		open := false
+		for _, w := range ns.writes.under(bucket, prefix) {
+			w.mu.Lock()
+			dirty, handles := w.dirty, w.handles
+			w.mu.Unlock()
+			if dirty {
+				return ErrBusy
+			}
+			open = open || handles > 0
+		}
+		if !open {
+			return nil
+		}
+		if deadline == nil {
+			t := time.NewTimer(releaseWait)
+			defer t.Stop()
+			deadline = t.C
+		}
+		poll := time.NewTimer(5 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			poll.Stop()
+			return ctx.Err()
+		case <-deadline:
+			poll.Stop()
+			return ErrBusy
+		case <-poll.C:
+		}
+	}
+}
+
 // renameDir copies every object below src/ to dst/, then deletes the
 // originals: a failure midway leaves every byte under at least one name.
 func (ns *NS) renameDir(ctx context.Context, bucket, src, dst string) (*Move, error) {
-	for _, w := range ns.writes.under(bucket, src+"/") {
-		w.mu.Lock()
-		busy := w.handles > 0 || w.dirty
-		w.mu.Unlock()
-		if busy {
-			return nil, ErrBusy
-		}
+	if err := ns.waitReleased(ctx, bucket, src+"/"); err != nil {
+		return nil, err
 	}
 	objs, more, err := ns.listTree(ctx, bucket, src+"/", MaxDirRename)
 	if err != nil {
