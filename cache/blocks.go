@@ -297,10 +297,14 @@ func (b *blockCache) stream(ctx context.Context, o object, run []blockKey) (int,
 			}
 			return i, stalled(err)
 		}
-		keep := b.keep(ctx, o, k.idx, data)
-		b.finish(run[i:i+1], newBlock(data), nil)
-		if keep != nil {
-			keep()
+		blk := newBlock(data)
+		if b.cfg.Disk != nil {
+			blk.refs.Add(1) // ours, until the disk tier has its own
+		}
+		b.finish(run[i:i+1], blk, nil)
+		if b.cfg.Disk != nil {
+			b.keep(ctx, o, k.idx, blk)
+			blk.release(b.pool)
 		}
 	}
 	return len(run), nil

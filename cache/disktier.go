@@ -59,23 +59,22 @@ func (b *blockCache) fromDisk(o object, run []blockKey, held *int64, demand bool
 	return runs[0]
 }
 
-// keep copies a block just received for the disk tier, before the block
-// is shared (recycled buffers included), and returns what hands the copy
-// over, to run once the block's waiters have it: the disk tier may make
-// this fetch wait for room, never the reader of this block. nil without a
-// disk tier.
-func (b *blockCache) keep(ctx context.Context, o object, idx int64, data []byte) func() {
-	if b.cfg.Disk == nil || o.etag == "" {
-		return nil
+// keep hands a block just received to the disk tier by reference: it
+// takes a reference for the writers, released once the block is written
+// (or not queued), so the buffer is not reused for another block while it
+// waits in the queue. It runs once the block's waiters have it: the disk
+// tier may make this fetch wait for room, never the reader of this block.
+// blk must be held by the caller (the cache's reference) while keep takes
+// its own.
+func (b *blockCache) keep(ctx context.Context, o object, idx int64, blk *block) {
+	if b.cfg.Disk == nil || o.etag == "" || !blk.tryRetain() {
+		return
 	}
-	k, cp := b.diskKey(o, idx), b.cfg.Disk.Clone(data)
-	return func() {
-		// The body is not read while this waits: stay well inside the
-		// stall timeout, which would cut the transfer.
-		ctx, cancel := context.WithTimeout(ctx, b.cfg.StallTimeout/2)
-		defer cancel()
-		b.cfg.Disk.Put(ctx, k, cp)
-	}
+	// The body is not read while this waits: stay well inside the stall
+	// timeout, which would cut the transfer.
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.StallTimeout/2)
+	defer cancel()
+	b.cfg.Disk.Put(ctx, b.diskKey(o, idx), blk.data, func() { blk.release(b.pool) })
 }
 
 // Landed puts the bytes of an object the mount just stored into the disk
@@ -99,8 +98,10 @@ func (c *Cache) Landed(bucket, key string, o store.Object, r io.ReaderAt) {
 	}
 }
 
-// DiskBytes bounds the memory the disk tier adds: its write queue, and a
-// copy of a block for each GET waiting for room in it. Call it on a Config
+// DiskBytes bounds the memory the disk tier adds: its write queue holds
+// references to blocks, which keep their buffers from reuse after the
+// memory tier evicted them (at most the queue's bytes), and a GET waiting
+// for room in the queue holds one block beyond the receive bound. Call it on a Config
 // with defaults applied (Cache.Config).
 func (c Config) DiskBytes() int64 {
 	if c.Disk == nil {

@@ -170,3 +170,38 @@ func TestLanded(t *testing.T) {
 		t.Fatalf("reading back what was written sent %d GETs", n-gets)
 	}
 }
+
+// TestDiskQueueHoldsBlock: the disk writers get a block by reference, so
+// its buffer must not be reused for another block while it waits in the
+// queue. A memory tier of two blocks evicts (and recycles) every buffer
+// long before slow (fsync) writers get to it; every block on disk must
+// still hold its own bytes (and -race sees a reuse as a data race).
+func TestDiskQueueHoldsBlock(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "blocks")
+	d, _, err := disk.Open(disk.Config{Dir: dir, Sync: true, QueueBytes: 256 * testBlock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	const blocks = 48
+	f, data, o := newDataFixture(t, Config{Disk: d, DataBytes: 2 * testBlock}, blocks*testBlock)
+	if got := readWhole(t, f.c, o); !bytes.Equal(got, data) {
+		t.Fatal("read differs")
+	}
+	waitBlocks(t, d, blocks)
+	if s := d.Stats(); s.Dropped != 0 {
+		t.Fatalf("%d blocks dropped: the test needs them all queued", s.Dropped)
+	}
+	if f.c.data.pool.allocated.Load() >= blocks {
+		t.Fatalf("%d buffers allocated for %d blocks: no reuse to test", f.c.data.pool.allocated.Load(), blocks)
+	}
+	for i := range int64(blocks) {
+		got, ok := d.Get(disk.Key{Bucket: "b", Object: "obj", ETag: o.ETag, BlockSize: testBlock, Index: i})
+		if !ok {
+			t.Fatalf("block %d not on disk", i)
+		}
+		if !bytes.Equal(got, data[i*testBlock:(i+1)*testBlock]) {
+			t.Fatalf("block %d on disk holds other bytes: its buffer was reused while queued", i)
+		}
+	}
+}

@@ -16,7 +16,6 @@
 package disk
 
 import (
-	"bytes"
 	"container/list"
 	"context"
 	"errors"
@@ -95,7 +94,6 @@ type Cache struct {
 	room      chan struct{}
 	queue     chan item
 	wg        sync.WaitGroup
-	bufs      sync.Pool // of *[]byte: block copies, for Clone
 
 	off     atomic.Pointer[string]
 	corrupt atomic.Bool // the first corrupt block was logged
@@ -112,6 +110,7 @@ type entry struct {
 type item struct {
 	k    Key
 	data []byte
+	done func() // the writer is through with data; may be nil
 }
 
 // Open prepares the directory (refusing one that is not safe to serve
@@ -346,24 +345,9 @@ func read(p string, k Key) ([]byte, error) {
 	return data, nil
 }
 
-// Clone copies a block for Put into a buffer the writers recycle, so a
-// cold read through the tier does not allocate its bytes twice.
-func (c *Cache) Clone(data []byte) []byte {
-	if p, ok := c.bufs.Get().(*[]byte); ok && cap(*p) >= len(data) {
-		return append((*p)[:0], data...)
-	}
-	return bytes.Clone(data)
-}
-
-// recycle keeps a buffer Put was handed, for Clone.
-func (c *Cache) recycle(b []byte) {
-	if cap(b) >= 64<<10 {
-		c.bufs.Put(&b)
-	}
-}
-
-// Put hands block k to the writers; data becomes theirs (the caller must
-// not change it). When the queue is full it waits for room, for at most
+// Put hands block k to the writers, by reference: the caller must not
+// change or reuse data until done runs (once: after the block is written,
+// or at once when it is not queued; done may be nil). When the queue is full it waits for room, for at most
 // PutWait or until ctx ends (the caller's bound): a disk a little slower than the network
 // slows the fetch that called it (never a reader's own block, which the
 // caller hands out first) rather than losing blocks. A wait that runs out
@@ -371,11 +355,11 @@ func (c *Cache) recycle(b []byte) {
 // are dropped (counted) at once. With the tier off nothing is kept.
 // Blocks of objects without an ETag are never kept: nothing could tell,
 // after a restart, that the object did not change.
-func (c *Cache) Put(ctx context.Context, k Key, data []byte) {
+func (c *Cache) Put(ctx context.Context, k Key, data []byte, done func()) {
 	queued := false
 	defer func() {
-		if !queued {
-			c.recycle(data)
+		if !queued && done != nil {
+			done()
 		}
 	}()
 	if c.off.Load() != nil || k.ETag == "" || len(data) == 0 {
@@ -397,7 +381,7 @@ func (c *Cache) Put(ctx context.Context, k Key, data []byte) {
 		}
 		if c.queued+n <= c.cfg.QueueBytes {
 			select {
-			case c.queue <- item{k: k, data: data}:
+			case c.queue <- item{k: k, data: data, done: done}:
 				c.queued += n
 				queued = true
 			default:
@@ -444,7 +428,9 @@ func (c *Cache) writer() {
 	defer c.wg.Done()
 	for it := range c.queue {
 		c.write(it.k, it.data)
-		c.recycle(it.data)
+		if it.done != nil {
+			it.done()
+		}
 		c.mu.Lock()
 		c.queued -= int64(len(it.data))
 		if c.queued <= c.cfg.QueueBytes/2 {

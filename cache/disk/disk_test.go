@@ -70,8 +70,8 @@ func TestSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.Put(context.Background(), key("k", 0), block(1, bs))
-	c.Put(context.Background(), key("k", 1), block(2, 100))
+	c.Put(context.Background(), key("k", 0), block(1, bs), nil)
+	c.Put(context.Background(), key("k", 1), block(2, 100), nil)
 	settle(t, c, 2)
 	c.Close(context.Background())
 
@@ -105,9 +105,9 @@ func TestNoETagNotKept(t *testing.T) {
 	c := open(t, Config{Dir: t.TempDir()})
 	k := key("k", 0)
 	k.ETag = ""
-	c.Put(context.Background(), k, block(1, bs))
+	c.Put(context.Background(), k, block(1, bs), nil)
 	c.PutNow(k, block(1, bs))
-	c.Put(context.Background(), key("other", 0), block(1, bs))
+	c.Put(context.Background(), key("other", 0), block(1, bs), nil)
 	settle(t, c, 1)
 	if s := c.Stats(); s.Blocks != 1 {
 		t.Fatalf("%d blocks kept, want only the one with an ETag", s.Blocks)
@@ -154,8 +154,8 @@ func TestDamage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.Put(context.Background(), key("k", 0), block(3, bs))
-			c.Put(context.Background(), key("other", 5), block(4, bs))
+			c.Put(context.Background(), key("k", 0), block(3, bs), nil)
+			c.Put(context.Background(), key("other", 5), block(4, bs), nil)
 			settle(t, c, 2)
 			c.Close(context.Background())
 			p := key("k", 0).id().path(dir)
@@ -172,7 +172,7 @@ func TestDamage(t *testing.T) {
 				t.Fatalf("stats %+v", s)
 			}
 			// Fetched again, it is kept again.
-			c.Put(context.Background(), key("k", 0), block(3, bs))
+			c.Put(context.Background(), key("k", 0), block(3, bs), nil)
 			time.Sleep(10 * time.Millisecond)
 			settle(t, c, 1)
 			if got, ok := c.Get(key("k", 0)); !ok || !bytes.Equal(got, block(3, bs)) {
@@ -347,7 +347,7 @@ func TestQueueFull(t *testing.T) {
 	c := open(t, Config{Dir: t.TempDir(), QueueBytes: 2 * bs, PutWait: time.Millisecond})
 	t0 := time.Now()
 	for i := range int64(1000) {
-		c.Put(context.Background(), key("k", i), block(byte(i), bs))
+		c.Put(context.Background(), key("k", i), block(byte(i), bs), nil)
 	}
 	if d := time.Since(t0); d > 5*time.Second {
 		t.Errorf("1000 Puts took %v", d)
@@ -387,7 +387,7 @@ func TestDiskFull(t *testing.T) {
 	if _, ok := c.Get(key("k", 0)); ok {
 		t.Error("tier off but served a block")
 	}
-	c.Put(context.Background(), key("k", 200), block(1, bs)) // no effect, no wait
+	c.Put(context.Background(), key("k", 200), block(1, bs), nil) // no effect, no wait
 }
 
 func TestNetworkFS(t *testing.T) {
