@@ -31,7 +31,8 @@ func (b *blockCache) fromDisk(o object, run []blockKey, held *int64, demand bool
 	var cur []blockKey
 	for _, k := range run {
 		size := min(bs, o.size-k.idx*bs)
-		if data, ok := b.cfg.Disk.Get(b.diskKey(o, k.idx)); ok && int64(len(data)) == size {
+		buf := b.pool.get(size)
+		if data, ok := b.cfg.Disk.GetInto(b.diskKey(o, k.idx), buf); ok && int64(len(data)) == size {
 			b.finish([]blockKey{k}, newBlock(data), nil)
 			b.budget.release(size)
 			*held -= size
@@ -40,6 +41,7 @@ func (b *blockCache) fromDisk(o object, run []blockKey, held *int64, demand bool
 			}
 			continue
 		}
+		b.pool.put(buf) // seen by no one
 		cur = append(cur, k)
 	}
 	if cur != nil {

@@ -256,6 +256,13 @@ var tmpSeq atomic.Uint64
 // Get returns the block k if the tier holds a valid copy. A copy that
 // fails its checks is removed; a disk that fails turns the tier off.
 func (c *Cache) Get(k Key) ([]byte, bool) {
+	return c.GetInto(k, nil)
+}
+
+// GetInto is Get reading into dst when the block fits in its capacity (a
+// recycled buffer: no allocation per block), else into a new buffer. dst's
+// bytes are undefined afterwards whatever it returns.
+func (c *Cache) GetInto(k Key, dst []byte) ([]byte, bool) {
 	if c.off.Load() != nil || k.ETag == "" {
 		return nil, false
 	}
@@ -277,7 +284,7 @@ func (c *Cache) Get(k Key) ([]byte, bool) {
 		return nil, false
 	}
 	p := i.path(c.cfg.Dir)
-	data, err := read(p, k)
+	data, err := read(p, k, dst)
 	if err != nil {
 		c.misses.Add(1)
 		switch {
@@ -305,8 +312,9 @@ func (c *Cache) Get(k Key) ([]byte, bool) {
 	return data, true
 }
 
-// read returns the checked bytes of the block file p for k.
-func read(p string, k Key) ([]byte, error) {
+// read returns the checked bytes of the block file p for k, in dst if
+// they fit.
+func read(p string, k Key, dst []byte) ([]byte, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, err
@@ -328,7 +336,12 @@ func read(p string, k Key) ([]byte, error) {
 	if fi.Size() != int64(h.hdrLen)+h.size {
 		return nil, fmt.Errorf("%w: %d bytes, want %d", errCorrupt, fi.Size(), int64(h.hdrLen)+h.size)
 	}
-	data := make([]byte, h.size)
+	var data []byte
+	if int64(cap(dst)) >= h.size {
+		data = dst[:h.size]
+	} else {
+		data = make([]byte, h.size)
+	}
 	got := copy(data, head[h.hdrLen:n])
 	if got < len(data) {
 		m, err := f.ReadAt(data[got:], int64(h.hdrLen+got))

@@ -85,6 +85,20 @@ func TestSurvivesReopen(t *testing.T) {
 			t.Fatalf("block %d: ok=%v, %d bytes", i, ok, len(got))
 		}
 	}
+	// GetInto reads into the buffer it is given when the block fits, else
+	// into a new one.
+	for _, tc := range []struct {
+		dst   []byte
+		inDst bool
+	}{{make([]byte, 0, bs), true}, {make([]byte, 0, bs-1), false}} {
+		got, ok := c.GetInto(key("k", 0), tc.dst)
+		if !ok || !bytes.Equal(got, block(1, bs)) {
+			t.Fatalf("GetInto: ok=%v, %d bytes", ok, len(got))
+		}
+		if inDst := &got[0] == &tc.dst[:1][0]; inDst != tc.inDst {
+			t.Errorf("GetInto into a buffer of capacity %d: in it %v, want %v", cap(tc.dst), inDst, tc.inDst)
+		}
+	}
 	// Another ETag, block size or index is another block.
 	for _, k := range []Key{
 		{Bucket: "b", Object: "k", ETag: `"e2"`, BlockSize: bs, Index: 0},
@@ -96,7 +110,7 @@ func TestSurvivesReopen(t *testing.T) {
 			t.Errorf("%+v served", k)
 		}
 	}
-	if s := c.Stats(); s.Hits != 2 || s.Misses != 4 || s.BytesRead != bs+100 {
+	if s := c.Stats(); s.Hits != 4 || s.Misses != 4 || s.BytesRead != 3*bs+100 {
 		t.Errorf("stats %+v", s)
 	}
 }
