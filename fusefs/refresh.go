@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bucketfs/bucketfs/namespace"
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
@@ -107,27 +108,11 @@ func (h *refreshHandle) Flush(ctx context.Context) syscall.Errno {
 // it: the cache's listings and metadata, then the kernel's entries and
 // attributes, so the next look asks.
 func (f *FS) refresh(root *fs.Inode, path string) syscall.Errno {
-	path = strings.TrimSpace(path)
-	var segs []string
-	for _, s := range strings.Split(path, "/") {
-		switch s {
-		case "", ".":
-		case "..":
-			f.log.Warn("refresh: a path with \"..\" is refused; give it relative to the mount's root", "path", path)
-			return syscall.EINVAL
-		default:
-			segs = append(segs, s)
-		}
+	bucket, key, segs, err := namespace.RefreshPath(f.cfg.Bucket, f.cfg.Prefix, path)
+	if err != nil {
+		f.log.Warn("refresh: "+err.Error(), "path", strings.TrimSpace(path))
+		return syscall.EINVAL
 	}
-	bucket, keySegs := f.cfg.Bucket, segs
-	if bucket == "" {
-		if len(segs) == 0 {
-			f.log.Warn("refresh: name a bucket (or a path in one) on a mount of every bucket")
-			return syscall.EINVAL
-		}
-		bucket, keySegs = segs[0], segs[1:]
-	}
-	key := strings.TrimSuffix(f.cfg.Prefix+strings.Join(keySegs, "/"), "/")
 	f.ns.Refresh(bucket, key)
 	f.log.Debug("refreshed", "bucket", bucket, "key", key)
 
