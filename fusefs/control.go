@@ -44,12 +44,11 @@ type controlDir struct {
 	fs *FS
 }
 
-// controlFile is one file of ControlDir; json chooses which rendering of
-// the status it holds.
+// controlFile is StatusFile or StatusJSONFile (name).
 type controlFile struct {
 	node
 	fs   *FS
-	json bool
+	name string
 }
 
 // controlHandle holds the bytes generated at open.
@@ -127,7 +126,7 @@ func (c *controlDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut
 		return nil, syscall.ENOENT
 	}
 	c.fs.controlFileAttr(&out.Attr, name)
-	return c.NewInode(ctx, &controlFile{fs: c.fs, json: name == StatusJSONFile},
+	return c.NewInode(ctx, &controlFile{fs: c.fs, name: name},
 		fs.StableAttr{Mode: syscall.S_IFREG, Ino: controlIno(name, false)}), 0
 }
 
@@ -167,16 +166,9 @@ func (*controlDir) Rename(context.Context, string, fs.InodeEmbedder, string, uin
 	return syscall.EPERM
 }
 
-func (n *controlFile) name() string {
-	if n.json {
-		return StatusJSONFile
-	}
-	return StatusFile
-}
-
 func (n *controlFile) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
-	defer n.fs.op(ctx, "getattr", "", ControlDir+"/"+n.name(), &errno)()
-	n.fs.controlFileAttr(&out.Attr, n.name())
+	defer n.fs.op(ctx, "getattr", "", ControlDir+"/"+n.name, &errno)()
+	n.fs.controlFileAttr(&out.Attr, n.name)
 	return 0
 }
 
@@ -187,13 +179,13 @@ func (*controlFile) Setattr(context.Context, fs.FileHandle, *fuse.SetAttrIn, *fu
 // Open makes the content: each open sees the mount as it is then, and
 // keeps that one snapshot however it reads it.
 func (n *controlFile) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
-	defer n.fs.op(ctx, "open", "", ControlDir+"/"+n.name(), &errno)()
+	defer n.fs.op(ctx, "open", "", ControlDir+"/"+n.name, &errno)()
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&(syscall.O_TRUNC|syscall.O_APPEND) != 0 {
 		return nil, 0, syscall.EPERM
 	}
 	text, js := n.fs.cfg.Status()
 	data := text
-	if n.json {
+	if n.name == StatusJSONFile {
 		data = js
 	}
 	return &controlHandle{data: data}, fuse.FOPEN_DIRECT_IO, 0
