@@ -27,7 +27,7 @@ var (
 
 func (b *bucketsNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	defer b.fs.op(ctx, "getattr", "", "", &errno)()
-	b.fs.dirAttrOf(&out.Attr, 1, b.fs.cfg.DirMode)
+	b.fs.attr(ctx, &out.Attr, b.fs.dirMode(), namespace.Attr{Ino: 1})
 	return 0
 }
 

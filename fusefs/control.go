@@ -85,47 +85,42 @@ func controlIno(name string, dir bool) uint64 { return namespace.Ino("\x00"+Cont
 // lookupControl returns the control directory's inode under the root
 // (parent); the namespace says which name is it (namespace.Config.Reserved).
 func (f *FS) lookupControl(ctx context.Context, parent *fs.Inode, out *fuse.EntryOut) *fs.Inode {
-	f.controlDirAttr(&out.Attr)
+	f.controlDirAttr(ctx, &out.Attr)
 	return parent.NewInode(ctx, &controlDir{fs: f}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: controlIno("", true)})
 }
 
-func (f *FS) controlDirAttr(out *fuse.Attr) {
-	f.dirAttrOf(out, controlIno("", true), 0o555)
+func (f *FS) controlDirAttr(ctx context.Context, out *fuse.Attr) {
+	f.attr(ctx, out, syscall.S_IFDIR|0o555, namespace.Attr{Ino: controlIno("", true)})
 }
 
 // controlFileAttr: size 0, as for the files of /proc. The content is made
 // at each open and its length is not known before; the handle is opened
 // with FOPEN_DIRECT_IO, so reads go on to the end of what was made
 // whatever the size says. The times are now: the content is as of now.
-func (f *FS) controlFileAttr(out *fuse.Attr, name string) {
-	out.Mode = syscall.S_IFREG | 0o444
+func (f *FS) controlFileAttr(ctx context.Context, out *fuse.Attr, name string) {
+	mode := uint32(0o444)
 	if name == RefreshFile {
-		out.Mode = syscall.S_IFREG | 0o222 // written to; it only makes the mount ask again
+		mode = 0o222 // written to; it only makes the mount ask again
 	}
-	out.Ino = controlIno(name, false)
-	out.Nlink = 1
-	out.Blksize = 4096
-	out.Owner = fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
-	t := time.Now()
-	out.SetTimes(&t, &t, &t)
+	f.attr(ctx, out, syscall.S_IFREG|mode, namespace.Attr{Ino: controlIno(name, false), ModTime: time.Now()})
 }
 
 func (c *controlDir) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	defer c.fs.op(ctx, "getattr", "", ControlDir, &errno)()
-	c.fs.controlDirAttr(&out.Attr)
+	c.fs.controlDirAttr(ctx, &out.Attr)
 	return 0
 }
 
 func (c *controlDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
 	defer c.fs.op(ctx, "lookup", "", ControlDir+"/"+name, &errno)()
 	if name == RefreshFile {
-		c.fs.controlFileAttr(&out.Attr, name)
+		c.fs.controlFileAttr(ctx, &out.Attr, name)
 		return c.NewInode(ctx, &refreshFile{fs: c.fs}, fs.StableAttr{Mode: syscall.S_IFREG, Ino: controlIno(name, false)}), 0
 	}
 	if name != StatusFile && name != StatusJSONFile {
 		return nil, syscall.ENOENT
 	}
-	c.fs.controlFileAttr(&out.Attr, name)
+	c.fs.controlFileAttr(ctx, &out.Attr, name)
 	return c.NewInode(ctx, &controlFile{fs: c.fs, name: name},
 		fs.StableAttr{Mode: syscall.S_IFREG, Ino: controlIno(name, false)}), 0
 }
@@ -168,7 +163,7 @@ func (*controlDir) Rename(context.Context, string, fs.InodeEmbedder, string, uin
 
 func (n *controlFile) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	defer n.fs.op(ctx, "getattr", "", ControlDir+"/"+n.name, &errno)()
-	n.fs.controlFileAttr(&out.Attr, n.name)
+	n.fs.controlFileAttr(ctx, &out.Attr, n.name)
 	return 0
 }
 

@@ -34,7 +34,7 @@ var (
 
 func (d *dirNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	defer d.fs.op(ctx, "getattr", d.d.Bucket(), d.d.Prefix(), &errno)()
-	d.fs.dirAttrOf(&out.Attr, d.d.Ino(), d.fs.cfg.DirMode)
+	d.fs.attr(ctx, &out.Attr, d.fs.dirMode(), namespace.Attr{Ino: d.d.Ino()})
 	return 0
 }
 
@@ -230,6 +230,6 @@ func (d *dirNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAtt
 	if err := d.d.SetTimes(); err != nil {
 		return d.fs.fail("setattr", d.d.Bucket(), d.d.Prefix(), err)
 	}
-	d.fs.dirAttrOf(&out.Attr, d.d.Ino(), d.fs.cfg.DirMode)
+	d.fs.attr(ctx, &out.Attr, d.fs.dirMode(), namespace.Attr{Ino: d.d.Ino()})
 	return 0
 }

@@ -67,7 +67,7 @@ var (
 func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := n.f.Name()
 	defer n.fs.op(ctx, "getattr", b, k, &errno)()
-	n.fs.fileAttr(&out.Attr, n.f.Attr())
+	n.fs.attr(ctx, &out.Attr, n.fs.fileMode(), n.f.Attr())
 	return 0
 }
 
@@ -116,7 +116,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 			return n.fs.fail("truncate", b, k, err)
 		}
 	}
-	n.fs.fileAttr(&out.Attr, a)
+	n.fs.attr(ctx, &out.Attr, n.fs.fileMode(), a)
 	return 0
 }
 
@@ -181,7 +181,7 @@ func (h *handle) Release(ctx context.Context) (errno syscall.Errno) {
 func (h *handle) Getattr(ctx context.Context, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := h.h.Name()
 	defer h.n.fs.op(ctx, "getattr", b, k, &errno)()
-	h.n.fs.fileAttr(&out.Attr, h.h.Attr())
+	h.n.fs.attr(ctx, &out.Attr, h.n.fs.fileMode(), h.h.Attr())
 	return 0
 }
 
@@ -193,7 +193,7 @@ func (h *handle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.Attr
 			return h.n.fs.fail("truncate", b, k, err)
 		}
 	}
-	h.n.fs.fileAttr(&out.Attr, h.h.Attr())
+	h.n.fs.attr(ctx, &out.Attr, h.n.fs.fileMode(), h.h.Attr())
 	return 0
 }
 

@@ -220,36 +220,40 @@ func (f *FS) fail(op, bucket, key string, err error) syscall.Errno {
 	return e
 }
 
-// dirAttrOf fills the attributes every directory shares, with its own
-// inode number and permissions.
-func (f *FS) dirAttrOf(out *fuse.Attr, ino uint64, perm uint32) {
-	out.Mode = syscall.S_IFDIR | perm
-	out.Ino = ino
-	out.Nlink = 2
-	out.Size = 4096
-	out.Blksize = 4096
-	out.Owner = fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
-	t := f.cfg.MountTime
-	out.SetTimes(&t, &t, &t)
-}
-
-func (f *FS) fileAttr(out *fuse.Attr, a namespace.Attr) {
-	out.Mode = syscall.S_IFREG | f.cfg.FileMode
+// attr fills out: the one place the kernel is given attributes. mode is
+// the kind and permission bits; a directory shows the mount's time (S3
+// keeps none) and a disk directory's size and links.
+func (f *FS) attr(ctx context.Context, out *fuse.Attr, mode uint32, a namespace.Attr) {
+	out.Mode = mode
 	out.Ino = a.Ino
 	out.Nlink = 1
 	out.Size = uint64(a.Size)
-	out.Blocks = (uint64(a.Size) + 511) / 512
+	out.Blocks = (out.Size + 511) / 512
 	out.Blksize = 1 << 20
-	out.Owner = fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
+	if mode&syscall.S_IFMT == syscall.S_IFDIR {
+		out.Nlink, out.Size, out.Blocks, out.Blksize = 2, 4096, 0, 4096
+		a.ModTime = f.cfg.MountTime
+	}
+	out.Owner = f.owner(ctx)
 	t := a.ModTime
 	out.SetTimes(&t, &t, &t)
 }
+
+// owner is who every file and directory shows as its owner, for the
+// request ctx.
+func (f *FS) owner(ctx context.Context) fuse.Owner {
+	return fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
+}
+
+// dirMode and fileMode are the modes of the buckets' directories and files.
+func (f *FS) dirMode() uint32  { return syscall.S_IFDIR | f.cfg.DirMode }
+func (f *FS) fileMode() uint32 { return syscall.S_IFREG | f.cfg.FileMode }
 
 // entry makes (or finds, by inode number) the inode of e under parent and
 // fills out with its attributes.
 func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out *fuse.Attr) *fs.Inode {
 	if e.Dir != nil {
-		f.dirAttrOf(out, e.Dir.Ino(), f.cfg.DirMode)
+		f.attr(ctx, out, f.dirMode(), namespace.Attr{Ino: e.Dir.Ino()})
 		return parent.NewInode(ctx, &dirNode{fs: f, d: e.Dir}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: e.Dir.Ino()})
 	}
 	a := e.File.Attr()
@@ -264,7 +268,7 @@ func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out
 			a.ModTime = n.f.Attr().ModTime
 		}
 	}
-	f.fileAttr(out, a)
+	f.attr(ctx, out, f.fileMode(), a)
 	n := &fileNode{fs: f, f: e.File}
 	ch := parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.File.Ino()})
 	if ch.Operations() == n && n.counted.CompareAndSwap(false, true) {

@@ -45,7 +45,7 @@ var (
 
 func (n *refreshFile) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	defer n.fs.op(ctx, "getattr", "", ControlDir+"/"+RefreshFile, &errno)()
-	n.fs.controlFileAttr(&out.Attr, RefreshFile)
+	n.fs.controlFileAttr(ctx, &out.Attr, RefreshFile)
 	return 0
 }
 
@@ -55,7 +55,7 @@ func (n *refreshFile) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.Se
 	if sz, ok := in.GetSize(); !ok || sz != 0 || in.Valid&^(fuse.FATTR_SIZE|fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) != 0 {
 		return syscall.EPERM
 	}
-	n.fs.controlFileAttr(&out.Attr, RefreshFile)
+	n.fs.controlFileAttr(ctx, &out.Attr, RefreshFile)
 	return 0
 }
 
