@@ -193,6 +193,7 @@ var errnos = []struct {
 	{namespace.ErrBusy, syscall.EBUSY, true},
 	{namespace.ErrNotWriter, syscall.EBADF, true},
 	{namespace.ErrNotPermitted, syscall.EPERM, true}, // the delete guard logs it
+	{namespace.ErrControl, syscall.EPERM, true},
 	{syscall.ENOSPC, syscall.ENOSPC, true},
 	{context.Canceled, syscall.EINTR, true},
 }
