@@ -20,9 +20,9 @@ var (
 	_ fs.NodeLookuper       = (*bucketsNode)(nil)
 	_ fs.NodeGetattrer      = (*bucketsNode)(nil)
 	_ fs.NodeOpendirHandler = (*bucketsNode)(nil)
-	_ fs.FileReaddirenter   = (*bucketsHandle)(nil)
-	_ fs.FileLookuper       = (*bucketsHandle)(nil)
-	_ fs.FileSeekdirer      = (*bucketsHandle)(nil)
+	_ fs.NodeUnlinker       = (*bucketsNode)(nil)
+	_ fs.NodeRmdirer        = (*bucketsNode)(nil)
+	_ fs.NodeRenamer        = (*bucketsNode)(nil)
 )
 
 func (b *bucketsNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
@@ -45,45 +45,38 @@ func (b *bucketsNode) Lookup(ctx context.Context, name string, out *fuse.EntryOu
 
 func (b *bucketsNode) OpendirHandle(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
 	defer b.fs.op(ctx, "opendir", "", "", &errno)()
-	names, err := b.fs.ns.Buckets(ctx)
+	l, err := b.fs.ns.ListBuckets(ctx)
 	if err != nil {
 		return nil, 0, b.fs.fail("listbuckets", "", "", err)
 	}
-	return &bucketsHandle{b: b, names: names}, 0, 0
+	return &dirHandle{fs: b.fs, in: b.EmbeddedInode(), l: l}, 0, 0
 }
 
-// bucketsHandle lists the buckets fetched when the root was opened, after
-// "." and "..".
-type bucketsHandle struct {
-	b     *bucketsNode
-	names []string
-	dots  int
-	pos   int
+// The all-buckets root makes no buckets and removes none; these answer
+// what go-fuse would not (it lets unlink and rmdir succeed without doing
+// anything), with EPERM for the control directory.
+
+func (b *bucketsNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	return b.refuse(name)
 }
 
-func (h *bucketsHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno syscall.Errno) {
-	defer h.b.fs.op(ctx, "readdir", "", "", &errno)()
-	if de := dots(&h.dots, h.b.EmbeddedInode()); de != nil {
-		return de, 0
+func (b *bucketsNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	return b.refuse(name)
+}
+
+func (b *bucketsNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if _, into := newParent.(*controlDir); into {
+		return syscall.EPERM
 	}
-	if h.pos >= len(h.names) {
-		return nil, 0
+	if b.refuse(newName) == syscall.EPERM {
+		return syscall.EPERM
 	}
-	name := h.names[h.pos]
-	h.pos++
-	return &fuse.DirEntry{Name: name, Mode: syscall.S_IFDIR, Ino: namespace.Ino(name, "", true)}, 0
+	return b.refuse(name)
 }
 
-func (h *bucketsHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
-	defer h.b.fs.op(ctx, "readdirplus", name, "", &errno)()
-	return h.b.fs.entry(ctx, h.b.EmbeddedInode(), namespace.Entry{Name: name, Dir: h.b.fs.ns.Dir(name, "")}, &out.Attr), 0
-}
-
-func (h *bucketsHandle) Seekdir(ctx context.Context, off uint64) (errno syscall.Errno) {
-	defer h.b.fs.op(ctx, "seekdir", "", "", &errno)()
-	if off != 0 {
-		return syscall.ENOTSUP
+func (b *bucketsNode) refuse(name string) syscall.Errno {
+	if b.fs.ns.Reserved(name) {
+		return syscall.EPERM
 	}
-	h.pos, h.dots = 0, 0
-	return 0
+	return syscall.ENOTSUP
 }

@@ -59,9 +59,6 @@ var (
 	_ fs.FileReader    = (*controlHandle)(nil)
 	_ fs.FileWriter    = (*controlHandle)(nil)
 	_ fs.FileFlusher   = (*controlHandle)(nil)
-	_ fs.NodeUnlinker  = (*bucketsNode)(nil)
-	_ fs.NodeRmdirer   = (*bucketsNode)(nil)
-	_ fs.NodeRenamer   = (*bucketsNode)(nil)
 )
 
 // lookupControl returns the control directory's inode under the root
@@ -189,33 +186,4 @@ func (h *controlHandle) Write(ctx context.Context, data []byte, off int64) (_ ui
 func (h *controlHandle) Flush(ctx context.Context) (errno syscall.Errno) {
 	defer h.n.fs.op(ctx, "flush", "", ControlDir+"/"+h.n.c.Name, &errno)()
 	return h.n.fs.fail("refresh", "", ControlDir+"/"+h.n.c.Name, h.lines.Flush(h.n.refresh))
-}
-
-// The all-buckets root makes no buckets and removes none; these answer
-// what go-fuse would not (it lets unlink and rmdir succeed without doing
-// anything), with EPERM for the control directory.
-
-func (b *bucketsNode) Unlink(ctx context.Context, name string) syscall.Errno {
-	return b.refuse(name)
-}
-
-func (b *bucketsNode) Rmdir(ctx context.Context, name string) syscall.Errno {
-	return b.refuse(name)
-}
-
-func (b *bucketsNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	if _, into := newParent.(*controlDir); into {
-		return syscall.EPERM
-	}
-	if b.refuse(newName) == syscall.EPERM {
-		return syscall.EPERM
-	}
-	return b.refuse(name)
-}
-
-func (b *bucketsNode) refuse(name string) syscall.Errno {
-	if b.fs.ns.Reserved(name) {
-		return syscall.EPERM
-	}
-	return syscall.ENOTSUP
 }

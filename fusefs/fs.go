@@ -1,11 +1,5 @@
-// Package fusefs is the FUSE adapter of bucketfs: go-fuse nodes that turn each
-// kernel request into one call on the namespace and its answer into
-// attributes, entries and errno values (one table, toErrno).
-//
-// What names mean and how changes land is the namespace's; fs decides
-// nothing a test without /dev/fuse could not reach, besides the control
-// directory (control.go) and what only the kernel needs (inodes, entry
-// invalidation, page-cache flags).
+// Package fusefs owns the kernel's side of a mount: go-fuse nodes that turn each request
+// into one namespace call, and its answer into attributes, entries, inodes and errno values.
 package fusefs
 
 import (
@@ -30,50 +24,34 @@ import (
 
 // Config says what to show and how.
 type Config struct {
-	// Bucket is the one bucket to show at the root; "" shows every bucket
-	// as a directory of the root.
-	Bucket string
-	// Prefix is the key prefix shown at the root of a one-bucket mount;
-	// "" or ending in "/".
-	Prefix string
-	// UID, GID, FileMode and DirMode are the owner and permission bits
-	// every file and directory gets.
+	// Bucket is the one bucket shown at the root ("": every bucket, each a
+	// directory), from Prefix ("" or ending in "/") on.
+	Bucket, Prefix string
+	// The owner and permission bits of every file and directory.
 	UID, GID          uint32
 	FileMode, DirMode uint32
 	// MountTime is the mtime of directories (S3 has none for prefixes).
 	MountTime time.Time
 	Logger    *slog.Logger
-	// Writer and Staging make the mount read-write (package namespace):
-	// changes are staged in Staging and uploaded with Writer, the cache's
-	// (cache.Cache.Writer, for Staging too). With either nil every change
-	// is refused with EROFS.
-	Writer  store.Writer
-	Staging *stage.Area
-	// AllowDelete lets the mount delete objects it did not write itself
-	// (--allow-delete); without it such deletes fail with EPERM (the
-	// namespace's delete guard).
+	// Writer, Staging and AllowDelete are the namespace's
+	// (namespace.Config); with Writer or Staging nil, changes fail (EROFS).
+	Writer      store.Writer
+	Staging     *stage.Area
 	AllowDelete bool
-	// Status, if set, makes the control directory ControlDir at the root
-	// (control.go): it is called at each open of one of its files, and
-	// returns the mount's status for people and as JSON.
+	// Status, if set, makes the control directory (control.go); it gives
+	// the status for people and as JSON at each open of a status file.
 	Status func() (text, json []byte)
 	// Tracker, if set, is told of every request in flight (op.go).
 	Tracker *watchdog.Tracker
-	// PlusFiles bounds the file inodes held by the kernel; 0 means
-	// DefaultPlusFiles. Each file the kernel is given (a LOOKUP, or a
-	// directory read with attributes) becomes an inode that the kernel
-	// and go-fuse keep (~450 bytes here) until the kernel forgets it,
-	// which it does only under memory pressure: without a bound, ls -lR
-	// over a million objects pins a million. Past the bound, directory
-	// reads (READDIRPLUS) pass files as names only, unless files are being
-	// looked up by name (ls -l: every name passed gets an inode anyway),
-	// and the kernel is asked to forget the files it was given least
-	// recently (package forget), not those open or being written; a stat
-	// of a forgotten name costs one LOOKUP, answered from the cached
-	// listing.
+	// PlusFiles bounds the file inodes the kernel holds (0:
+	// DefaultPlusFiles; each costs ~450 bytes until the kernel forgets it,
+	// which it does only under memory pressure). Past it, directory reads
+	// pass files as names only unless files are being looked up by name
+	// (plusFile), and the kernel is asked to forget the least recently
+	// given files not in use (package forget).
 	PlusFiles int
-	// Context bounds the mount's background work (asking the kernel to
-	// forget inodes); cancel it at unmount. nil means never cancelled.
+	// Context bounds the background work (forgetting inodes); nil: never
+	// cancelled.
 	Context context.Context
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -82,12 +60,11 @@ type Config struct {
 // DefaultPlusFiles is Config.PlusFiles when zero.
 const DefaultPlusFiles = 100_000
 
-// statWindow is how long after the kernel last looked up a file by name
+// statWindow is how long after a file was last looked up by name
 // directory reads past Config.PlusFiles still give files' attributes.
 const statWindow = time.Second
 
-// plusFile reports whether a directory read should give the kernel the
-// attributes of a file along with its name (see Config.PlusFiles).
+// plusFile reports whether a directory read gives a file's attributes.
 func (f *FS) plusFile() bool {
 	if f.fileInodes.Load() < int64(f.cfg.PlusFiles) {
 		return true
@@ -138,8 +115,8 @@ func New(c *cache.Cache, cfg Config) fs.InodeEmbedder {
 	return &dirNode{fs: f, d: f.ns.Root(cfg.Bucket, cfg.Prefix)}
 }
 
-// Options returns the go-fuse options that match the cache's TTLs: the
-// kernel keeps entries and attributes as long as the cache trusts them.
+// Options returns the go-fuse options: the kernel keeps entries and
+// attributes as long as the cache trusts them.
 func Options(c *cache.Cache) *fs.Options {
 	cc := c.Config()
 	entry, neg := cc.MetadataTTL, cc.NegativeTTL
@@ -150,9 +127,8 @@ func Options(c *cache.Cache) *fs.Options {
 	}
 }
 
-// Drain uploads, once more, every file whose upload failed, and reports
-// the staging files it still could not upload (they stay on disk). The
-// mount command calls it after unmounting.
+// Drain uploads, once more, every file whose upload failed, after the
+// unmount, and reports the staging files kept (namespace.NS.Drain).
 func Drain(ctx context.Context, root fs.InodeEmbedder) (kept []string) {
 	if f := fsOf(root); f != nil {
 		return f.ns.Drain(ctx)
@@ -172,8 +148,7 @@ func fsOf(root fs.InodeEmbedder) *FS {
 }
 
 // errnos is the one table from errors to errno values, first match wins.
-// quiet errors are answers, not failures: they are not logged (a full
-// staging area logs itself).
+// quiet errors are answers, not failures, and are not logged.
 var errnos = []struct {
 	err   error
 	errno syscall.Errno
@@ -258,12 +233,10 @@ func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out
 		return parent.NewInode(ctx, &dirNode{fs: f, d: e.Dir}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: e.Dir.Ino()})
 	}
 	a := e.File.Attr()
-	// One inode must never show the kernel other attributes: a listing
-	// gives times to the millisecond and HEAD to the second, and a time
-	// that changes makes the kernel drop the inode's cached pages inside
-	// the LOOKUP or READDIRPLUS, holding the directory's lock while it
-	// waits for every read of the file in flight. The inode already known
-	// under the name, when it is this version, keeps its time.
+	// An inode keeps its time: a listing gives times to the millisecond
+	// and HEAD to the second, and a changed time makes the kernel drop the
+	// pages inside the LOOKUP, holding the directory's lock while reads of
+	// the file finish.
 	if ch := parent.GetChild(e.Name); ch != nil && ch.StableAttr().Ino == a.Ino && e.File.Pinned() {
 		if n, ok := ch.Operations().(*fileNode); ok && n.f.Pinned() {
 			a.ModTime = n.f.Attr().ModTime
@@ -281,15 +254,13 @@ func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out
 	return ch
 }
 
-// node is what every node embeds: its go-fuse inode, and Statfs, which
-// the kernel may ask of any inode.
+// node is what every node embeds: its inode, and Statfs.
 type node struct{ fs.Inode }
 
 var _ fs.NodeStatfser = (*node)(nil)
 
-// Statfs reports a large file system with room to spare, so df and
-// free-space checks in tools do not refuse to work (S3 has no capacity to
-// report; the staging area's limit shows as ENOSPC on write).
+// Statfs reports room to spare, so df and tools' free-space checks work
+// (S3 has no capacity; a full staging area shows as ENOSPC on write).
 func (*node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 	const blocks = 1 << 40
 	out.Bsize = 4096

@@ -138,6 +138,10 @@ type Lister struct {
 	taken  map[string]bool
 	staged map[string]*wfile // files being written here, not listed (yet)
 	done   bool              // the listing is exhausted: only the queue is left
+	// buckets, for a walk of the buckets (ListBuckets), is their list;
+	// the walk is at buckets[next].
+	buckets []Entry
+	next    int
 }
 
 // List starts a walk of d.
@@ -150,6 +154,10 @@ func (d *Dir) List() *Lister {
 // Rewind starts the walk again from the first entry.
 func (l *Lister) Rewind() {
 	d := l.d
+	if d == nil {
+		l.next = 0
+		return
+	}
 	l.r = nil // made by the first Next, for the identity of its context
 	l.queue, l.taken, l.done = nil, nil, false
 	l.staged = nil
@@ -170,6 +178,13 @@ func (l *Lister) Rewind() {
 // Next returns the next entry; ok is false at the end.
 func (l *Lister) Next(ctx context.Context) (_ Entry, ok bool, _ error) {
 	d := l.d
+	if d == nil {
+		if l.next == len(l.buckets) {
+			return Entry{}, false, nil
+		}
+		l.next++
+		return l.buckets[l.next-1], true, nil
+	}
 	for {
 		var e cache.DirEntry
 		shadow := false
@@ -264,6 +279,21 @@ func (ns *NS) Buckets(ctx context.Context) ([]string, error) {
 		}
 	}
 	return names, nil
+}
+
+// ListBuckets starts a walk of Buckets, each a directory (the root of a
+// mount of every bucket). They are listed now, once: Rewind starts again
+// from the first.
+func (ns *NS) ListBuckets(ctx context.Context) (*Lister, error) {
+	names, err := ns.Buckets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l := &Lister{buckets: make([]Entry, 0, len(names))}
+	for _, name := range names {
+		l.buckets = append(l.buckets, Entry{Name: name, Dir: ns.Dir(name, "")})
+	}
+	return l, nil
 }
 
 // Bucket finds a bucket by name. Buckets that ListBuckets does not return
