@@ -10,7 +10,8 @@ import (
 	"github.com/bucketfs/bucketfs/namespace"
 )
 
-// dirNode is a directory: a bucket's root (prefix "") or a common prefix.
+// dirNode is a directory: the root of every bucket, a bucket's root
+// (prefix "") or a common prefix.
 type dirNode struct {
 	node
 	fs *FS
@@ -165,13 +166,9 @@ const renameFlagNoReplace = 0x1
 // Rename moves a file or a directory (namespace.Dir.Rename).
 func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
 	defer d.fs.op(ctx, "rename", d.d.Bucket(), d.d.Prefix()+name, &errno)()
-	_, intoControl := newParent.(*controlDir)
 	np, ok := newParent.(*dirNode)
-	switch {
-	case intoControl || !ok && d.fs.ns.Reserved(newName):
-		return syscall.EPERM // into or onto the control directory (control.go)
-	case !ok:
-		return syscall.EXDEV // to the root of all buckets
+	if !ok {
+		return syscall.EPERM // into the control directory
 	}
 	if flags&fs.RENAME_EXCHANGE != 0 {
 		return syscall.EINVAL

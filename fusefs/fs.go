@@ -109,9 +109,6 @@ func New(c *cache.Cache, cfg Config) fs.InodeEmbedder {
 	}
 	f := &FS{cfg: cfg, log: cfg.Logger, ns: namespace.New(c, nc), kept: forget.New(cfg.PlusFiles, (*fileNode).busy)}
 	go f.kept.Run(cfg.Context, (*fileNode).forget)
-	if cfg.Bucket == "" {
-		return &bucketsNode{fs: f}
-	}
 	return &dirNode{fs: f, d: f.ns.Root(cfg.Bucket, cfg.Prefix)}
 }
 
@@ -138,11 +135,8 @@ func Drain(ctx context.Context, root fs.InodeEmbedder) (kept []string) {
 
 // fsOf returns the FS of a root New made.
 func fsOf(root fs.InodeEmbedder) *FS {
-	switch r := root.(type) {
-	case *bucketsNode:
-		return r.fs
-	case *dirNode:
-		return r.fs
+	if d, ok := root.(*dirNode); ok {
+		return d.fs
 	}
 	return nil
 }
@@ -169,6 +163,7 @@ var errnos = []struct {
 	{namespace.ErrNotWriter, syscall.EBADF, true},
 	{namespace.ErrNotPermitted, syscall.EPERM, true}, // the delete guard logs it
 	{namespace.ErrControl, syscall.EPERM, true},
+	{namespace.ErrNoBuckets, syscall.ENOTSUP, true},
 	{syscall.ENOSPC, syscall.ENOSPC, true},
 	{context.Canceled, syscall.EINTR, true},
 }

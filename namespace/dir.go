@@ -28,7 +28,9 @@ func (ns *NS) Dir(bucket, prefix string) *Dir {
 }
 
 // Root returns the directory prefix of bucket as the mount's root, where
-// Config.Reserved is kept.
+// Config.Reserved is kept. Bucket "" is the root of a mount of every
+// bucket: one directory per bucket, which makes and removes none
+// (ErrNoBuckets; a create is ErrReadOnly, a rename to it ErrCrossDevice).
 func (ns *NS) Root(bucket, prefix string) *Dir {
 	d := ns.Dir(bucket, prefix)
 	d.root = true
@@ -56,8 +58,14 @@ func (d *Dir) Prefix() string {
 // Key is the directory's key: its prefix without the "/".
 func (d *Dir) Key() string { return strings.TrimSuffix(d.Prefix(), "/") }
 
-// Ino is the directory's inode number.
-func (d *Dir) Ino() uint64 { return Ino(d.bucket, d.Key(), true) }
+// Ino is the directory's inode number; the root of every bucket is 1, as
+// the root of every mount.
+func (d *Dir) Ino() uint64 {
+	if d.bucket == "" {
+		return 1
+	}
+	return Ino(d.bucket, d.Key(), true)
+}
 
 // Entry is what a name in a directory refers to: Dir or File is set.
 type Entry struct {
@@ -80,6 +88,10 @@ func (d *Dir) child(name string) *Dir { return d.ns.Dir(d.bucket, d.Prefix()+nam
 // or for a name ending in ShadowSuffix that is not a key itself, the
 // object hidden by a directory of the same name.
 func (d *Dir) Lookup(ctx context.Context, name string) (Entry, error) {
+	if d.bucket == "" {
+		b, err := d.ns.Bucket(ctx, name)
+		return Entry{Name: name, Dir: b}, err
+	}
 	if !usable(name) {
 		return Entry{}, store.ErrNotFound
 	}
@@ -138,8 +150,8 @@ type Lister struct {
 	taken  map[string]bool
 	staged map[string]*wfile // files being written here, not listed (yet)
 	done   bool              // the listing is exhausted: only the queue is left
-	// buckets, for a walk of the buckets (ListBuckets), is their list;
-	// the walk is at buckets[next].
+	// buckets, for a walk of the root of every bucket, is their list,
+	// fetched at the first Next; the walk is at buckets[next].
 	buckets []Entry
 	next    int
 }
@@ -154,8 +166,8 @@ func (d *Dir) List() *Lister {
 // Rewind starts the walk again from the first entry.
 func (l *Lister) Rewind() {
 	d := l.d
-	if d == nil {
-		l.next = 0
+	if d.bucket == "" {
+		l.next = 0 // the same list again
 		return
 	}
 	l.r = nil // made by the first Next, for the identity of its context
@@ -178,12 +190,8 @@ func (l *Lister) Rewind() {
 // Next returns the next entry; ok is false at the end.
 func (l *Lister) Next(ctx context.Context) (_ Entry, ok bool, _ error) {
 	d := l.d
-	if d == nil {
-		if l.next == len(l.buckets) {
-			return Entry{}, false, nil
-		}
-		l.next++
-		return l.buckets[l.next-1], true, nil
+	if d.bucket == "" {
+		return l.nextBucket(ctx)
 	}
 	for {
 		var e cache.DirEntry
@@ -281,19 +289,24 @@ func (ns *NS) Buckets(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// ListBuckets starts a walk of Buckets, each a directory (the root of a
-// mount of every bucket). They are listed now, once: Rewind starts again
-// from the first.
-func (ns *NS) ListBuckets(ctx context.Context) (*Lister, error) {
-	names, err := ns.Buckets(ctx)
-	if err != nil {
-		return nil, err
+// nextBucket walks the root of every bucket: each usable bucket, as its
+// root directory. They are listed once, at the first call.
+func (l *Lister) nextBucket(ctx context.Context) (Entry, bool, error) {
+	if l.buckets == nil {
+		names, err := l.d.ns.Buckets(ctx)
+		if err != nil {
+			return Entry{}, false, err
+		}
+		l.buckets = make([]Entry, 0, len(names))
+		for _, name := range names {
+			l.buckets = append(l.buckets, Entry{Name: name, Dir: l.d.ns.Dir(name, "")})
+		}
 	}
-	l := &Lister{buckets: make([]Entry, 0, len(names))}
-	for _, name := range names {
-		l.buckets = append(l.buckets, Entry{Name: name, Dir: ns.Dir(name, "")})
+	if l.next == len(l.buckets) {
+		return Entry{}, false, nil
 	}
-	return l, nil
+	l.next++
+	return l.buckets[l.next-1], true, nil
 }
 
 // Bucket finds a bucket by name. Buckets that ListBuckets does not return

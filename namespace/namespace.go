@@ -33,6 +33,7 @@ var (
 	ErrCrossDevice = errors.New("rename across buckets or too large")     // EXDEV
 	ErrBusy        = errors.New("file in the directory is being written") // EBUSY
 	ErrNotWriter   = errors.New("handle not open for writing")            // EBADF
+	ErrNoBuckets   = errors.New("buckets are not made or removed here")   // ENOTSUP
 )
 
 // Config says how the namespace changes the store.

@@ -59,6 +59,12 @@ func (d *Dir) Rename(ctx context.Context, name string, to *Dir, newName string, 
 	if d.Reserved(name) || to.Reserved(newName) {
 		return nil, ErrNotPermitted
 	}
+	if d.bucket == "" {
+		return nil, ErrNoBuckets
+	}
+	if to.bucket == "" {
+		return nil, ErrCrossDevice
+	}
 	if err := d.ns.checkWritable(); err != nil {
 		return nil, err
 	}
