@@ -160,9 +160,6 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) (errno syscall.Errno) 
 	return d.fs.fail("rmdir", d.d.Bucket(), d.d.Prefix()+name, d.d.Rmdir(ctx, name))
 }
 
-// renameFlagNoReplace is RENAME_NOREPLACE of renameat2(2).
-const renameFlagNoReplace = 0x1
-
 // Rename moves a file or a directory (namespace.Dir.Rename).
 func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
 	defer d.fs.op(ctx, "rename", d.d.Bucket(), d.d.Prefix()+name, &errno)()
@@ -170,8 +167,9 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 	if !ok {
 		return syscall.EPERM // into the control directory
 	}
-	if flags&fs.RENAME_EXCHANGE != 0 {
-		return syscall.EINVAL
+	noReplace, err := namespace.RenameFlags(flags)
+	if err != nil {
+		return d.fs.fail("rename", d.d.Bucket(), d.d.Prefix()+name, err)
 	}
 	var known namespace.Entry
 	child := d.GetChild(name)
@@ -183,7 +181,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 			known.File = n.f
 		}
 	}
-	mv, err := d.d.Rename(ctx, name, np.d, newName, flags&renameFlagNoReplace != 0, known)
+	mv, err := d.d.Rename(ctx, name, np.d, newName, noReplace, known)
 	if err != nil {
 		return d.fs.fail("rename", d.d.Bucket(), d.d.Prefix()+name, err)
 	}

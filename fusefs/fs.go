@@ -227,17 +227,13 @@ func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out
 		f.attr(ctx, out, f.dirMode(), namespace.Attr{Ino: e.Dir.Ino()})
 		return parent.NewInode(ctx, &dirNode{fs: f, d: e.Dir}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: e.Dir.Ino()})
 	}
-	a := e.File.Attr()
-	// An inode keeps its time: a listing gives times to the millisecond
-	// and HEAD to the second, and a changed time makes the kernel drop the
-	// pages inside the LOOKUP, holding the directory's lock while reads of
-	// the file finish.
-	if ch := parent.GetChild(e.Name); ch != nil && ch.StableAttr().Ino == a.Ino && e.File.Pinned() {
-		if n, ok := ch.Operations().(*fileNode); ok && n.f.Pinned() {
-			a.ModTime = n.f.Attr().ModTime
+	var known *namespace.File
+	if ch := parent.GetChild(e.Name); ch != nil {
+		if n, ok := ch.Operations().(*fileNode); ok {
+			known = n.f
 		}
 	}
-	f.attr(ctx, out, f.fileMode(), a)
+	f.attr(ctx, out, f.fileMode(), e.File.AttrAs(known))
 	n := &fileNode{fs: f, f: e.File}
 	ch := parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.File.Ino()})
 	if ch.Operations() == n && n.counted.CompareAndSwap(false, true) {
