@@ -28,6 +28,9 @@ var (
 	_ fs.NodeRmdirer        = (*dirNode)(nil)
 	_ fs.NodeRenamer        = (*dirNode)(nil)
 	_ fs.NodeSetattrer      = (*dirNode)(nil)
+	_ fs.NodeMknoder        = (*dirNode)(nil)
+	_ fs.NodeSymlinker      = (*dirNode)(nil)
+	_ fs.NodeLinker         = (*dirNode)(nil)
 	_ fs.FileReaddirenter   = (*dirHandle)(nil)
 	_ fs.FileLookuper       = (*dirHandle)(nil)
 	_ fs.FileSeekdirer      = (*dirHandle)(nil)
@@ -35,15 +38,12 @@ var (
 
 func (d *dirNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	defer d.fs.op(ctx, "getattr", d.d.Bucket(), d.d.Prefix(), &errno)()
-	d.fs.attr(ctx, &out.Attr, d.fs.dirMode(), namespace.Attr{Ino: d.d.Ino()})
+	d.fs.attr(ctx, &out.Attr, d.fs.dirMode(d.d), namespace.Attr{Ino: d.d.Ino()})
 	return 0
 }
 
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
 	defer d.fs.op(ctx, "lookup", d.d.Bucket(), d.d.Prefix()+name, &errno)()
-	if d.d.Reserved(name) {
-		return d.fs.lookupControl(ctx, d.EmbeddedInode(), out), 0
-	}
 	e, err := d.d.Lookup(ctx, name)
 	if err != nil {
 		return nil, d.fs.fail("lookup", d.d.Bucket(), d.d.Prefix()+name, err)
@@ -165,7 +165,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 	defer d.fs.op(ctx, "rename", d.d.Bucket(), d.d.Prefix()+name, &errno)()
 	np, ok := newParent.(*dirNode)
 	if !ok {
-		return syscall.EPERM // into the control directory
+		return syscall.EXDEV
 	}
 	noReplace, err := namespace.RenameFlags(flags)
 	if err != nil {
@@ -221,6 +221,20 @@ func (d *dirNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAtt
 	if err := d.d.SetTimes(); err != nil {
 		return d.fs.fail("setattr", d.d.Bucket(), d.d.Prefix(), err)
 	}
-	d.fs.attr(ctx, &out.Attr, d.fs.dirMode(), namespace.Attr{Ino: d.d.Ino()})
+	d.fs.attr(ctx, &out.Attr, d.fs.dirMode(d.d), namespace.Attr{Ino: d.d.Ino()})
 	return 0
+}
+
+// Mknod, Symlink and Link make what S3 cannot hold (namespace.Dir.Special).
+
+func (d *dirNode) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, d.fs.fail("mknod", d.d.Bucket(), d.d.Prefix()+name, d.d.Special())
+}
+
+func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, d.fs.fail("symlink", d.d.Bucket(), d.d.Prefix()+name, d.d.Special())
+}
+
+func (d *dirNode) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, d.fs.fail("link", d.d.Bucket(), d.d.Prefix()+name, d.d.Special())
 }

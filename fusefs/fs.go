@@ -38,8 +38,8 @@ type Config struct {
 	Writer      store.Writer
 	Staging     *stage.Area
 	AllowDelete bool
-	// Status, if set, makes the control directory (control.go); it gives
-	// the status for people and as JSON at each open of a status file.
+	// Status, if set, makes the control directory (namespace.ControlDir):
+	// it gives the status for people and as JSON at each open.
 	Status func() (text, json []byte)
 	// Tracker, if set, is told of every request in flight (op.go).
 	Tracker *watchdog.Tracker
@@ -163,7 +163,7 @@ var errnos = []struct {
 	{namespace.ErrNotWriter, syscall.EBADF, true},
 	{namespace.ErrNotPermitted, syscall.EPERM, true}, // the delete guard logs it
 	{namespace.ErrControl, syscall.EPERM, true},
-	{namespace.ErrNoBuckets, syscall.ENOTSUP, true},
+	{namespace.ErrNotSupported, syscall.ENOTSUP, true},
 	{syscall.ENOSPC, syscall.ENOSPC, true},
 	{context.Canceled, syscall.EINTR, true},
 }
@@ -216,16 +216,22 @@ func (f *FS) owner(ctx context.Context) fuse.Owner {
 	return fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
 }
 
-// dirMode and fileMode are the modes of the buckets' directories and files.
-func (f *FS) dirMode() uint32  { return syscall.S_IFDIR | f.cfg.DirMode }
-func (f *FS) fileMode() uint32 { return syscall.S_IFREG | f.cfg.FileMode }
+// dirMode and fileMode are the modes of a directory and of the buckets'
+// files.
+func (f *FS) dirMode(d *namespace.Dir) uint32 { return syscall.S_IFDIR | d.Perm(f.cfg.DirMode) }
+func (f *FS) fileMode() uint32                { return syscall.S_IFREG | f.cfg.FileMode }
 
 // entry makes (or finds, by inode number) the inode of e under parent and
 // fills out with its attributes.
 func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out *fuse.Attr) *fs.Inode {
-	if e.Dir != nil {
-		f.attr(ctx, out, f.dirMode(), namespace.Attr{Ino: e.Dir.Ino()})
+	switch {
+	case e.Dir != nil:
+		f.attr(ctx, out, f.dirMode(e.Dir), namespace.Attr{Ino: e.Dir.Ino()})
 		return parent.NewInode(ctx, &dirNode{fs: f, d: e.Dir}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: e.Dir.Ino()})
+	case e.Control != nil:
+		n := &controlFile{fs: f, c: *e.Control}
+		n.attr(ctx, out)
+		return parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.Control.Ino()})
 	}
 	var known *namespace.File
 	if ch := parent.GetChild(e.Name); ch != nil {
@@ -253,14 +259,7 @@ var _ fs.NodeStatfser = (*node)(nil)
 // Statfs reports room to spare, so df and tools' free-space checks work
 // (S3 has no capacity; a full staging area shows as ENOSPC on write).
 func (*node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	const blocks = 1 << 40
-	out.Bsize = 4096
-	out.Frsize = 4096
-	out.Blocks = blocks
-	out.Bfree = blocks
-	out.Bavail = blocks
-	out.Files = 1 << 40
-	out.Ffree = 1 << 40
-	out.NameLen = 255
+	const n = 1 << 40
+	*out = fuse.StatfsOut{Blocks: n, Bfree: n, Bavail: n, Files: n, Ffree: n, Bsize: 4096, Frsize: 4096, NameLen: 255}
 	return 0
 }

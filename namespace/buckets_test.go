@@ -67,14 +67,14 @@ func TestEveryBucket(t *testing.T) {
 		want error
 	}{
 		{"create", func() error { _, _, err := root.Create(ctx, "f", 0); return err }, ErrReadOnly},
-		{"mkdir", func() error { _, err := root.Mkdir(ctx, "new-bucket"); return err }, ErrNoBuckets},
-		{"unlink", func() error { return root.Unlink(ctx, "zz-last") }, ErrNoBuckets},
-		{"rmdir", func() error { return root.Rmdir(ctx, "zz-last") }, ErrNoBuckets},
+		{"mkdir", func() error { _, err := root.Mkdir(ctx, "new-bucket"); return err }, ErrNotSupported},
+		{"unlink", func() error { return root.Unlink(ctx, "zz-last") }, ErrNotSupported},
+		{"rmdir", func() error { return root.Rmdir(ctx, "zz-last") }, ErrNotSupported},
 		{"rmdir reserved", func() error { return root.Rmdir(ctx, ".bucketfs") }, ErrNotPermitted},
-		{"setattr", root.SetTimes, ErrNoBuckets},
-		{"rename a bucket", func() error { _, err := root.Rename(ctx, "zz-last", root, "zz", false, Entry{}); return err }, ErrNoBuckets},
+		{"setattr", root.SetTimes, ErrNotSupported},
+		{"rename a bucket", func() error { _, err := root.Rename(ctx, "zz-last", root, "zz", false, Entry{}); return err }, ErrNotSupported},
 		{"rename onto reserved", func() error { _, err := root.Rename(ctx, "zz-last", root, ".bucketfs", false, Entry{}); return err }, ErrNotPermitted},
-		{"rename into a bucket", func() error { _, err := root.Rename(ctx, "zz-last", bucket, "x", false, Entry{}); return err }, ErrNoBuckets},
+		{"rename into a bucket", func() error { _, err := root.Rename(ctx, "zz-last", bucket, "x", false, Entry{}); return err }, ErrNotSupported},
 		{"rename out of a bucket", func() error { _, err := bucket.Rename(ctx, "file.txt", root, "x", false, Entry{}); return err }, ErrCrossDevice},
 		{"rename out onto reserved", func() error { _, err := bucket.Rename(ctx, "file.txt", root, ".bucketfs", false, Entry{}); return err }, ErrNotPermitted},
 	} {

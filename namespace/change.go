@@ -37,6 +37,9 @@ func checkNewName(name string) error {
 // until the file is closed; then the object is created only if no other
 // writer created it in the meantime (If-None-Match: *).
 func (d *Dir) Create(ctx context.Context, name string, flags uint32) (*File, *Handle, error) {
+	if d.control {
+		return nil, nil, ErrControl
+	}
 	if d.bucket == "" {
 		return nil, nil, ErrReadOnly
 	}
@@ -68,8 +71,8 @@ func (d *Dir) Create(ctx context.Context, name string, flags uint32) (*File, *Ha
 
 // Mkdir stores the marker "key/", so the directory exists while empty.
 func (d *Dir) Mkdir(ctx context.Context, name string) (*Dir, error) {
-	if d.bucket == "" {
-		return nil, ErrNoBuckets
+	if err := d.fixed(); err != nil {
+		return nil, err
 	}
 	if err := d.ns.checkWritable(); err != nil {
 		return nil, err
@@ -101,8 +104,8 @@ func (d *Dir) Unlink(ctx context.Context, name string) error {
 	if d.Reserved(name) {
 		return ErrNotPermitted
 	}
-	if d.bucket == "" {
-		return ErrNoBuckets
+	if err := d.fixed(); err != nil {
+		return err
 	}
 	if err := d.ns.checkWritable(); err != nil {
 		return err
@@ -146,8 +149,8 @@ func (d *Dir) Rmdir(ctx context.Context, name string) error {
 	if d.Reserved(name) {
 		return ErrNotPermitted
 	}
-	if d.bucket == "" {
-		return ErrNoBuckets
+	if err := d.fixed(); err != nil {
+		return err
 	}
 	if err := d.ns.checkWritable(); err != nil {
 		return err
@@ -190,8 +193,8 @@ func (d *Dir) Rmdir(ctx context.Context, name string) error {
 // SetTimes accepts a change of times or modes of d: S3 keeps none for
 // prefixes, so it is ignored (touch DIR, cp -rp), on a writable mount.
 func (d *Dir) SetTimes() error {
-	if d.bucket == "" {
-		return ErrNoBuckets
+	if err := d.fixed(); err != nil {
+		return err
 	}
 	return d.ns.checkWritable()
 }

@@ -88,3 +88,36 @@ func (c ControlFile) Setattr(size uint64, sizeOnly bool) error {
 	}
 	return ErrControl
 }
+
+// controlDir returns the control directory: Config.Reserved at the root.
+func (ns *NS) controlDir() *Dir { return &Dir{ns: ns, at: ControlDir + "/", control: true} }
+
+// Perm is the permission bits d shows, where the mount's are perm: the
+// control directory's are 0555.
+func (d *Dir) Perm(perm uint32) uint32 {
+	if d.control {
+		return 0o555
+	}
+	return perm
+}
+
+// fixed says why d takes no change: ErrControl in the control directory,
+// ErrNotSupported at the root of every bucket; nil elsewhere.
+func (d *Dir) fixed() error {
+	switch {
+	case d.control:
+		return ErrControl
+	case d.bucket == "":
+		return ErrNotSupported
+	}
+	return nil
+}
+
+// Special refuses what S3 cannot hold, a link, a symbolic link or a device
+// node, with ErrNotSupported (ErrControl in the control directory).
+func (d *Dir) Special() error {
+	if d.control {
+		return ErrControl
+	}
+	return ErrNotSupported
+}

@@ -1,11 +1,14 @@
 package namespace
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/bucketfs/bucketfs/store"
 )
 
 // Each control file opens only for what it is for, and only the written
@@ -132,5 +135,84 @@ func TestRefreshLines(t *testing.T) {
 				t.Errorf("a second flush refreshed again: %v", err)
 			}
 		})
+	}
+}
+
+// The control directory, reached by its reserved name at the mount's
+// root only: its files, and no change in it or to it.
+func TestControlDir(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, true)
+	e.ns.cfg.Reserved = ControlDir
+	for _, root := range []*Dir{e.ns.Root(bkt, ""), e.ns.Root("", "")} {
+		en, err := root.Lookup(ctx, ControlDir)
+		if err != nil || en.Dir == nil || !en.Dir.control {
+			t.Fatalf("lookup %s in the root of %q: %+v, %v", ControlDir, root.bucket, en, err)
+		}
+	}
+	if en, err := e.ns.Dir(bkt, "dir/").Lookup(ctx, ControlDir); err == nil {
+		t.Errorf("%s found below the root: %+v", ControlDir, en)
+	}
+	root := e.ns.Root(bkt, "")
+	en, _ := root.Lookup(ctx, ControlDir)
+	ctl := en.Dir
+	if ctl.Ino() != ControlIno("") || ctl.Perm(0o755) != 0o555 || root.Perm(0o755) != 0o755 {
+		t.Errorf("ino %d perm %#o", ctl.Ino(), ctl.Perm(0o755))
+	}
+	var names []string
+	l := ctl.List()
+	for pass := 0; pass < 2; pass++ {
+		names = names[:0]
+		for {
+			en, ok, err := l.Next(ctx)
+			if err != nil || !ok {
+				break
+			}
+			if en.Control == nil || en.Control.Name != en.Name || en.Ino() != ControlIno(en.Name) {
+				t.Errorf("entry %+v", en)
+			}
+			names = append(names, en.Name)
+		}
+		if got := strings.Join(names, " "); got != "refresh status status.json" {
+			t.Errorf("pass %d: list = %q", pass, got)
+		}
+		l.Rewind()
+	}
+	if en, err := ctl.Lookup(ctx, StatusJSONFile); err != nil || en.Control == nil || !en.Control.JSON {
+		t.Errorf("lookup status.json = %+v, %v", en, err)
+	}
+	if _, err := ctl.Lookup(ctx, "real.txt"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("lookup of another name: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		do   func() error
+		want error
+	}{
+		{"create in", func() error { _, _, err := ctl.Create(ctx, "new", 0); return err }, ErrControl},
+		{"mkdir in", func() error { _, err := ctl.Mkdir(ctx, "d"); return err }, ErrControl},
+		{"unlink in", func() error { return ctl.Unlink(ctx, StatusFile) }, ErrControl},
+		{"rmdir in", func() error { return ctl.Rmdir(ctx, "d") }, ErrControl},
+		{"setattr", ctl.SetTimes, ErrControl},
+		{"link in", ctl.Special, ErrControl},
+		{"link elsewhere", root.Special, ErrNotSupported},
+		{"rmdir it", func() error { return root.Rmdir(ctx, ControlDir) }, ErrNotPermitted},
+		{"unlink it", func() error { return root.Unlink(ctx, ControlDir) }, ErrNotPermitted},
+		{"rename it", func() error { _, err := root.Rename(ctx, ControlDir, root, "moved", false, Entry{}); return err }, ErrNotPermitted},
+		{"rename over it", func() error { _, err := root.Rename(ctx, "dir", root, ControlDir, false, Entry{}); return err }, ErrNotPermitted},
+		{"rename a file out", func() error { _, err := ctl.Rename(ctx, StatusFile, root, "s", false, Entry{}); return err }, ErrControl},
+		{"rename a file in", func() error { _, err := root.Rename(ctx, "file.txt", ctl, "x", false, Entry{}); return err }, ErrControl},
+	} {
+		if err := tc.do(); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if _, ok := e.object("file.txt"); !ok {
+		t.Error("file.txt is gone")
+	}
+	for _, k := range []string{"new", "moved", "s", "x", ControlDir + "/new", ControlDir + "/x"} {
+		if _, ok := e.object(k); ok {
+			t.Errorf("%s was made", k)
+		}
 	}
 }

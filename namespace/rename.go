@@ -74,8 +74,11 @@ func (d *Dir) Rename(ctx context.Context, name string, to *Dir, newName string, 
 	if d.Reserved(name) || to.Reserved(newName) {
 		return nil, ErrNotPermitted
 	}
-	if d.bucket == "" {
-		return nil, ErrNoBuckets
+	if d.control || to.control {
+		return nil, ErrControl
+	}
+	if err := d.fixed(); err != nil {
+		return nil, err
 	}
 	if to.bucket == "" {
 		return nil, ErrCrossDevice
