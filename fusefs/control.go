@@ -3,7 +3,6 @@ package fusefs
 import (
 	"context"
 	"syscall"
-	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -11,184 +10,77 @@ import (
 	"github.com/bucketfs/bucketfs/namespace"
 )
 
-// The control directory: ControlDir at the root of the mount, holding
-// read-only files that describe the running mount (Config.Status). A
-// directory rather than an extended attribute, so the mount can keep
-// extended attributes disabled: with them on, the kernel asks for
-// security labels and ACLs on every file, which made "ls -lR" of 10,000
-// files eight times slower.
-//
-// Lookup finds it but no listing shows it, so find, du, rsync and R's
-// list.files never see it or descend into it. Nothing in it, nor the
-// directory itself, can be changed: every change fails with EPERM (a
-// read-write mount answers EPERM, not EROFS, since the rest of it is
-// writable; a read-only mount's kernel answers EROFS first, and with
-// default_permissions a user other than root gets EACCES from the mode
-// bits before any of this is asked).
-
-// ControlDir is the name of the control directory at the mount's root. It
-// is reserved there (and only there): a key or prefix of that name at the
-// root of a bucket or prefix mount is not shown.
-const ControlDir = ".bucketfs"
-
-// The files of ControlDir: the status for people ("bucketfs status"
-// prints the same) and as JSON.
+// The control directory and its files (namespace.ControlFiles says what
+// each is; Config.Status makes the status).
 const (
-	StatusFile     = "status"
-	StatusJSONFile = "status.json"
+	ControlDir     = namespace.ControlDir
+	StatusFile     = namespace.StatusFile
+	StatusJSONFile = namespace.StatusJSONFile
+	RefreshFile    = namespace.RefreshFile
 )
 
-// controlDir is ControlDir.
-type controlDir struct {
-	node
-	fs *FS
-}
-
-// controlFile is StatusFile or StatusJSONFile (name).
+// controlFile is one of namespace.ControlFiles.
 type controlFile struct {
 	node
-	fs   *FS
-	name string
+	fs *FS
+	c  namespace.ControlFile
 }
 
-// controlHandle holds the bytes generated at open.
+// controlHandle is one open of a control file: the status made at open,
+// or the lines written to RefreshFile.
 type controlHandle struct {
-	data []byte
+	n     *controlFile
+	data  []byte
+	lines namespace.RefreshLines
 }
 
 var (
-	_ fs.NodeLookuper  = (*controlDir)(nil)
-	_ fs.NodeReaddirer = (*controlDir)(nil)
-	_ fs.NodeGetattrer = (*controlDir)(nil)
-	_ fs.NodeSetattrer = (*controlDir)(nil)
-	_ fs.NodeCreater   = (*controlDir)(nil)
-	_ fs.NodeMkdirer   = (*controlDir)(nil)
-	_ fs.NodeMknoder   = (*controlDir)(nil)
-	_ fs.NodeSymlinker = (*controlDir)(nil)
-	_ fs.NodeLinker    = (*controlDir)(nil)
-	_ fs.NodeUnlinker  = (*controlDir)(nil)
-	_ fs.NodeRmdirer   = (*controlDir)(nil)
-	_ fs.NodeRenamer   = (*controlDir)(nil)
 	_ fs.NodeGetattrer = (*controlFile)(nil)
 	_ fs.NodeSetattrer = (*controlFile)(nil)
 	_ fs.NodeOpener    = (*controlFile)(nil)
 	_ fs.FileReader    = (*controlHandle)(nil)
-	_ fs.NodeUnlinker  = (*bucketsNode)(nil)
-	_ fs.NodeRmdirer   = (*bucketsNode)(nil)
-	_ fs.NodeRenamer   = (*bucketsNode)(nil)
+	_ fs.FileWriter    = (*controlHandle)(nil)
+	_ fs.FileFlusher   = (*controlHandle)(nil)
 )
 
-// controlIno gives the control directory and its files inode numbers no
-// bucket's name can produce (bucket names hold no NUL).
-func controlIno(name string, dir bool) uint64 { return namespace.Ino("\x00"+ControlDir, name, dir) }
-
-// lookupControl returns the control directory's inode under the root
-// (parent); the namespace says which name is it (namespace.Config.Reserved).
-func (f *FS) lookupControl(ctx context.Context, parent *fs.Inode, out *fuse.EntryOut) *fs.Inode {
-	f.controlDirAttr(&out.Attr)
-	return parent.NewInode(ctx, &controlDir{fs: f}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: controlIno("", true)})
-}
-
-func (f *FS) controlDirAttr(out *fuse.Attr) {
-	f.dirAttrOf(out, controlIno("", true), 0o555)
-}
-
-// controlFileAttr: size 0, as for the files of /proc. The content is made
-// at each open and its length is not known before; the handle is opened
-// with FOPEN_DIRECT_IO, so reads go on to the end of what was made
-// whatever the size says. The times are now: the content is as of now.
-func (f *FS) controlFileAttr(out *fuse.Attr, name string) {
-	out.Mode = syscall.S_IFREG | 0o444
-	if name == RefreshFile {
-		out.Mode = syscall.S_IFREG | 0o222 // written to; it only makes the mount ask again
-	}
-	out.Ino = controlIno(name, false)
-	out.Nlink = 1
-	out.Blksize = 4096
-	out.Owner = fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
-	t := time.Now()
-	out.SetTimes(&t, &t, &t)
-}
-
-func (c *controlDir) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
-	defer c.fs.op(ctx, "getattr", "", ControlDir, &errno)()
-	c.fs.controlDirAttr(&out.Attr)
-	return 0
-}
-
-func (c *controlDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
-	defer c.fs.op(ctx, "lookup", "", ControlDir+"/"+name, &errno)()
-	if name == RefreshFile {
-		c.fs.controlFileAttr(&out.Attr, name)
-		return c.NewInode(ctx, &refreshFile{fs: c.fs}, fs.StableAttr{Mode: syscall.S_IFREG, Ino: controlIno(name, false)}), 0
-	}
-	if name != StatusFile && name != StatusJSONFile {
-		return nil, syscall.ENOENT
-	}
-	c.fs.controlFileAttr(&out.Attr, name)
-	return c.NewInode(ctx, &controlFile{fs: c.fs, name: name},
-		fs.StableAttr{Mode: syscall.S_IFREG, Ino: controlIno(name, false)}), 0
-}
-
-func (c *controlDir) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
-	return fs.NewListDirStream([]fuse.DirEntry{
-		{Name: RefreshFile, Mode: syscall.S_IFREG, Ino: controlIno(RefreshFile, false)},
-		{Name: StatusFile, Mode: syscall.S_IFREG, Ino: controlIno(StatusFile, false)},
-		{Name: StatusJSONFile, Mode: syscall.S_IFREG, Ino: controlIno(StatusJSONFile, false)},
-	}), 0
-}
-
-// Every change to the control directory fails with EPERM. go-fuse would
-// answer ENOTSUP for most of them, and for unlink and rmdir success
-// without doing anything.
-
-func (*controlDir) Setattr(context.Context, fs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
-	return syscall.EPERM
-}
-func (*controlDir) Create(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
-	return nil, nil, 0, syscall.EPERM
-}
-func (*controlDir) Mkdir(context.Context, string, uint32, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
-}
-func (*controlDir) Mknod(context.Context, string, uint32, uint32, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
-}
-func (*controlDir) Symlink(context.Context, string, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
-}
-func (*controlDir) Link(context.Context, fs.InodeEmbedder, string, *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	return nil, syscall.EPERM
-}
-func (*controlDir) Unlink(context.Context, string) syscall.Errno { return syscall.EPERM }
-func (*controlDir) Rmdir(context.Context, string) syscall.Errno  { return syscall.EPERM }
-func (*controlDir) Rename(context.Context, string, fs.InodeEmbedder, string, uint32) syscall.Errno {
-	return syscall.EPERM
+// attr: the content is as of now. Reads of what an open made go on to its
+// end whatever the size (0) says: handles are FOPEN_DIRECT_IO.
+func (n *controlFile) attr(ctx context.Context, out *fuse.Attr) {
+	n.fs.attr(ctx, out, syscall.S_IFREG|n.c.Perm, namespace.Attr{Ino: n.c.Ino(), ModTime: n.fs.cfg.Now()})
 }
 
 func (n *controlFile) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
-	defer n.fs.op(ctx, "getattr", "", ControlDir+"/"+n.name, &errno)()
-	n.fs.controlFileAttr(&out.Attr, n.name)
+	defer n.fs.op(ctx, "getattr", "", ControlDir+"/"+n.c.Name, &errno)()
+	n.attr(ctx, &out.Attr)
 	return 0
 }
 
-func (*controlFile) Setattr(context.Context, fs.FileHandle, *fuse.SetAttrIn, *fuse.AttrOut) syscall.Errno {
-	return syscall.EPERM
+func (n *controlFile) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
+	defer n.fs.op(ctx, "setattr", "", ControlDir+"/"+n.c.Name, &errno)()
+	sz, ok := in.GetSize()
+	if err := n.c.Setattr(sz, ok && in.Valid&^(fuse.FATTR_SIZE|fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == 0); err != nil {
+		return n.fs.fail("setattr", "", ControlDir+"/"+n.c.Name, err)
+	}
+	n.attr(ctx, &out.Attr)
+	return 0
 }
 
-// Open makes the content: each open sees the mount as it is then, and
-// keeps that one snapshot however it reads it.
+// Open of a file that is read makes its content: each open sees the mount
+// as it is then, and keeps that one snapshot however it reads it.
 func (n *controlFile) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
-	defer n.fs.op(ctx, "open", "", ControlDir+"/"+n.name, &errno)()
-	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&(syscall.O_TRUNC|syscall.O_APPEND) != 0 {
-		return nil, 0, syscall.EPERM
+	defer n.fs.op(ctx, "open", "", ControlDir+"/"+n.c.Name, &errno)()
+	if err := n.c.Open(flags); err != nil {
+		return nil, 0, n.fs.fail("open", "", ControlDir+"/"+n.c.Name, err)
 	}
-	text, js := n.fs.cfg.Status()
-	data := text
-	if n.name == StatusJSONFile {
-		data = js
+	h := &controlHandle{n: n}
+	if !n.c.Written {
+		text, js := n.fs.cfg.Status()
+		h.data = text
+		if n.c.JSON {
+			h.data = js
+		}
 	}
-	return &controlHandle{data: data}, fuse.FOPEN_DIRECT_IO, 0
+	return h, fuse.FOPEN_DIRECT_IO, 0
 }
 
 func (h *controlHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -199,31 +91,17 @@ func (h *controlHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.
 	return fuse.ReadResultData(h.data[off:end]), 0
 }
 
-// The all-buckets root makes no buckets and removes none; these answer
-// what go-fuse would not (it lets unlink and rmdir succeed without doing
-// anything), with EPERM for the control directory.
-
-func (b *bucketsNode) Unlink(ctx context.Context, name string) syscall.Errno {
-	return b.refuse(name)
+// Write refreshes each line as it completes (RefreshFile).
+func (h *controlHandle) Write(ctx context.Context, data []byte, off int64) (_ uint32, errno syscall.Errno) {
+	defer h.n.fs.op(ctx, "write", "", ControlDir+"/"+h.n.c.Name, &errno)()
+	if err := h.lines.Write(data, h.n.refresh); err != nil {
+		return 0, h.n.fs.fail("refresh", "", ControlDir+"/"+h.n.c.Name, err)
+	}
+	return uint32(len(data)), 0
 }
 
-func (b *bucketsNode) Rmdir(ctx context.Context, name string) syscall.Errno {
-	return b.refuse(name)
-}
-
-func (b *bucketsNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	if _, into := newParent.(*controlDir); into {
-		return syscall.EPERM
-	}
-	if b.refuse(newName) == syscall.EPERM {
-		return syscall.EPERM
-	}
-	return b.refuse(name)
-}
-
-func (b *bucketsNode) refuse(name string) syscall.Errno {
-	if b.fs.ns.Reserved(name) {
-		return syscall.EPERM
-	}
-	return syscall.ENOTSUP
+// Flush refreshes a last line written without a newline.
+func (h *controlHandle) Flush(ctx context.Context) (errno syscall.Errno) {
+	defer h.n.fs.op(ctx, "flush", "", ControlDir+"/"+h.n.c.Name, &errno)()
+	return h.n.fs.fail("refresh", "", ControlDir+"/"+h.n.c.Name, h.lines.Flush(h.n.refresh))
 }

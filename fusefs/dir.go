@@ -10,7 +10,8 @@ import (
 	"github.com/bucketfs/bucketfs/namespace"
 )
 
-// dirNode is a directory: a bucket's root (prefix "") or a common prefix.
+// dirNode is a directory: the root of every bucket, a bucket's root
+// (prefix "") or a common prefix.
 type dirNode struct {
 	node
 	fs *FS
@@ -27,6 +28,9 @@ var (
 	_ fs.NodeRmdirer        = (*dirNode)(nil)
 	_ fs.NodeRenamer        = (*dirNode)(nil)
 	_ fs.NodeSetattrer      = (*dirNode)(nil)
+	_ fs.NodeMknoder        = (*dirNode)(nil)
+	_ fs.NodeSymlinker      = (*dirNode)(nil)
+	_ fs.NodeLinker         = (*dirNode)(nil)
 	_ fs.FileReaddirenter   = (*dirHandle)(nil)
 	_ fs.FileLookuper       = (*dirHandle)(nil)
 	_ fs.FileSeekdirer      = (*dirHandle)(nil)
@@ -34,15 +38,12 @@ var (
 
 func (d *dirNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	defer d.fs.op(ctx, "getattr", d.d.Bucket(), d.d.Prefix(), &errno)()
-	d.fs.dirAttrOf(&out.Attr, d.d.Ino(), d.fs.cfg.DirMode)
+	d.fs.attr(ctx, &out.Attr, d.fs.dirMode(d.d), namespace.Attr{Ino: d.d.Ino()})
 	return 0
 }
 
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
 	defer d.fs.op(ctx, "lookup", d.d.Bucket(), d.d.Prefix()+name, &errno)()
-	if d.d.Reserved(name) {
-		return d.fs.lookupControl(ctx, d.EmbeddedInode(), out), 0
-	}
 	e, err := d.d.Lookup(ctx, name)
 	if err != nil {
 		return nil, d.fs.fail("lookup", d.d.Bucket(), d.d.Prefix()+name, err)
@@ -55,26 +56,28 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 
 func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
 	defer d.fs.op(ctx, "opendir", d.d.Bucket(), d.d.Prefix(), &errno)()
-	return &dirHandle{d: d, l: d.d.List()}, 0, 0
+	return &dirHandle{fs: d.fs, in: d.EmbeddedInode(), bucket: d.d.Bucket(), prefix: d.d.Prefix(), l: d.d.List()}, 0, 0
 }
 
-// dirHandle streams one directory as the kernel reads it: "." and "..",
-// then the namespace's entries, fetched only when the kernel asks for more.
+// dirHandle streams a directory (or the buckets): "." and "..", then the
+// namespace's entries as the kernel asks for them.
 type dirHandle struct {
-	d    *dirNode
-	l    *namespace.Lister
-	dots int             // "." and ".." given so far
-	last namespace.Entry // the entry Readdirent produced last, for Lookup
+	fs             *FS
+	in             *fs.Inode
+	bucket, prefix string // where, for the log
+	l              *namespace.Lister
+	dots           int             // "." and ".." given so far
+	last           namespace.Entry // the entry Readdirent produced last, for Lookup
 }
 
 func (h *dirHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno syscall.Errno) {
-	defer h.d.fs.op(ctx, "readdir", h.d.d.Bucket(), h.d.d.Prefix(), &errno)()
-	if de := dots(&h.dots, h.d.EmbeddedInode()); de != nil {
+	defer h.fs.op(ctx, "readdir", h.bucket, h.prefix, &errno)()
+	if de := dots(&h.dots, h.in); de != nil {
 		return de, 0
 	}
 	e, ok, err := h.l.Next(ctx)
 	if err != nil {
-		return nil, h.d.fs.fail("readdir", h.d.d.Bucket(), h.d.d.Prefix(), err)
+		return nil, h.fs.fail("readdir", h.bucket, h.prefix, err)
 	}
 	if !ok {
 		return nil, 0
@@ -104,21 +107,20 @@ func dots(n *int, in *fs.Inode) *fuse.DirEntry {
 	return nil
 }
 
-// Lookup serves READDIRPLUS from the entry just produced: the listing
-// already told us everything, so no request is sent. Past
-// Config.PlusFiles a file goes as its name only.
+// Lookup serves READDIRPLUS from the entry just produced, without a
+// request; past Config.PlusFiles a file goes as its name only.
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
-	defer h.d.fs.op(ctx, "readdirplus", h.d.d.Bucket(), h.d.d.Prefix()+name, &errno)()
-	if h.last.File != nil && !h.d.fs.plusFile() {
+	defer h.fs.op(ctx, "readdirplus", h.bucket, h.prefix+name, &errno)()
+	if h.last.File != nil && !h.fs.plusFile() {
 		// Zero node ID: the kernel takes the name without attributes.
 		return nil, syscall.EAGAIN
 	}
-	return h.d.fs.entry(ctx, h.d.EmbeddedInode(), h.last, &out.Attr), 0
+	return h.fs.entry(ctx, h.in, h.last, &out.Attr), 0
 }
 
 // Seekdir supports rewinddir; go-fuse itself replays an interrupted read.
 func (h *dirHandle) Seekdir(ctx context.Context, off uint64) (errno syscall.Errno) {
-	defer h.d.fs.op(ctx, "seekdir", h.d.d.Bucket(), h.d.d.Prefix(), &errno)()
+	defer h.fs.op(ctx, "seekdir", h.bucket, h.prefix, &errno)()
 	if off != 0 {
 		return syscall.ENOTSUP
 	}
@@ -158,23 +160,16 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) (errno syscall.Errno) 
 	return d.fs.fail("rmdir", d.d.Bucket(), d.d.Prefix()+name, d.d.Rmdir(ctx, name))
 }
 
-// renameFlagNoReplace is RENAME_NOREPLACE of renameat2(2).
-const renameFlagNoReplace = 0x1
-
-// Rename moves a file or a directory (namespace.Dir.Rename). Between
-// buckets it fails with EXDEV.
+// Rename moves a file or a directory (namespace.Dir.Rename).
 func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
 	defer d.fs.op(ctx, "rename", d.d.Bucket(), d.d.Prefix()+name, &errno)()
-	_, intoControl := newParent.(*controlDir)
 	np, ok := newParent.(*dirNode)
-	switch {
-	case intoControl || !ok && d.fs.ns.Reserved(newName):
-		return syscall.EPERM // into or onto the control directory (control.go)
-	case !ok:
-		return syscall.EXDEV // to the root of all buckets
+	if !ok {
+		return syscall.EXDEV
 	}
-	if flags&fs.RENAME_EXCHANGE != 0 {
-		return syscall.EINVAL
+	noReplace, err := namespace.RenameFlags(flags)
+	if err != nil {
+		return d.fs.fail("rename", d.d.Bucket(), d.d.Prefix()+name, err)
 	}
 	var known namespace.Entry
 	child := d.GetChild(name)
@@ -186,21 +181,18 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 			known.File = n.f
 		}
 	}
-	mv, err := d.d.Rename(ctx, name, np.d, newName, flags&renameFlagNoReplace != 0, known)
+	mv, err := d.d.Rename(ctx, name, np.d, newName, noReplace, known)
 	if err != nil {
 		return d.fs.fail("rename", d.d.Bucket(), d.d.Prefix()+name, err)
 	}
 	if mv != nil {
 		if child != nil {
-			// Until the kernel drops the old entries (below), it keeps
-			// using this inode and those under it, now under the new
-			// name: they read and list the new keys from this moment.
+			// The kernel keeps using these inodes until it drops the
+			// entries (below): they use the new keys from now on.
 			moveTree(child, mv)
 		}
-		// The kernel moves the directory's inode to the new name, but
-		// that inode (and those below it) still know the old keys: drop
-		// both names, so the next access looks them up afresh. Not from
-		// inside RENAME, which holds the directories' locks.
+		// Drop both names, so the next access looks them up afresh; not
+		// from inside RENAME, which holds the directories' locks.
 		go func() {
 			d.NotifyEntry(name)
 			np.NotifyEntry(newName)
@@ -209,8 +201,8 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 	return 0
 }
 
-// moveTree points the inodes the kernel knows at and below a renamed
-// directory at their new keys.
+// moveTree points the inodes at and below a renamed directory at their
+// new keys.
 func moveTree(in *fs.Inode, mv *namespace.Move) {
 	switch n := in.Operations().(type) {
 	case *dirNode:
@@ -223,13 +215,26 @@ func moveTree(in *fs.Inode, mv *namespace.Move) {
 	}
 }
 
-// Setattr on a directory: S3 keeps no times or modes for prefixes; accept
-// and ignore them (touch DIR, cp -rp).
+// Setattr: S3 keeps no times or modes for prefixes (namespace.Dir.SetTimes).
 func (d *dirNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
 	defer d.fs.op(ctx, "setattr", d.d.Bucket(), d.d.Prefix(), &errno)()
 	if err := d.d.SetTimes(); err != nil {
 		return d.fs.fail("setattr", d.d.Bucket(), d.d.Prefix(), err)
 	}
-	d.fs.dirAttrOf(&out.Attr, d.d.Ino(), d.fs.cfg.DirMode)
+	d.fs.attr(ctx, &out.Attr, d.fs.dirMode(d.d), namespace.Attr{Ino: d.d.Ino()})
 	return 0
+}
+
+// Mknod, Symlink and Link make what S3 cannot hold (namespace.Dir.Special).
+
+func (d *dirNode) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, d.fs.fail("mknod", d.d.Bucket(), d.d.Prefix()+name, d.d.Special())
+}
+
+func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, d.fs.fail("symlink", d.d.Bucket(), d.d.Prefix()+name, d.d.Special())
+}
+
+func (d *dirNode) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return nil, d.fs.fail("link", d.d.Bucket(), d.d.Prefix()+name, d.d.Special())
 }

@@ -37,9 +37,8 @@ func (n *fileNode) OnForget() {
 // writes the file (FS.kept).
 func (n *fileNode) busy() bool { return n.open.Load() > 0 || !n.f.Pinned() }
 
-// forget asks the kernel to drop the name of n, so that it forgets the
-// inode once no one uses it (FS.kept). Never from inside a request:
-// the kernel takes the directory's lock (see handle.Read).
+// forget asks the kernel to drop the name of n, so it forgets the inode
+// once unused (FS.kept); never from inside a request (see handle.Read).
 func (n *fileNode) forget() {
 	if name, parent := n.Parent(); parent != nil {
 		parent.NotifyEntry(name)
@@ -60,14 +59,12 @@ var (
 	_ fs.FileSetattrer   = (*handle)(nil)
 )
 
-// Getattr reports the inode's version, with or without a handle (go-fuse
-// passes an arbitrary open handle when the kernel names none; all of them
-// read this same version). Whether the name now means another version is
-// for the next LOOKUP to say, once the kernel's entry expires.
+// Getattr reports the inode's version, with or without a handle: whether
+// the name now means another is for the next LOOKUP to say.
 func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := n.f.Name()
 	defer n.fs.op(ctx, "getattr", b, k, &errno)()
-	n.fs.fileAttr(&out.Attr, n.f.Attr())
+	n.fs.attr(ctx, &out.Attr, n.fs.fileMode(), n.f.Attr())
 	return 0
 }
 
@@ -82,12 +79,9 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ u
 	return fh, fuseFlags, 0
 }
 
-// handle wraps an open. A pinned version may keep the kernel's page cache
-// (FOPEN_KEEP_CACHE): an inode is one version, so cached pages are always
-// the right bytes, and re-reads and mmap cost nothing. Other opens drop
-// it, as it may hold what an earlier version said; a descriptor that may
-// write bypasses it (FOPEN_DIRECT_IO): the staged file already holds the
-// bytes, and a second copy would only cost a copy and memory.
+// handle wraps an open. A pinned version keeps the kernel's page cache
+// (an inode is one version); other opens drop it, and a writer bypasses
+// it (the staged file holds the bytes).
 func (f *FS) handle(n *fileNode, h *namespace.Handle) (fs.FileHandle, uint32) {
 	var flags uint32
 	switch {
@@ -100,9 +94,8 @@ func (f *FS) handle(n *fileNode, h *namespace.Handle) (fs.FileHandle, uint32) {
 	return &handle{n: n, h: h}, flags
 }
 
-// Setattr without a handle: truncate(2) by path is staged and uploaded at
-// once; times, modes and owners are not kept by S3 and are accepted and
-// ignored, so touch, cp -p and R's file.copy work.
+// Setattr: a truncate by path is uploaded at once (namespace.File.Truncate);
+// times, modes and owners are ignored, as S3 keeps none.
 func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := n.f.Name()
 	defer n.fs.op(ctx, "setattr", b, k, &errno)()
@@ -116,7 +109,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 			return n.fs.fail("truncate", b, k, err)
 		}
 	}
-	n.fs.fileAttr(&out.Attr, a)
+	n.fs.attr(ctx, &out.Attr, n.fs.fileMode(), a)
 	return 0
 }
 
@@ -132,14 +125,9 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadR
 	data, hold, err := h.h.Read(ctx, dest, off)
 	if err != nil {
 		if h.h.Pinned() && errors.Is(err, store.ErrChanged) {
-			// The kernel's entry for the name still leads to this (old)
-			// inode until the metadata TTL ends: drop it, after the READ
-			// has been answered, never inside it. The kernel takes the
-			// parent directory's lock to drop it, and a LOOKUP or
-			// READDIRPLUS of that directory may hold the lock while it
-			// waits for this very read (it drops pages of the file, which
-			// stay locked until the read is answered): notifying from
-			// inside READ deadlocked the mount (notify_test.go).
+			// Drop the kernel's entry, which leads to this old inode,
+			// after the READ is answered: from inside it, it deadlocked
+			// with a LOOKUP waiting for this read (notify_test.go).
 			if name, parent := h.n.Parent(); parent != nil {
 				go parent.NotifyEntry(name)
 			}
@@ -156,8 +144,7 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (_ uint32, e
 	return uint32(n), h.n.fs.fail("write", b, k, err)
 }
 
-// Flush runs at every close of a descriptor: its failure is what close()
-// returns.
+// Flush runs at every close(2), and its failure is close's.
 func (h *handle) Flush(ctx context.Context) (errno syscall.Errno) {
 	b, k := h.h.Name()
 	defer h.n.fs.op(ctx, "flush", b, k, &errno)()
@@ -181,7 +168,7 @@ func (h *handle) Release(ctx context.Context) (errno syscall.Errno) {
 func (h *handle) Getattr(ctx context.Context, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := h.h.Name()
 	defer h.n.fs.op(ctx, "getattr", b, k, &errno)()
-	h.n.fs.fileAttr(&out.Attr, h.h.Attr())
+	h.n.fs.attr(ctx, &out.Attr, h.n.fs.fileMode(), h.h.Attr())
 	return 0
 }
 
@@ -193,7 +180,7 @@ func (h *handle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.Attr
 			return h.n.fs.fail("truncate", b, k, err)
 		}
 	}
-	h.n.fs.fileAttr(&out.Attr, h.h.Attr())
+	h.n.fs.attr(ctx, &out.Attr, h.n.fs.fileMode(), h.h.Attr())
 	return 0
 }
 

@@ -1,11 +1,5 @@
-// Package fusefs is the FUSE adapter of bucketfs: go-fuse nodes that turn each
-// kernel request into one call on the namespace and its answer into
-// attributes, entries and errno values (one table, toErrno).
-//
-// What names mean and how changes land is the namespace's; fs decides
-// nothing a test without /dev/fuse could not reach, besides the control
-// directory (control.go) and what only the kernel needs (inodes, entry
-// invalidation, page-cache flags).
+// Package fusefs owns the kernel's side of a mount: go-fuse nodes that turn each request
+// into one namespace call, and its answer into attributes, entries, inodes and errno values.
 package fusefs
 
 import (
@@ -30,50 +24,34 @@ import (
 
 // Config says what to show and how.
 type Config struct {
-	// Bucket is the one bucket to show at the root; "" shows every bucket
-	// as a directory of the root.
-	Bucket string
-	// Prefix is the key prefix shown at the root of a one-bucket mount;
-	// "" or ending in "/".
-	Prefix string
-	// UID, GID, FileMode and DirMode are the owner and permission bits
-	// every file and directory gets.
+	// Bucket is the one bucket shown at the root ("": every bucket, each a
+	// directory), from Prefix ("" or ending in "/") on.
+	Bucket, Prefix string
+	// The owner and permission bits of every file and directory.
 	UID, GID          uint32
 	FileMode, DirMode uint32
 	// MountTime is the mtime of directories (S3 has none for prefixes).
 	MountTime time.Time
 	Logger    *slog.Logger
-	// Writer and Staging make the mount read-write (package namespace):
-	// changes are staged in Staging and uploaded with Writer, the cache's
-	// (cache.Cache.Writer, for Staging too). With either nil every change
-	// is refused with EROFS.
-	Writer  store.Writer
-	Staging *stage.Area
-	// AllowDelete lets the mount delete objects it did not write itself
-	// (--allow-delete); without it such deletes fail with EPERM (the
-	// namespace's delete guard).
+	// Writer, Staging and AllowDelete are the namespace's
+	// (namespace.Config); with Writer or Staging nil, changes fail (EROFS).
+	Writer      store.Writer
+	Staging     *stage.Area
 	AllowDelete bool
-	// Status, if set, makes the control directory ControlDir at the root
-	// (control.go): it is called at each open of one of its files, and
-	// returns the mount's status for people and as JSON.
+	// Status, if set, makes the control directory (namespace.ControlDir):
+	// it gives the status for people and as JSON at each open.
 	Status func() (text, json []byte)
 	// Tracker, if set, is told of every request in flight (op.go).
 	Tracker *watchdog.Tracker
-	// PlusFiles bounds the file inodes held by the kernel; 0 means
-	// DefaultPlusFiles. Each file the kernel is given (a LOOKUP, or a
-	// directory read with attributes) becomes an inode that the kernel
-	// and go-fuse keep (~450 bytes here) until the kernel forgets it,
-	// which it does only under memory pressure: without a bound, ls -lR
-	// over a million objects pins a million. Past the bound, directory
-	// reads (READDIRPLUS) pass files as names only, unless files are being
-	// looked up by name (ls -l: every name passed gets an inode anyway),
-	// and the kernel is asked to forget the files it was given least
-	// recently (package forget), not those open or being written; a stat
-	// of a forgotten name costs one LOOKUP, answered from the cached
-	// listing.
+	// PlusFiles bounds the file inodes the kernel holds (0:
+	// DefaultPlusFiles; each costs ~450 bytes until the kernel forgets it,
+	// which it does only under memory pressure). Past it, directory reads
+	// pass files as names only unless files are being looked up by name
+	// (plusFile), and the kernel is asked to forget the least recently
+	// given files not in use (package forget).
 	PlusFiles int
-	// Context bounds the mount's background work (asking the kernel to
-	// forget inodes); cancel it at unmount. nil means never cancelled.
+	// Context bounds the background work (forgetting inodes); nil: never
+	// cancelled.
 	Context context.Context
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -82,12 +60,11 @@ type Config struct {
 // DefaultPlusFiles is Config.PlusFiles when zero.
 const DefaultPlusFiles = 100_000
 
-// statWindow is how long after the kernel last looked up a file by name
+// statWindow is how long after a file was last looked up by name
 // directory reads past Config.PlusFiles still give files' attributes.
 const statWindow = time.Second
 
-// plusFile reports whether a directory read should give the kernel the
-// attributes of a file along with its name (see Config.PlusFiles).
+// plusFile reports whether a directory read gives a file's attributes.
 func (f *FS) plusFile() bool {
 	if f.fileInodes.Load() < int64(f.cfg.PlusFiles) {
 		return true
@@ -132,14 +109,11 @@ func New(c *cache.Cache, cfg Config) fs.InodeEmbedder {
 	}
 	f := &FS{cfg: cfg, log: cfg.Logger, ns: namespace.New(c, nc), kept: forget.New(cfg.PlusFiles, (*fileNode).busy)}
 	go f.kept.Run(cfg.Context, (*fileNode).forget)
-	if cfg.Bucket == "" {
-		return &bucketsNode{fs: f}
-	}
 	return &dirNode{fs: f, d: f.ns.Root(cfg.Bucket, cfg.Prefix)}
 }
 
-// Options returns the go-fuse options that match the cache's TTLs: the
-// kernel keeps entries and attributes as long as the cache trusts them.
+// Options returns the go-fuse options: the kernel keeps entries and
+// attributes as long as the cache trusts them.
 func Options(c *cache.Cache) *fs.Options {
 	cc := c.Config()
 	entry, neg := cc.MetadataTTL, cc.NegativeTTL
@@ -150,9 +124,8 @@ func Options(c *cache.Cache) *fs.Options {
 	}
 }
 
-// Drain uploads, once more, every file whose upload failed, and reports
-// the staging files it still could not upload (they stay on disk). The
-// mount command calls it after unmounting.
+// Drain uploads, once more, every file whose upload failed, after the
+// unmount, and reports the staging files kept (namespace.NS.Drain).
 func Drain(ctx context.Context, root fs.InodeEmbedder) (kept []string) {
 	if f := fsOf(root); f != nil {
 		return f.ns.Drain(ctx)
@@ -162,18 +135,14 @@ func Drain(ctx context.Context, root fs.InodeEmbedder) (kept []string) {
 
 // fsOf returns the FS of a root New made.
 func fsOf(root fs.InodeEmbedder) *FS {
-	switch r := root.(type) {
-	case *bucketsNode:
-		return r.fs
-	case *dirNode:
-		return r.fs
+	if d, ok := root.(*dirNode); ok {
+		return d.fs
 	}
 	return nil
 }
 
 // errnos is the one table from errors to errno values, first match wins.
-// quiet errors are answers, not failures: they are not logged (a full
-// staging area logs itself).
+// quiet errors are answers, not failures, and are not logged.
 var errnos = []struct {
 	err   error
 	errno syscall.Errno
@@ -193,6 +162,8 @@ var errnos = []struct {
 	{namespace.ErrBusy, syscall.EBUSY, true},
 	{namespace.ErrNotWriter, syscall.EBADF, true},
 	{namespace.ErrNotPermitted, syscall.EPERM, true}, // the delete guard logs it
+	{namespace.ErrControl, syscall.EPERM, true},
+	{namespace.ErrNotSupported, syscall.ENOTSUP, true},
 	{syscall.ENOSPC, syscall.ENOSPC, true},
 	{context.Canceled, syscall.EINTR, true},
 }
@@ -220,51 +191,55 @@ func (f *FS) fail(op, bucket, key string, err error) syscall.Errno {
 	return e
 }
 
-// dirAttrOf fills the attributes every directory shares, with its own
-// inode number and permissions.
-func (f *FS) dirAttrOf(out *fuse.Attr, ino uint64, perm uint32) {
-	out.Mode = syscall.S_IFDIR | perm
-	out.Ino = ino
-	out.Nlink = 2
-	out.Size = 4096
-	out.Blksize = 4096
-	out.Owner = fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
-	t := f.cfg.MountTime
-	out.SetTimes(&t, &t, &t)
-}
-
-func (f *FS) fileAttr(out *fuse.Attr, a namespace.Attr) {
-	out.Mode = syscall.S_IFREG | f.cfg.FileMode
+// attr fills out: the one place the kernel is given attributes. mode is
+// the kind and permission bits; a directory shows the mount's time (S3
+// keeps none) and a disk directory's size and links.
+func (f *FS) attr(ctx context.Context, out *fuse.Attr, mode uint32, a namespace.Attr) {
+	out.Mode = mode
 	out.Ino = a.Ino
 	out.Nlink = 1
 	out.Size = uint64(a.Size)
-	out.Blocks = (uint64(a.Size) + 511) / 512
+	out.Blocks = (out.Size + 511) / 512
 	out.Blksize = 1 << 20
-	out.Owner = fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
+	if mode&syscall.S_IFMT == syscall.S_IFDIR {
+		out.Nlink, out.Size, out.Blocks, out.Blksize = 2, 4096, 0, 4096
+		a.ModTime = f.cfg.MountTime
+	}
+	out.Owner = f.owner(ctx)
 	t := a.ModTime
 	out.SetTimes(&t, &t, &t)
 }
 
+// owner is who every file and directory shows as its owner, for the
+// request ctx.
+func (f *FS) owner(ctx context.Context) fuse.Owner {
+	return fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
+}
+
+// dirMode and fileMode are the modes of a directory and of the buckets'
+// files.
+func (f *FS) dirMode(d *namespace.Dir) uint32 { return syscall.S_IFDIR | d.Perm(f.cfg.DirMode) }
+func (f *FS) fileMode() uint32                { return syscall.S_IFREG | f.cfg.FileMode }
+
 // entry makes (or finds, by inode number) the inode of e under parent and
 // fills out with its attributes.
 func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out *fuse.Attr) *fs.Inode {
-	if e.Dir != nil {
-		f.dirAttrOf(out, e.Dir.Ino(), f.cfg.DirMode)
+	switch {
+	case e.Dir != nil:
+		f.attr(ctx, out, f.dirMode(e.Dir), namespace.Attr{Ino: e.Dir.Ino()})
 		return parent.NewInode(ctx, &dirNode{fs: f, d: e.Dir}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: e.Dir.Ino()})
+	case e.Control != nil:
+		n := &controlFile{fs: f, c: *e.Control}
+		n.attr(ctx, out)
+		return parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.Control.Ino()})
 	}
-	a := e.File.Attr()
-	// One inode must never show the kernel other attributes: a listing
-	// gives times to the millisecond and HEAD to the second, and a time
-	// that changes makes the kernel drop the inode's cached pages inside
-	// the LOOKUP or READDIRPLUS, holding the directory's lock while it
-	// waits for every read of the file in flight. The inode already known
-	// under the name, when it is this version, keeps its time.
-	if ch := parent.GetChild(e.Name); ch != nil && ch.StableAttr().Ino == a.Ino && e.File.Pinned() {
-		if n, ok := ch.Operations().(*fileNode); ok && n.f.Pinned() {
-			a.ModTime = n.f.Attr().ModTime
+	var known *namespace.File
+	if ch := parent.GetChild(e.Name); ch != nil {
+		if n, ok := ch.Operations().(*fileNode); ok {
+			known = n.f
 		}
 	}
-	f.fileAttr(out, a)
+	f.attr(ctx, out, f.fileMode(), e.File.AttrAs(known))
 	n := &fileNode{fs: f, f: e.File}
 	ch := parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.File.Ino()})
 	if ch.Operations() == n && n.counted.CompareAndSwap(false, true) {
@@ -276,24 +251,15 @@ func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out
 	return ch
 }
 
-// node is what every node embeds: its go-fuse inode, and Statfs, which
-// the kernel may ask of any inode.
+// node is what every node embeds: its inode, and Statfs.
 type node struct{ fs.Inode }
 
 var _ fs.NodeStatfser = (*node)(nil)
 
-// Statfs reports a large file system with room to spare, so df and
-// free-space checks in tools do not refuse to work (S3 has no capacity to
-// report; the staging area's limit shows as ENOSPC on write).
+// Statfs reports room to spare, so df and tools' free-space checks work
+// (S3 has no capacity; a full staging area shows as ENOSPC on write).
 func (*node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
-	const blocks = 1 << 40
-	out.Bsize = 4096
-	out.Frsize = 4096
-	out.Blocks = blocks
-	out.Bfree = blocks
-	out.Bavail = blocks
-	out.Files = 1 << 40
-	out.Ffree = 1 << 40
-	out.NameLen = 255
+	const n = 1 << 40
+	*out = fuse.StatfsOut{Blocks: n, Bfree: n, Bavail: n, Files: n, Ffree: n, Bsize: 4096, Frsize: 4096, NameLen: 255}
 	return 0
 }

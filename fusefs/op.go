@@ -9,20 +9,14 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-// op begins one FUSE request; every node and handle method defers what it
-// returns first thing:
+// op begins one request; methods defer what it returns, first thing:
 //
 //	defer n.fs.op(ctx, "read", bucket, key, &errno)()
 //
-// It records the request in flight with the mount's watchdog
-// (Config.Tracker: what, on which path, for which process; a map insert
-// and delete), which reports requests that stay in flight too long. And it
-// contains a panic in the request: the panic becomes EIO for that one
-// request and is logged, with the stack the first time each operation
-// panics (a panic that repeats on every request would otherwise flood the
-// log). go-fuse recovers too, but it logs to stderr, which a daemon sends
-// to /dev/null, and it cannot name the bucket and key. (The function op
-// returns is the deferred one, so its recover works.)
+// It records the request with the watchdog (Config.Tracker) while in
+// flight, and turns a panic into EIO for that request, logged with the
+// bucket and key (go-fuse's own recover logs to stderr, /dev/null for a
+// daemon) and with the stack the first time each operation panics.
 func (f *FS) op(ctx context.Context, op, bucket, key string, errno *syscall.Errno) func() {
 	end := func() {}
 	if t := f.cfg.Tracker; t != nil {

@@ -37,6 +37,12 @@ func checkNewName(name string) error {
 // until the file is closed; then the object is created only if no other
 // writer created it in the meantime (If-None-Match: *).
 func (d *Dir) Create(ctx context.Context, name string, flags uint32) (*File, *Handle, error) {
+	if d.control {
+		return nil, nil, ErrControl
+	}
+	if d.bucket == "" {
+		return nil, nil, ErrReadOnly
+	}
 	if err := d.ns.checkWritable(); err != nil {
 		return nil, nil, err
 	}
@@ -65,6 +71,9 @@ func (d *Dir) Create(ctx context.Context, name string, flags uint32) (*File, *Ha
 
 // Mkdir stores the marker "key/", so the directory exists while empty.
 func (d *Dir) Mkdir(ctx context.Context, name string) (*Dir, error) {
+	if err := d.fixed(); err != nil {
+		return nil, err
+	}
 	if err := d.ns.checkWritable(); err != nil {
 		return nil, err
 	}
@@ -94,6 +103,9 @@ func (d *Dir) Mkdir(ctx context.Context, name string) (*Dir, error) {
 func (d *Dir) Unlink(ctx context.Context, name string) error {
 	if d.Reserved(name) {
 		return ErrNotPermitted
+	}
+	if err := d.fixed(); err != nil {
+		return err
 	}
 	if err := d.ns.checkWritable(); err != nil {
 		return err
@@ -137,6 +149,9 @@ func (d *Dir) Rmdir(ctx context.Context, name string) error {
 	if d.Reserved(name) {
 		return ErrNotPermitted
 	}
+	if err := d.fixed(); err != nil {
+		return err
+	}
 	if err := d.ns.checkWritable(); err != nil {
 		return err
 	}
@@ -177,4 +192,9 @@ func (d *Dir) Rmdir(ctx context.Context, name string) error {
 
 // SetTimes accepts a change of times or modes of d: S3 keeps none for
 // prefixes, so it is ignored (touch DIR, cp -rp), on a writable mount.
-func (d *Dir) SetTimes() error { return d.ns.checkWritable() }
+func (d *Dir) SetTimes() error {
+	if err := d.fixed(); err != nil {
+		return err
+	}
+	return d.ns.checkWritable()
+}

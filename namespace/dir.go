@@ -18,8 +18,9 @@ type Dir struct {
 	// moved is the prefix it has had since a rename of it or of a
 	// directory above it: the kernel may keep using it under the new name
 	// until its old entries are dropped.
-	moved atomic.Pointer[string]
-	root  bool // the mount's root (NS.Root)
+	moved   atomic.Pointer[string]
+	root    bool // the mount's root (NS.Root)
+	control bool // the control directory (control.go)
 }
 
 // Dir returns the directory prefix ("" or ending in "/") of bucket.
@@ -28,7 +29,10 @@ func (ns *NS) Dir(bucket, prefix string) *Dir {
 }
 
 // Root returns the directory prefix of bucket as the mount's root, where
-// Config.Reserved is kept.
+// Config.Reserved is kept. Bucket "" is the root of a mount of every
+// bucket: one directory per bucket, which makes and removes none
+// (ErrNotSupported; a create is ErrReadOnly, a rename to it ErrCrossDevice).
+// Config.Reserved there is the control directory (control.go).
 func (ns *NS) Root(bucket, prefix string) *Dir {
 	d := ns.Dir(bucket, prefix)
 	d.root = true
@@ -56,20 +60,34 @@ func (d *Dir) Prefix() string {
 // Key is the directory's key: its prefix without the "/".
 func (d *Dir) Key() string { return strings.TrimSuffix(d.Prefix(), "/") }
 
-// Ino is the directory's inode number.
-func (d *Dir) Ino() uint64 { return Ino(d.bucket, d.Key(), true) }
+// Ino is the directory's inode number; the root of every bucket is 1, as
+// the root of every mount.
+func (d *Dir) Ino() uint64 {
+	if d.control {
+		return ControlIno("")
+	}
+	if d.bucket == "" {
+		return 1
+	}
+	return Ino(d.bucket, d.Key(), true)
+}
 
-// Entry is what a name in a directory refers to: Dir or File is set.
+// Entry is what a name in a directory refers to: Dir, File or Control
+// is set.
 type Entry struct {
-	Name string
-	Dir  *Dir
-	File *File
+	Name    string
+	Dir     *Dir
+	File    *File
+	Control *ControlFile
 }
 
 // Ino is the entry's inode number.
 func (e Entry) Ino() uint64 {
-	if e.Dir != nil {
+	switch {
+	case e.Dir != nil:
 		return e.Dir.Ino()
+	case e.Control != nil:
+		return e.Control.Ino()
 	}
 	return e.File.Ino()
 }
@@ -80,6 +98,20 @@ func (d *Dir) child(name string) *Dir { return d.ns.Dir(d.bucket, d.Prefix()+nam
 // or for a name ending in ShadowSuffix that is not a key itself, the
 // object hidden by a directory of the same name.
 func (d *Dir) Lookup(ctx context.Context, name string) (Entry, error) {
+	if d.Reserved(name) {
+		return Entry{Name: name, Dir: d.ns.controlDir()}, nil
+	}
+	if d.control {
+		c, ok := Control(name)
+		if !ok {
+			return Entry{}, store.ErrNotFound
+		}
+		return Entry{Name: name, Control: &c}, nil
+	}
+	if d.bucket == "" {
+		b, err := d.ns.Bucket(ctx, name)
+		return Entry{Name: name, Dir: b}, err
+	}
 	if !usable(name) {
 		return Entry{}, store.ErrNotFound
 	}
@@ -138,6 +170,11 @@ type Lister struct {
 	taken  map[string]bool
 	staged map[string]*wfile // files being written here, not listed (yet)
 	done   bool              // the listing is exhausted: only the queue is left
+	// listed, for the control directory and the root of every bucket,
+	// is the whole list, made at the first Next; the walk is at
+	// listed[next].
+	listed []Entry
+	next   int
 }
 
 // List starts a walk of d.
@@ -150,6 +187,10 @@ func (d *Dir) List() *Lister {
 // Rewind starts the walk again from the first entry.
 func (l *Lister) Rewind() {
 	d := l.d
+	if d.bucket == "" {
+		l.next = 0 // the same list again (the control directory too)
+		return
+	}
 	l.r = nil // made by the first Next, for the identity of its context
 	l.queue, l.taken, l.done = nil, nil, false
 	l.staged = nil
@@ -170,6 +211,9 @@ func (l *Lister) Rewind() {
 // Next returns the next entry; ok is false at the end.
 func (l *Lister) Next(ctx context.Context) (_ Entry, ok bool, _ error) {
 	d := l.d
+	if d.bucket == "" {
+		return l.nextListed(ctx)
+	}
 	for {
 		var e cache.DirEntry
 		shadow := false
@@ -264,6 +308,33 @@ func (ns *NS) Buckets(ctx context.Context) ([]string, error) {
 		}
 	}
 	return names, nil
+}
+
+// nextListed walks the control directory (its files) or the root of
+// every bucket (each usable bucket, as its root directory), listed once,
+// at the first call.
+func (l *Lister) nextListed(ctx context.Context) (Entry, bool, error) {
+	switch {
+	case l.listed != nil:
+	case l.d.control:
+		for _, c := range ControlFiles {
+			l.listed = append(l.listed, Entry{Name: c.Name, Control: &c})
+		}
+	default:
+		names, err := l.d.ns.Buckets(ctx)
+		if err != nil {
+			return Entry{}, false, err
+		}
+		l.listed = make([]Entry, 0, len(names))
+		for _, name := range names {
+			l.listed = append(l.listed, Entry{Name: name, Dir: l.d.ns.Dir(name, "")})
+		}
+	}
+	if l.next == len(l.listed) {
+		return Entry{}, false, nil
+	}
+	l.next++
+	return l.listed[l.next-1], true, nil
 }
 
 // Bucket finds a bucket by name. Buckets that ListBuckets does not return

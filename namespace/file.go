@@ -70,6 +70,20 @@ func (f *File) Attr() Attr {
 	return Attr{Ino: f.ino, Size: f.obj.Size, ModTime: f.obj.ModTime}
 }
 
+// AttrAs reports f's attributes as shown in place of known, the file the
+// kernel already holds under the name (nil: none). The same version keeps
+// the time it was shown with: a listing gives times to the millisecond and
+// HEAD to the second, and a changed time makes the kernel drop the file's
+// pages inside the LOOKUP, holding the directory's lock while reads of the
+// file finish.
+func (f *File) AttrAs(known *File) Attr {
+	a := f.Attr()
+	if known != nil && known.Ino() == a.Ino && f.Pinned() && known.Pinned() {
+		a.ModTime = known.Attr().ModTime
+	}
+	return a
+}
+
 // overlay returns f's wfile, making one for the object f is when needed.
 // A file being written under f's name already (another File) is shared.
 func (f *File) overlay() *wfile {

@@ -1,6 +1,5 @@
-// Package namespace owns the tree as the user sees it: what a name means (an
-// object, a directory, a shadowed file, a file being written) and how every
-// change lands in the store (staging, uploads, markers, renames, deletes).
+// Package namespace owns the tree as the user sees it: what a name means (an object, a directory,
+// a shadowed file, a file being written, a control file) and how every change lands in the store.
 //
 // It imports cache, stage and store, never go-fuse: package fusefs translates
 // kernel requests into calls on Dir, File and Handle, and their errors into
@@ -26,13 +25,14 @@ import (
 // store.ErrExists...) and staging's ENOSPC come through wrapped; package fusefs
 // maps both to errno values in one table.
 var (
-	ErrReadOnly    = errors.New("read-only mount")                        // EROFS
-	ErrInvalid     = errors.New("invalid name or request")                // EINVAL
-	ErrExist       = errors.New("name exists")                            // EEXIST
-	ErrNotEmpty    = errors.New("directory not empty")                    // ENOTEMPTY
-	ErrCrossDevice = errors.New("rename across buckets or too large")     // EXDEV
-	ErrBusy        = errors.New("file in the directory is being written") // EBUSY
-	ErrNotWriter   = errors.New("handle not open for writing")            // EBADF
+	ErrReadOnly     = errors.New("read-only mount")                        // EROFS
+	ErrInvalid      = errors.New("invalid name or request")                // EINVAL
+	ErrExist        = errors.New("name exists")                            // EEXIST
+	ErrNotEmpty     = errors.New("directory not empty")                    // ENOTEMPTY
+	ErrCrossDevice  = errors.New("rename across buckets or too large")     // EXDEV
+	ErrBusy         = errors.New("file in the directory is being written") // EBUSY
+	ErrNotWriter    = errors.New("handle not open for writing")            // EBADF
+	ErrNotSupported = errors.New("operation not supported here")           // ENOTSUP
 )
 
 // Config says how the namespace changes the store.
@@ -49,10 +49,10 @@ type Config struct {
 	// itself (--allow-delete); without it such deletes fail with
 	// ErrNotPermitted (deleteguard.go).
 	AllowDelete bool
-	// Reserved is a name the mount's root (NS.Root) keeps for itself
-	// (fusefs's control directory): the root's listing leaves it out,
-	// and no unlink, rmdir or rename may take or give it
-	// (ErrNotPermitted). "" reserves nothing.
+	// Reserved is the name of the control directory (control.go) at the
+	// mount's root (NS.Root): Lookup finds it, the root's listing leaves
+	// it out, and no unlink, rmdir or rename may take or give it
+	// (ErrNotPermitted). "" makes none.
 	Reserved string
 	Logger   *slog.Logger
 	// Now is the clock (mtimes of files being written); nil is time.Now.

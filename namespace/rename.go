@@ -49,6 +49,21 @@ func (m *Move) File(f *File) {
 	}
 }
 
+// The flags of renameat2(2).
+const (
+	RenameNoReplace = 1 << 0
+	RenameExchange  = 1 << 1
+)
+
+// RenameFlags reads the flags of renameat2(2): RenameNoReplace, or
+// RenameExchange, which S3 cannot do (ErrInvalid).
+func RenameFlags(flags uint32) (noReplace bool, err error) {
+	if flags&RenameExchange != 0 {
+		return false, ErrInvalid
+	}
+	return flags&RenameNoReplace != 0, nil
+}
+
 // Rename moves name in d to newName in to: a file (CopyObject, then
 // DeleteObject: the new name appears whole) or a directory of up to
 // MaxDirRename objects, whose Move it returns. known is what the caller
@@ -58,6 +73,15 @@ func (m *Move) File(f *File) {
 func (d *Dir) Rename(ctx context.Context, name string, to *Dir, newName string, noReplace bool, known Entry) (*Move, error) {
 	if d.Reserved(name) || to.Reserved(newName) {
 		return nil, ErrNotPermitted
+	}
+	if d.control || to.control {
+		return nil, ErrControl
+	}
+	if err := d.fixed(); err != nil {
+		return nil, err
+	}
+	if to.bucket == "" {
+		return nil, ErrCrossDevice
 	}
 	if err := d.ns.checkWritable(); err != nil {
 		return nil, err
