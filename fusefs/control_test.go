@@ -44,9 +44,9 @@ const (
 // controlKinds are the roots a mount can have, and one without a status.
 var controlKinds = map[string]Config{
 	"buckets":  {},
-	"bucket":   {Bucket: "b"},
-	"prefix":   {Bucket: "b", Prefix: "data/"},
-	"nostatus": {Bucket: "b"},
+	"bucket":   {Bucket: "bkt"},
+	"prefix":   {Bucket: "bkt", Prefix: "data/"},
+	"nostatus": {Bucket: "bkt"},
 }
 
 // controlSeed holds keys named .bucketfs at the root of the bucket and of
@@ -88,11 +88,11 @@ func serveControl(mp, kind, staging string) error {
 		return fmt.Errorf("no kind %q", kind)
 	}
 	mem := memstore.New()
-	if err := mem.CreateBucket(ctx, "b"); err != nil {
+	if err := mem.CreateBucket(ctx, "bkt"); err != nil {
 		return err
 	}
 	for _, k := range controlSeed {
-		if _, err := mem.Put(ctx, "b", k, strings.NewReader(k), int64(len(k))); err != nil {
+		if _, err := mem.Put(ctx, "bkt", k, strings.NewReader(k), int64(len(k))); err != nil {
 			return err
 		}
 	}
@@ -119,7 +119,7 @@ func serveControl(mp, kind, staging string) error {
 	return serveUntilSignal(mp, New(c, cfg), opts, func() {
 		sc := bufio.NewScanner(os.Stdin)
 		for sc.Scan() {
-			page, err := mem.List(ctx, store.ListInput{Bucket: "b"})
+			page, err := mem.List(ctx, store.ListInput{Bucket: "bkt"})
 			var keys []string
 			for _, o := range page.Objects {
 				keys = append(keys, strconv.Quote(o.Key))
@@ -199,7 +199,7 @@ func TestControlDir(t *testing.T) {
 			}
 
 			// Never listed: not by readdir, ls -a or find.
-			wantRoot := map[string]string{"buckets": "b/", "bucket": "data/ dir/ x.txt", "prefix": "dir/ x.txt"}[kind]
+			wantRoot := map[string]string{"buckets": "bkt/", "bucket": "data/ dir/ x.txt", "prefix": "dir/ x.txt"}[kind]
 			if got := ls(t, mp); got != wantRoot {
 				t.Errorf("ls %s = %q, want %q", mp, got, wantRoot)
 			}
@@ -296,8 +296,8 @@ func TestControlDir(t *testing.T) {
 			// (syscall.Rename: os.Rename refuses by itself to rename over
 			// a directory.)
 			keys := c.keys(t)
-			file := map[string]string{"buckets": "b/x.txt", "bucket": "x.txt", "prefix": "x.txt"}[kind]
-			dir := map[string]string{"buckets": "b", "bucket": "dir", "prefix": "dir"}[kind]
+			file := map[string]string{"buckets": "bkt/x.txt", "bucket": "x.txt", "prefix": "x.txt"}[kind]
+			dir := map[string]string{"buckets": "bkt", "bucket": "dir", "prefix": "dir"}[kind]
 			at := func(p string) string { return filepath.Join(mp, p) }
 			for _, op := range []struct {
 				name string
