@@ -109,6 +109,7 @@ type entry struct {
 type item struct {
 	k    Key
 	data []byte
+	sum  uint32 // Sum(data)
 	done func() // the writer is through with data; may be nil
 }
 
@@ -312,17 +313,27 @@ func (c *Cache) GetInto(k Key, dst []byte) ([]byte, bool) {
 	return data, true
 }
 
-// Put hands block k to the writers, by reference: the caller must not
-// change or reuse data until done runs (once: after the block is written,
-// or at once when it is not queued; done may be nil). When the queue is full it waits for room, for at most
-// PutWait or until ctx ends (the caller's bound): a disk a little slower than the network
-// slows the fetch that called it (never a reader's own block, which the
-// caller hands out first) rather than losing blocks. A wait that runs out
-// marks the disk congested: until the queue has drained to half, blocks
-// are dropped (counted) at once. With the tier off nothing is kept.
-// Blocks of objects without an ETag are never kept: nothing could tell,
-// after a restart, that the object did not change.
+// Put is PutSum with the checksum computed here.
 func (c *Cache) Put(ctx context.Context, k Key, data []byte, done func()) {
+	c.PutSum(ctx, k, data, Sum(data), done)
+}
+
+// PutSum hands block k to the writers by reference, with sum, its
+// checksum (Sum: a SumReader computes it as the bytes arrive, while they
+// are still in the CPU's cache; a pass over them later reads them from
+// memory again). A wrong sum only makes the block fail its check when
+// read: it is never served. The caller must not change or reuse data
+// until done runs (once: after the block is written, or at once when it
+// is not queued; done may be nil). When the queue is full it waits for
+// room, for at most PutWait or until ctx ends (the caller's bound): a
+// disk a little slower than the network slows the fetch that called it
+// (never a reader's own block, which the caller hands out first) rather
+// than losing blocks. A wait that runs out marks the disk congested:
+// until the queue has drained to half, blocks are dropped (counted) at
+// once. With the tier off nothing is kept. Blocks of objects without an
+// ETag are never kept: nothing could tell, after a restart, that the
+// object did not change.
+func (c *Cache) PutSum(ctx context.Context, k Key, data []byte, sum uint32, done func()) {
 	queued := false
 	defer func() {
 		if !queued && done != nil {
@@ -348,7 +359,7 @@ func (c *Cache) Put(ctx context.Context, k Key, data []byte, done func()) {
 		}
 		if c.queued+n <= c.cfg.QueueBytes {
 			select {
-			case c.queue <- item{k: k, data: data, done: done}:
+			case c.queue <- item{k: k, data: data, sum: sum, done: done}:
 				c.queued += n
 				queued = true
 			default:
@@ -388,13 +399,13 @@ func (c *Cache) PutNow(k Key, data []byte) {
 	if c.off.Load() != nil || k.ETag == "" || len(data) == 0 {
 		return
 	}
-	c.write(k, data)
+	c.write(k, data, Sum(data))
 }
 
 func (c *Cache) writer() {
 	defer c.wg.Done()
 	for it := range c.queue {
-		c.write(it.k, it.data)
+		c.write(it.k, it.data, it.sum)
 		if it.done != nil {
 			it.done()
 		}
@@ -411,7 +422,7 @@ func (c *Cache) writer() {
 
 // write stores one block file: room first (evicting), then a temporary
 // file renamed into place, then the index.
-func (c *Cache) write(k Key, data []byte) {
+func (c *Cache) write(k Key, data []byte, sum uint32) {
 	if c.off.Load() != nil {
 		return
 	}
@@ -429,7 +440,7 @@ func (c *Cache) write(k Key, data []byte) {
 	c.used += size // reserved while the file is written
 	c.mu.Unlock()
 	p := i.path(c.cfg.Dir)
-	err := c.writeFile(p, k, data)
+	err := c.writeFile(p, k, data, sum)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {

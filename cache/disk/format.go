@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"path/filepath"
 )
 
@@ -91,6 +92,29 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// Sum is the checksum of a block's bytes kept with them: CRC-32C.
+func Sum(data []byte) uint32 { return crc32.Checksum(data, castagnoli) }
+
+// SumReader computes Sum of the bytes read through it, a read at a time,
+// while they are still in the CPU's cache.
+type SumReader struct {
+	R   io.Reader
+	sum uint32
+}
+
+func (s *SumReader) Read(b []byte) (int, error) {
+	n, err := s.R.Read(b)
+	s.sum = crc32.Update(s.sum, castagnoli, b[:n])
+	return n, err
+}
+
+// Next returns Sum of the bytes read since the last call to Next.
+func (s *SumReader) Next() uint32 {
+	sum := s.sum
+	s.sum = 0
+	return sum
+}
+
 // headerFixed is the header's length without the key's strings.
 const headerFixed = len(magic) + 3*8 + 3*2 + 8
 
@@ -100,16 +124,17 @@ func padded(n int64) int64 { return (n + page - 1) / page * page }
 // fileSize is the length of a valid file holding a block of n bytes.
 func fileSize(n int64) int64 { return page + padded(n) }
 
-// putHeader writes the header of a block of key k holding data into hdr
+// putHeader writes the header of a block of key k of n bytes whose
+// checksum is sum into hdr
 // (page bytes, zeroed past the header). A key too long for one page (S3
 // keys are at most 1,024 bytes) is not kept.
-func putHeader(hdr []byte, k Key, data []byte) error {
+func putHeader(hdr []byte, k Key, n int, sum uint32) error {
 	if headerFixed+len(k.Bucket)+len(k.Object)+len(k.ETag) > page {
 		return errors.New("key too long for the disk cache")
 	}
 	b := hdr[:0]
 	b = append(b, magic...)
-	b = binary.BigEndian.AppendUint64(b, uint64(len(data)))
+	b = binary.BigEndian.AppendUint64(b, uint64(n))
 	b = binary.BigEndian.AppendUint64(b, uint64(k.BlockSize))
 	b = binary.BigEndian.AppendUint64(b, uint64(k.Index))
 	for _, s := range []string{k.Bucket, k.Object, k.ETag} {
@@ -118,7 +143,7 @@ func putHeader(hdr []byte, k Key, data []byte) error {
 	b = append(b, k.Bucket...)
 	b = append(b, k.Object...)
 	b = append(b, k.ETag...)
-	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(data, castagnoli))
+	b = binary.BigEndian.AppendUint32(b, sum)
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	clear(hdr[len(b):page])
 	return nil

@@ -3,7 +3,6 @@ package disk
 import (
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -69,10 +68,10 @@ var errDirect = errors.New("O_DIRECT refused")
 
 // writeFile stores the block data of k in a temporary file renamed to p
 // once complete.
-func (c *Cache) writeFile(p string, k Key, data []byte) error {
+func (c *Cache) writeFile(p string, k Key, data []byte, sum uint32) error {
 	hdr := headers.Get().([]byte)
 	defer headers.Put(hdr)
-	if err := putHeader(hdr, k, data); err != nil {
+	if err := putHeader(hdr, k, len(data), sum); err != nil {
 		return err
 	}
 	for {
@@ -197,7 +196,7 @@ func readOnce(p string, k Key, dst []byte, direct bool) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d bytes, want %d", errCorrupt, st.Size, want)
 	}
 	data := buf[:h.size]
-	if sum := crc32.Checksum(data, castagnoli); sum != h.dataCRC {
+	if Sum(data) != h.dataCRC {
 		return nil, fmt.Errorf("%w: data checksum mismatch", errCorrupt)
 	}
 	return data, nil

@@ -2,9 +2,12 @@ package disk
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/iotest"
 )
 
 // TestRoundTrip: blocks of every length against the page, written and
@@ -111,3 +114,45 @@ func TestKeyTooLong(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// TestSums: a SumReader's sum of each block read through it, in reads of
+// any size, is Sum of the block; a block handed over with a wrong sum is
+// never served.
+func TestSums(t *testing.T) {
+	data := block(9, 3*bs+17)
+	for _, chunk := range []int{1, 7, 1000, bs, 10 * bs} {
+		s := &SumReader{R: iotest.OneByteReader(bytes.NewReader(data))}
+		if chunk > 1 {
+			s.R = &chunked{bytes.NewReader(data), chunk}
+		}
+		for off := 0; off < len(data); off += bs {
+			want := data[off:min(off+bs, len(data))]
+			got := make([]byte, len(want))
+			if _, err := io.ReadFull(s, got); err != nil {
+				t.Fatal(err)
+			}
+			if sum := s.Next(); sum != Sum(want) {
+				t.Fatalf("reads of %d: block at %d summed %08x, want %08x", chunk, off, sum, Sum(want))
+			}
+		}
+	}
+
+	c := open(t, Config{Dir: t.TempDir()})
+	b := block(1, bs)
+	c.PutSum(context.Background(), key("k", 0), b, Sum(b)^1, nil)
+	settle(t, c, 1)
+	if _, ok := c.Get(key("k", 0)); ok {
+		t.Fatal("a block with a wrong sum was served")
+	}
+	if s := c.Stats(); s.Errors != 1 || s.Blocks != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// chunked returns at most n bytes a read.
+type chunked struct {
+	r io.Reader
+	n int
+}
+
+func (c *chunked) Read(b []byte) (int, error) { return c.r.Read(b[:min(len(b), c.n)]) }
