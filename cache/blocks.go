@@ -285,7 +285,8 @@ func (b *blockCache) stream(ctx context.Context, o object, run []blockKey) (int,
 		return 0, stalled(err)
 	}
 	defer body.Close()
-	pr := &progressReader{r: body, t: stall, d: b.cfg.StallTimeout}
+	var pr io.Reader = &progressReader{r: body, t: stall, d: b.cfg.StallTimeout}
+	sums := b.summer(&pr)
 	for i, k := range run {
 		data := b.pool.get(min(bs, o.size-k.idx*bs))
 		got, err := io.ReadFull(pr, data)
@@ -303,7 +304,7 @@ func (b *blockCache) stream(ctx context.Context, o object, run []blockKey) (int,
 		}
 		b.finish(run[i:i+1], blk, nil)
 		if b.cfg.Disk != nil {
-			b.keep(ctx, o, k.idx, blk)
+			b.keep(ctx, o, k.idx, blk, sums.Next())
 			blk.release(b.pool)
 		}
 	}

@@ -61,14 +61,25 @@ func (b *blockCache) fromDisk(o object, run []blockKey, held *int64, demand bool
 	return runs[0]
 }
 
-// keep hands a block just received to the disk tier by reference: it
-// takes a reference for the writers, released once the block is written
-// (or not queued), so the buffer is not reused for another block while it
-// waits in the queue. It runs once the block's waiters have it: the disk
-// tier may make this fetch wait for room, never the reader of this block.
-// blk must be held by the caller (the cache's reference) while keep takes
-// its own.
-func (b *blockCache) keep(ctx context.Context, o object, idx int64, blk *block) {
+// summer wraps *r, the body of a GET, to checksum each block for the
+// disk tier as its bytes arrive (nil without a disk tier).
+func (b *blockCache) summer(r *io.Reader) *disk.SumReader {
+	if b.cfg.Disk == nil {
+		return nil
+	}
+	s := &disk.SumReader{R: *r}
+	*r = s
+	return s
+}
+
+// keep hands a block just received, and its checksum (summer), to the
+// disk tier by reference: it takes a reference for the writers, released
+// once the block is written (or not queued), so the buffer is not reused
+// for another block while it waits in the queue. It runs once the block's
+// waiters have it: the disk tier may make this fetch wait for room, never
+// the reader of this block. blk must be held by the caller (the cache's
+// reference) while keep takes its own.
+func (b *blockCache) keep(ctx context.Context, o object, idx int64, blk *block, sum uint32) {
 	if b.cfg.Disk == nil || o.etag == "" || !blk.tryRetain() {
 		return
 	}
@@ -76,7 +87,7 @@ func (b *blockCache) keep(ctx context.Context, o object, idx int64, blk *block) 
 	// timeout, which would cut the transfer.
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.StallTimeout/2)
 	defer cancel()
-	b.cfg.Disk.Put(ctx, b.diskKey(o, idx), blk.data, func() { blk.release(b.pool) })
+	b.cfg.Disk.PutSum(ctx, b.diskKey(o, idx), blk.data, sum, func() { blk.release(b.pool) })
 }
 
 // Landed puts the bytes of an object the mount just stored into the disk

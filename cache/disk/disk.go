@@ -20,8 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -44,7 +42,7 @@ type Config struct {
 	// waits up to PutWait for room, then is dropped (counted).
 	QueueBytes int64
 	PutWait    time.Duration
-	// Sync makes every block file durable (fsync) before it is renamed
+	// Sync makes every block file durable (fdatasync) before it is renamed
 	// into place. Without it a block lost in a crash of the host is only
 	// missing or caught by its checksum.
 	Sync bool
@@ -96,6 +94,7 @@ type Cache struct {
 	wg        sync.WaitGroup
 
 	off     atomic.Pointer[string]
+	direct  atomic.Bool // block files use O_DIRECT (io.go)
 	corrupt atomic.Bool // the first corrupt block was logged
 
 	hits, misses, bytesRead, bytesWritten, evictions, errs, dropped atomic.Int64
@@ -110,6 +109,7 @@ type entry struct {
 type item struct {
 	k    Key
 	data []byte
+	sum  uint32 // Sum(data)
 	done func() // the writer is through with data; may be nil
 }
 
@@ -144,6 +144,7 @@ func Open(cfg Config) (c *Cache, warning string, err error) {
 		return nil, "", err
 	}
 	c = &Cache{cfg: cfg, lock: lock, index: map[id]*list.Element{}, lru: list.New(), queue: make(chan item, 4096), room: make(chan struct{})}
+	c.direct.Store(true)
 	t0 := time.Now()
 	if err := c.load(); err != nil {
 		lock.Close()
@@ -284,7 +285,7 @@ func (c *Cache) GetInto(k Key, dst []byte) ([]byte, bool) {
 		return nil, false
 	}
 	p := i.path(c.cfg.Dir)
-	data, err := read(p, k, dst)
+	data, err := c.readFile(p, k, dst)
 	if err != nil {
 		c.misses.Add(1)
 		switch {
@@ -312,63 +313,27 @@ func (c *Cache) GetInto(k Key, dst []byte) ([]byte, bool) {
 	return data, true
 }
 
-// read returns the checked bytes of the block file p for k, in dst if
-// they fit.
-func read(p string, k Key, dst []byte) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	head := make([]byte, min(fi.Size(), 4096))
-	n, err := f.ReadAt(head, 0)
-	if err != nil && err != io.EOF {
-		return nil, err
-	}
-	h, err := parseHeader(head[:n], k)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() != int64(h.hdrLen)+h.size {
-		return nil, fmt.Errorf("%w: %d bytes, want %d", errCorrupt, fi.Size(), int64(h.hdrLen)+h.size)
-	}
-	var data []byte
-	if int64(cap(dst)) >= h.size {
-		data = dst[:h.size]
-	} else {
-		data = make([]byte, h.size)
-	}
-	got := copy(data, head[h.hdrLen:n])
-	if got < len(data) {
-		m, err := f.ReadAt(data[got:], int64(h.hdrLen+got))
-		if m < len(data)-got {
-			if err == io.EOF || err == nil {
-				return nil, fmt.Errorf("%w: cut short", errCorrupt)
-			}
-			return nil, err
-		}
-	}
-	if sum := crc32.Checksum(data, castagnoli); sum != h.dataCRC {
-		return nil, fmt.Errorf("%w: data checksum mismatch", errCorrupt)
-	}
-	return data, nil
+// Put is PutSum with the checksum computed here.
+func (c *Cache) Put(ctx context.Context, k Key, data []byte, done func()) {
+	c.PutSum(ctx, k, data, Sum(data), done)
 }
 
-// Put hands block k to the writers, by reference: the caller must not
-// change or reuse data until done runs (once: after the block is written,
-// or at once when it is not queued; done may be nil). When the queue is full it waits for room, for at most
-// PutWait or until ctx ends (the caller's bound): a disk a little slower than the network
-// slows the fetch that called it (never a reader's own block, which the
-// caller hands out first) rather than losing blocks. A wait that runs out
-// marks the disk congested: until the queue has drained to half, blocks
-// are dropped (counted) at once. With the tier off nothing is kept.
-// Blocks of objects without an ETag are never kept: nothing could tell,
-// after a restart, that the object did not change.
-func (c *Cache) Put(ctx context.Context, k Key, data []byte, done func()) {
+// PutSum hands block k to the writers by reference, with sum, its
+// checksum (Sum: a SumReader computes it as the bytes arrive, while they
+// are still in the CPU's cache; a pass over them later reads them from
+// memory again). A wrong sum only makes the block fail its check when
+// read: it is never served. The caller must not change or reuse data
+// until done runs (once: after the block is written, or at once when it
+// is not queued; done may be nil). When the queue is full it waits for
+// room, for at most PutWait or until ctx ends (the caller's bound): a
+// disk a little slower than the network slows the fetch that called it
+// (never a reader's own block, which the caller hands out first) rather
+// than losing blocks. A wait that runs out marks the disk congested:
+// until the queue has drained to half, blocks are dropped (counted) at
+// once. With the tier off nothing is kept. Blocks of objects without an
+// ETag are never kept: nothing could tell, after a restart, that the
+// object did not change.
+func (c *Cache) PutSum(ctx context.Context, k Key, data []byte, sum uint32, done func()) {
 	queued := false
 	defer func() {
 		if !queued && done != nil {
@@ -394,7 +359,7 @@ func (c *Cache) Put(ctx context.Context, k Key, data []byte, done func()) {
 		}
 		if c.queued+n <= c.cfg.QueueBytes {
 			select {
-			case c.queue <- item{k: k, data: data, done: done}:
+			case c.queue <- item{k: k, data: data, sum: sum, done: done}:
 				c.queued += n
 				queued = true
 			default:
@@ -434,13 +399,13 @@ func (c *Cache) PutNow(k Key, data []byte) {
 	if c.off.Load() != nil || k.ETag == "" || len(data) == 0 {
 		return
 	}
-	c.write(k, data)
+	c.write(k, data, Sum(data))
 }
 
 func (c *Cache) writer() {
 	defer c.wg.Done()
 	for it := range c.queue {
-		c.write(it.k, it.data)
+		c.write(it.k, it.data, it.sum)
 		if it.done != nil {
 			it.done()
 		}
@@ -457,16 +422,12 @@ func (c *Cache) writer() {
 
 // write stores one block file: room first (evicting), then a temporary
 // file renamed into place, then the index.
-func (c *Cache) write(k Key, data []byte) {
+func (c *Cache) write(k Key, data []byte, sum uint32) {
 	if c.off.Load() != nil {
 		return
 	}
 	i := k.id()
-	hdr, err := header(k, data)
-	if err != nil {
-		return
-	}
-	size := int64(len(hdr) + len(data))
+	size := fileSize(int64(len(data)))
 	if size > c.cfg.Limit {
 		return
 	}
@@ -479,7 +440,7 @@ func (c *Cache) write(k Key, data []byte) {
 	c.used += size // reserved while the file is written
 	c.mu.Unlock()
 	p := i.path(c.cfg.Dir)
-	err = writeFile(p, hdr, data, c.cfg.Sync)
+	err := c.writeFile(p, k, data, sum)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err != nil {
@@ -494,34 +455,6 @@ func (c *Cache) write(k Key, data []byte) {
 	}
 	c.index[i] = c.lru.PushFront(&entry{id: i, size: size, touched: c.cfg.Now()})
 	c.bytesWritten.Add(int64(len(data)))
-}
-
-func writeFile(p string, hdr, data []byte, sync bool) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return err
-	}
-	tmp := p + ".tmp" + strconv.FormatUint(tmpSeq.Add(1), 36)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(hdr)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil && sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-	}
-	return err
 }
 
 // evict removes least recently used blocks until size more bytes fit.

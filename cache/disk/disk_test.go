@@ -231,7 +231,7 @@ func TestBoundAndOrder(t *testing.T) {
 	dir := t.TempDir()
 	// The clock starts now: the order on disk is the files' times.
 	clk := &clock{t: time.Now()}
-	per := int64(bs + 64) // one block file, header included (an upper bound)
+	per := fileSize(bs) // one block file, header included
 	c, _, err := Open(Config{Dir: dir, Limit: 4 * per, Now: clk.now})
 	if err != nil {
 		t.Fatal(err)

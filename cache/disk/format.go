@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"path/filepath"
 )
 
@@ -61,9 +62,12 @@ func parseID(name string) (i id, ok bool) {
 	return i, hex.EncodeToString(i[:]) == name // lower case only
 }
 
-// A block file is a header, then the block's bytes:
+// A block file is a header page, then the block's bytes, padded with
+// zeros to a whole number of pages, so that both can be written and read
+// with O_DIRECT (io.go) in one system call, straight from and into the
+// block's buffer:
 //
-//	magic    "BFSBLK1\n" (8 bytes; the 1 is the format version)
+//	magic    "BFSBLK2\n" (8 bytes; the 2 is the format version)
 //	size     uint64: the block's length in bytes
 //	bsize    uint64: block size
 //	index    uint64: block number
@@ -71,26 +75,66 @@ func parseID(name string) (i id, ok bool) {
 //	bucket, key, ETag
 //	datacrc  uint32: CRC-32C of the block's bytes
 //	hdrcrc   uint32: CRC-32C of the header before it
+//	zeros    to the end of the page (page bytes)
 //
 // Integers are big-endian. A file is valid only if it is exactly as long
-// as its header says, both checksums match and the key is the one asked
-// for: a write cut short (kill -9, a full disk) or a flipped byte is
-// dropped, never served.
-const magic = "BFSBLK1\n"
+// as its header says (page + size rounded up to a page), both checksums
+// match and the key is the one asked for: a write cut short (kill -9, a
+// full disk) or a flipped byte is dropped, never served. The padding is
+// not checked: it is never served.
+const (
+	magic   = "BFSBLK2\n"
+	magicV1 = "BFSBLK1\n" // one header of any length, then the bytes
+	// page is the header's length, the data's offset and the unit files
+	// are padded to: the alignment O_DIRECT asks for on any local disk.
+	page = 4096
+)
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// maxName bounds each string of the key (S3 keys are at most 1,024 bytes).
-const maxName = 1 << 15
+// Sum is the checksum of a block's bytes kept with them: CRC-32C.
+func Sum(data []byte) uint32 { return crc32.Checksum(data, castagnoli) }
 
-// header returns the header of a block of key k holding data.
-func header(k Key, data []byte) ([]byte, error) {
-	if len(k.Bucket) >= maxName || len(k.Object) >= maxName || len(k.ETag) >= maxName {
-		return nil, errors.New("key too long for the disk cache")
+// SumReader computes Sum of the bytes read through it, a read at a time,
+// while they are still in the CPU's cache.
+type SumReader struct {
+	R   io.Reader
+	sum uint32
+}
+
+func (s *SumReader) Read(b []byte) (int, error) {
+	n, err := s.R.Read(b)
+	s.sum = crc32.Update(s.sum, castagnoli, b[:n])
+	return n, err
+}
+
+// Next returns Sum of the bytes read since the last call to Next.
+func (s *SumReader) Next() uint32 {
+	sum := s.sum
+	s.sum = 0
+	return sum
+}
+
+// headerFixed is the header's length without the key's strings.
+const headerFixed = len(magic) + 3*8 + 3*2 + 8
+
+// padded is n rounded up to a whole number of pages.
+func padded(n int64) int64 { return (n + page - 1) / page * page }
+
+// fileSize is the length of a valid file holding a block of n bytes.
+func fileSize(n int64) int64 { return page + padded(n) }
+
+// putHeader writes the header of a block of key k of n bytes whose
+// checksum is sum into hdr
+// (page bytes, zeroed past the header). A key too long for one page (S3
+// keys are at most 1,024 bytes) is not kept.
+func putHeader(hdr []byte, k Key, n int, sum uint32) error {
+	if headerFixed+len(k.Bucket)+len(k.Object)+len(k.ETag) > page {
+		return errors.New("key too long for the disk cache")
 	}
-	b := make([]byte, 0, len(magic)+3*8+3*2+len(k.Bucket)+len(k.Object)+len(k.ETag)+8)
+	b := hdr[:0]
 	b = append(b, magic...)
-	b = binary.BigEndian.AppendUint64(b, uint64(len(data)))
+	b = binary.BigEndian.AppendUint64(b, uint64(n))
 	b = binary.BigEndian.AppendUint64(b, uint64(k.BlockSize))
 	b = binary.BigEndian.AppendUint64(b, uint64(k.Index))
 	for _, s := range []string{k.Bucket, k.Object, k.ETag} {
@@ -99,9 +143,10 @@ func header(k Key, data []byte) ([]byte, error) {
 	b = append(b, k.Bucket...)
 	b = append(b, k.Object...)
 	b = append(b, k.ETag...)
-	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(data, castagnoli))
+	b = binary.BigEndian.AppendUint32(b, sum)
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	return b, nil
+	clear(hdr[len(b):page])
+	return nil
 }
 
 // errCorrupt marks a block file that must not be served.
@@ -109,7 +154,6 @@ var errCorrupt = errors.New("corrupt block file")
 
 // parsed is what a header says.
 type parsed struct {
-	hdrLen  int
 	size    int64
 	dataCRC uint32
 }
@@ -117,6 +161,9 @@ type parsed struct {
 // parseHeader checks the header at the start of b against k.
 func parseHeader(b []byte, k Key) (parsed, error) {
 	fixed := len(magic) + 3*8 + 3*2
+	if len(b) >= len(magicV1) && string(b[:len(magicV1)]) == magicV1 {
+		return parsed{}, fmt.Errorf("%w: written by an earlier bucketfs (format 1)", errCorrupt)
+	}
 	if len(b) < fixed || string(b[:len(magic)]) != magic {
 		return parsed{}, fmt.Errorf("%w: no header", errCorrupt)
 	}
@@ -146,5 +193,5 @@ func parseHeader(b []byte, k Key) (parsed, error) {
 	if size <= 0 || size > k.BlockSize {
 		return parsed{}, fmt.Errorf("%w: block length %d", errCorrupt, size)
 	}
-	return parsed{hdrLen: end, size: size, dataCRC: binary.BigEndian.Uint32(b[end-8:])}, nil
+	return parsed{size: size, dataCRC: binary.BigEndian.Uint32(b[end-8:])}, nil
 }
