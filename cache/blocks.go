@@ -29,6 +29,16 @@ type pending struct {
 	err  error
 }
 
+// arrived reports whether the fetch has completed (with bytes or not).
+func (p *pending) arrived() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Stats counts what the data cache did; for tests, logs and metrics.
 type Stats struct {
 	BlockHits   int64 // blocks served from memory (or from a fetch already in flight)

@@ -43,6 +43,10 @@ type Reader struct {
 	read     bool // it has been read from
 	runStart int64
 	dropped  int64 // blocks before this one were dropped behind the run
+	// starved is how often the window's bound was doubled above its
+	// start (maxWindow/startShare) because the run caught up with its
+	// own read-ahead (windowBound).
+	starved int
 
 	seen *run // what other Readers of the object see of this one's run (streams)
 }
@@ -304,6 +308,9 @@ func (r *Reader) exactOnce(ctx context.Context, p []byte, off int64) (int, error
 
 // block waits for block i of the pinned version.
 func (r *Reader) block(ctx context.Context, i int64, p *pending) ([]byte, Hold, error) {
+	if p != nil && !p.arrived() {
+		r.caughtUp()
+	}
 	data, hold, err := r.c.data.get(ctx, r.obj, i, p)
 	if errors.Is(err, store.ErrChanged) {
 		r.c.Forget(r.obj.bucket, r.obj.key)
@@ -328,10 +335,10 @@ func (r *Reader) plan(off, end int64) (raFrom, raTo int64, earned, siblings bool
 	// near where the last one ended.
 	slack := max(r.window, 2*bs)
 	if off >= r.next-slack && off <= r.next+slack && (r.window > 0 || r.next > 0 || off == 0) {
-		r.window = min(max(2*r.window, bs), r.maxWindow())
+		r.window = min(max(2*r.window, bs), r.windowBound())
 		r.next = max(r.next, end)
 	} else {
-		r.window, r.ahead, r.next, r.runStart, r.dropped = 0, 0, end, off, 0
+		r.window, r.ahead, r.next, r.runStart, r.dropped, r.starved = 0, 0, end, off, 0, 0
 		r.randoms++
 		if r.randoms >= wholeFileAfter && !r.whole && r.obj.size <= r.c.cfg.DataBytes/2 {
 			r.whole = true
@@ -366,6 +373,36 @@ func (r *Reader) plan(off, end int64) (raFrom, raTo int64, earned, siblings bool
 	}
 	r.ahead = target
 	return from / bs, (target - 1) / bs, true, siblings
+}
+
+// startShare is the part of maxWindow a sequential run's read-ahead starts
+// bounded to: 64 MiB of the default 256 MiB.
+const startShare = 4
+
+// windowBound is how far the window may grow now. A block read ahead has
+// to be held until it is read: on a host where the network outruns the
+// daemon (or the reader), a 256 MiB window is 256 MiB of buffers filled
+// long before they are read, a fifth of the daemon's CPU in page faults on
+// a cold read, for no speed. So the window starts bounded to a quarter of
+// maxWindow (but at least two runs), and the bound doubles (up to maxWindow) each time the run,
+// its window already full, catches up with its own read-ahead: waits for a
+// block still in flight (caughtUp), which is when the network is the
+// limit and more GETs in flight make it faster.
+func (r *Reader) windowBound() int64 {
+	m := r.maxWindow()
+	return min(m, max(m/startShare<<r.starved, 2*int64(r.c.cfg.MaxRunBlocks)*r.c.cfg.BlockSize))
+}
+
+// caughtUp notes that a read waits for a block still being fetched. Only
+// once the window is at its bound and the run has gone on for twice that
+// (the first GETs of a run are always waited for) does it raise the bound.
+func (r *Reader) caughtUp() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.windowBound()
+	if r.window > 0 && r.window >= b && b < r.maxWindow() && r.next-r.runStart >= 2*b {
+		r.starved++
+	}
 }
 
 // maxWindow shares the cache between the open readers: read-ahead that

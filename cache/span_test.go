@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"testing"
+	"time"
 )
 
 // Span returns the bytes of a read across two blocks as two slices of the
@@ -73,6 +74,58 @@ func TestSpan(t *testing.T) {
 			f.c.data.pool.mu.Unlock()
 			if made := f.c.data.pool.allocated.Load(); free != made {
 				t.Errorf("%d of %d buffers free after every hold was released", free, made)
+			}
+		})
+	}
+}
+
+// The read-ahead window of a sequential run starts bounded to a quarter
+// of its maximum and grows past that only when the run catches up with
+// its own read-ahead: a store that answers before the reader needs the
+// bytes keeps it at the quarter (fewer buffers filled long before they
+// are read), a slow one lets it grow to the maximum.
+func TestReadAheadWindowBound(t *testing.T) {
+	const maxRA = 32 * testBlock
+	tests := []struct {
+		name       string
+		getDelay   time.Duration // added to every GET
+		settle     bool          // every fetch done before the next read
+		wantWindow int64
+	}{
+		{name: "store ahead of the reader", settle: true, wantWindow: maxRA / startShare},
+		{name: "reader ahead of the store", getDelay: 5 * time.Millisecond, wantWindow: maxRA},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			size := 256 * testBlock
+			f, data, o := newDataFixture(t, Config{DataBytes: 1024 * testBlock, MaxReadAhead: maxRA, MaxRunBlocks: 4}, size)
+			f.fault.SetHook(func(ctx context.Context, op, _, _ string) error {
+				if op == "ReadAt" && tt.getDelay > 0 {
+					sleep(ctx, tt.getDelay)
+				}
+				return nil
+			})
+			r := f.c.Open("b", o)
+			defer r.Close()
+			p := make([]byte, testBlock)
+			most := int64(0)
+			for off := 0; off < 128*testBlock; off += testBlock {
+				if tt.settle {
+					waitFetches(f)
+				}
+				n, err := r.ReadAt(context.Background(), p, int64(off))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(p[:n], data[off:off+n]) {
+					t.Fatalf("bytes at %d differ", off)
+				}
+				r.mu.Lock()
+				most = max(most, r.window)
+				r.mu.Unlock()
+			}
+			if most != tt.wantWindow {
+				t.Errorf("window grew to %d blocks, want %d", most/testBlock, tt.wantWindow/testBlock)
 			}
 		})
 	}
