@@ -140,13 +140,20 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 // nothing). io.EOF marks the end of the object, as with ReadAt.
 func (r *Reader) Slice(ctx context.Context, buf []byte, off int64) ([]byte, Hold, error) {
 	head, tail, hold, err := r.Span(ctx, buf, off)
+	data, hold := Join(buf, head, tail, hold)
+	return data, hold, err
+}
+
+// Join turns what Span returned into one slice: head when there is no
+// tail, else head and tail copied into buf, and hold released.
+func Join(buf, head, tail []byte, hold Hold) ([]byte, Hold) {
 	if tail == nil {
-		return head, hold, err
+		return head, hold
 	}
 	n := copy(buf, head)
 	n += copy(buf[n:], tail)
 	hold.Release()
-	return buf[:n], Hold{}, err
+	return buf[:n], Hold{}
 }
 
 // Span is Slice for a reply that can be sent in two pieces: bytes that

@@ -207,13 +207,8 @@ func (h *Handle) Attr() Attr {
 // next lookup sees what is there now.
 func (h *Handle) Read(ctx context.Context, dest []byte, off int64) ([]byte, cache.Hold, error) {
 	head, tail, hold, err := h.ReadSpan(ctx, dest, off)
-	if tail == nil {
-		return head, hold, err
-	}
-	n := copy(dest, head)
-	n += copy(dest[n:], tail)
-	hold.Release()
-	return dest[:n], cache.Hold{}, nil
+	data, hold := cache.Join(dest, head, tail, hold)
+	return data, hold, err
 }
 
 // ReadSpan is Read for a reply that can be sent in two pieces: bytes that
