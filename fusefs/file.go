@@ -192,31 +192,23 @@ func (h *handle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.Attr
 // into it before giving up (bytes are not a file), on every READ.
 // A reply across two blocks is two slices (namespace.Handle.ReadSpan).
 type readResult struct {
-	vec  [2][]byte
-	n    int // slices in vec
+	vec  [2][]byte // the second nil but for a reply across two blocks
 	hold cache.Hold
 }
 
 func newReadResult(head, tail []byte, hold cache.Hold) *readResult {
-	r := &readResult{vec: [2][]byte{head, tail}, n: 1, hold: hold}
-	if tail != nil {
-		r.n = 2
-	}
-	return r
+	return &readResult{vec: [2][]byte{head, tail}, hold: hold}
 }
 
 func (r *readResult) Size() int { return len(r.vec[0]) + len(r.vec[1]) }
-
-// Bytes joins the pieces into buf (go-fuse passes a buffer of the READ's
-// size) when there are two.
 func (r *readResult) Bytes(buf []byte) ([]byte, fuse.Status) {
-	if r.n == 1 {
-		return r.vec[0], fuse.OK
-	}
-	n := copy(buf, r.vec[0])
-	n += copy(buf[n:], r.vec[1])
-	return buf[:n], fuse.OK
+	b, _ := cache.Join(buf, r.vec[0], r.vec[1], cache.Hold{})
+	return b, fuse.OK
 }
-
-func (r *readResult) Slices() ([][]byte, fuse.Status) { return r.vec[:r.n], fuse.OK }
-func (r *readResult) Done()                           { r.hold.Release(); r.hold = cache.Hold{} }
+func (r *readResult) Slices() ([][]byte, fuse.Status) {
+	if r.vec[1] == nil {
+		return r.vec[:1], fuse.OK
+	}
+	return r.vec[:], fuse.OK
+}
+func (r *readResult) Done() { r.hold.Release(); r.hold = cache.Hold{} }
