@@ -49,18 +49,31 @@ func (b *block) release(p *bufPool) {
 	}
 }
 
-// Hold keeps the bytes a read returned from being reused for another block
-// until Release. The zero Hold holds nothing. Release exactly once.
+// Hold keeps the bytes a read returned (in one block, or two: Span) from
+// being reused for another block until Release. The zero Hold holds
+// nothing. Release exactly once.
 type Hold struct {
-	b    *block
-	pool *bufPool
+	b, next *block
+	pool    *bufPool
 }
 
-// Release lets the block's buffer be reused once no one else holds it.
+// Release lets the blocks' buffers be reused once no one else holds them.
 func (h Hold) Release() {
 	if h.b != nil {
 		h.b.release(h.pool)
 	}
+	if h.next != nil {
+		h.next.release(h.pool)
+	}
+}
+
+// and returns h holding the block of o as well (o holds one block).
+func (h Hold) and(o Hold) Hold {
+	if h.b == nil {
+		return o
+	}
+	h.next = o.b
+	return h
 }
 
 // bufPool hands out block buffers and takes them back. Released buffers

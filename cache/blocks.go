@@ -29,6 +29,16 @@ type pending struct {
 	err  error
 }
 
+// arrived reports whether the fetch has completed (with bytes or not).
+func (p *pending) arrived() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Stats counts what the data cache did; for tests, logs and metrics.
 type Stats struct {
 	BlockHits   int64 // blocks served from memory (or from a fetch already in flight)
@@ -372,7 +382,7 @@ func (b *blockCache) get(ctx context.Context, o object, idx int64, p *pending) (
 	for {
 		if p == nil {
 			if blk, ok := b.lru.Get(k); ok && blk.tryRetain() {
-				return blk.data, Hold{blk, b.pool}, nil
+				return blk.data, Hold{b: blk, pool: b.pool}, nil
 			}
 			// Evicted since it was requested: ask again.
 			p = b.request(o, idx, idx, true)[0]
@@ -387,7 +397,7 @@ func (b *blockCache) get(ctx context.Context, o object, idx int64, p *pending) (
 			return nil, Hold{}, p.err
 		}
 		if p.data.tryRetain() {
-			return p.data.data, Hold{p.data, b.pool}, nil
+			return p.data.data, Hold{b: p.data, pool: b.pool}, nil
 		}
 		p = nil // evicted and its buffer reused since it arrived: ask again
 	}

@@ -554,10 +554,10 @@ func TestReadAheadWindowKeptFull(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.mu.Lock()
-		window, ahead := r.window, r.ahead
+		window, ahead, bound := r.window, r.ahead, r.windowBound()
 		r.mu.Unlock()
 		end := off + testBlock
-		if window == 32*testBlock && ahead-end < window-run*testBlock {
+		if window == bound && ahead-end < window-run*testBlock {
 			t.Fatalf("after reading to %d blocks: read-ahead reaches %d blocks ahead, want at least %d (window %d less one run)",
 				end/testBlock, (ahead-end)/testBlock, (window-run*testBlock)/testBlock, window/testBlock)
 		}

@@ -43,6 +43,10 @@ type Reader struct {
 	read     bool // it has been read from
 	runStart int64
 	dropped  int64 // blocks before this one were dropped behind the run
+	// starved is how often the window's bound was doubled above its
+	// start (maxWindow/startShare) because the run caught up with its
+	// own read-ahead (windowBound).
+	starved int
 
 	seen *run // what other Readers of the object see of this one's run (streams)
 }
@@ -135,30 +139,63 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 // are no longer used; otherwise it reads into buf (and the Hold holds
 // nothing). io.EOF marks the end of the object, as with ReadAt.
 func (r *Reader) Slice(ctx context.Context, buf []byte, off int64) ([]byte, Hold, error) {
+	head, tail, hold, err := r.Span(ctx, buf, off)
+	data, hold := Join(buf, head, tail, hold)
+	return data, hold, err
+}
+
+// Join turns what Span returned into one slice: head when there is no
+// tail, else head and tail copied into buf, and hold released.
+func Join(buf, head, tail []byte, hold Hold) ([]byte, Hold) {
+	if tail == nil {
+		return head, hold
+	}
+	n := copy(buf, head)
+	n += copy(buf[n:], tail)
+	hold.Release()
+	return buf[:n], Hold{}
+}
+
+// Span is Slice for a reply that can be sent in two pieces: bytes that
+// cross from one block into the next come back as head (in the first)
+// and tail (in the second), both without copying, and the Hold keeps
+// both blocks. A kernel whose read-ahead is not aligned to blocks sends
+// every 1 MiB READ across two of them: copying those into buf was a
+// fifth of the daemon's CPU. tail is nil when there is one piece (in a
+// block, or read into buf: bytes over more than two blocks, or fetched
+// exactly).
+func (r *Reader) Span(ctx context.Context, buf []byte, off int64) (head, tail []byte, hold Hold, err error) {
 	bs := r.c.cfg.BlockSize
 	end := min(off+int64(len(buf)), r.obj.size)
-	if off >= end || off/bs != (end-1)/bs {
+	if off >= end || (end-1)/bs-off/bs > 1 {
 		n, err := r.ReadAt(ctx, buf, off)
-		return buf[:n], Hold{}, err
+		return buf[:n], nil, Hold{}, err
 	}
-	first, _, pend := r.start(off, end)
+	first, last, pend := r.start(off, end)
 	if pend == nil {
 		n, err := r.exact(ctx, buf[:end-off], off)
-		return buf[:n], Hold{}, err
+		return buf[:n], nil, Hold{}, err
 	}
-	data, hold, err := r.block(ctx, first, pend[0])
-	if err != nil {
-		return nil, Hold{}, err
-	}
-	lo, hi := off-first*bs, end-first*bs
-	if hi > int64(len(data)) {
-		hold.Release()
-		return nil, Hold{}, io.ErrUnexpectedEOF
+	var parts [2][]byte
+	for i := first; i <= last; i++ {
+		data, h, err := r.block(ctx, i, pend[i-first])
+		if err != nil {
+			hold.Release()
+			return nil, nil, Hold{}, err
+		}
+		hold = hold.and(h)
+		blockStart := i * bs
+		lo, hi := max(off, blockStart)-blockStart, min(end, blockStart+bs)-blockStart
+		if hi > int64(len(data)) {
+			hold.Release()
+			return nil, nil, Hold{}, io.ErrUnexpectedEOF
+		}
+		parts[i-first] = data[lo:hi]
 	}
 	if end == r.obj.size {
-		return data[lo:hi], hold, io.EOF
+		err = io.EOF
 	}
-	return data[lo:hi], hold, nil
+	return parts[0], parts[1], hold, err
 }
 
 // start requests the blocks of [off, end) and any read-ahead, and returns
@@ -278,6 +315,9 @@ func (r *Reader) exactOnce(ctx context.Context, p []byte, off int64) (int, error
 
 // block waits for block i of the pinned version.
 func (r *Reader) block(ctx context.Context, i int64, p *pending) ([]byte, Hold, error) {
+	if p != nil && !p.arrived() {
+		r.caughtUp()
+	}
 	data, hold, err := r.c.data.get(ctx, r.obj, i, p)
 	if errors.Is(err, store.ErrChanged) {
 		r.c.Forget(r.obj.bucket, r.obj.key)
@@ -302,10 +342,10 @@ func (r *Reader) plan(off, end int64) (raFrom, raTo int64, earned, siblings bool
 	// near where the last one ended.
 	slack := max(r.window, 2*bs)
 	if off >= r.next-slack && off <= r.next+slack && (r.window > 0 || r.next > 0 || off == 0) {
-		r.window = min(max(2*r.window, bs), r.maxWindow())
+		r.window = min(max(2*r.window, bs), r.windowBound())
 		r.next = max(r.next, end)
 	} else {
-		r.window, r.ahead, r.next, r.runStart, r.dropped = 0, 0, end, off, 0
+		r.window, r.ahead, r.next, r.runStart, r.dropped, r.starved = 0, 0, end, off, 0, 0
 		r.randoms++
 		if r.randoms >= wholeFileAfter && !r.whole && r.obj.size <= r.c.cfg.DataBytes/2 {
 			r.whole = true
@@ -340,6 +380,36 @@ func (r *Reader) plan(off, end int64) (raFrom, raTo int64, earned, siblings bool
 	}
 	r.ahead = target
 	return from / bs, (target - 1) / bs, true, siblings
+}
+
+// startShare is the part of maxWindow a sequential run's read-ahead starts
+// bounded to: 64 MiB of the default 256 MiB.
+const startShare = 4
+
+// windowBound is how far the window may grow now. A block read ahead has
+// to be held until it is read: on a host where the network outruns the
+// daemon (or the reader), a 256 MiB window is 256 MiB of buffers filled
+// long before they are read, a fifth of the daemon's CPU in page faults on
+// a cold read, for no speed. So the window starts bounded to a quarter of
+// maxWindow (but at least two runs), and the bound doubles (up to maxWindow) each time the run,
+// its window already full, catches up with its own read-ahead: waits for a
+// block still in flight (caughtUp), which is when the network is the
+// limit and more GETs in flight make it faster.
+func (r *Reader) windowBound() int64 {
+	m := r.maxWindow()
+	return min(m, max(m/startShare<<r.starved, 2*int64(r.c.cfg.MaxRunBlocks)*r.c.cfg.BlockSize))
+}
+
+// caughtUp notes that a read waits for a block still being fetched. Only
+// once the window is at its bound and the run has gone on for twice that
+// (the first GETs of a run are always waited for) does it raise the bound.
+func (r *Reader) caughtUp() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.windowBound()
+	if r.window > 0 && r.window >= b && b < r.maxWindow() && r.next-r.runStart >= 2*b {
+		r.starved++
+	}
 }
 
 // maxWindow shares the cache between the open readers: read-ahead that

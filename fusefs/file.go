@@ -122,7 +122,7 @@ type handle struct {
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadResult, errno syscall.Errno) {
 	b, k := h.h.Name()
 	defer h.n.fs.op(ctx, "read", b, k, &errno)()
-	data, hold, err := h.h.Read(ctx, dest, off)
+	head, tail, hold, err := h.h.ReadSpan(ctx, dest, off)
 	if err != nil {
 		if h.h.Pinned() && errors.Is(err, store.ErrChanged) {
 			// Drop the kernel's entry, which leads to this old inode,
@@ -134,7 +134,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadR
 		}
 		return nil, h.n.fs.fail("read", b, k, err)
 	}
-	return newReadResult(data, hold), 0
+	return newReadResult(head, tail, hold), 0
 }
 
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (_ uint32, errno syscall.Errno) {
@@ -190,16 +190,25 @@ func (h *handle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.Attr
 // makes go-fuse write it with one writev: for plain bytes it would first
 // try a splice, which costs a pipe, its resizing and a write of the header
 // into it before giving up (bytes are not a file), on every READ.
+// A reply across two blocks is two slices (namespace.Handle.ReadSpan).
 type readResult struct {
-	vec  [1][]byte
+	vec  [2][]byte // the second nil but for a reply across two blocks
 	hold cache.Hold
 }
 
-func newReadResult(data []byte, hold cache.Hold) *readResult {
-	return &readResult{vec: [1][]byte{data}, hold: hold}
+func newReadResult(head, tail []byte, hold cache.Hold) *readResult {
+	return &readResult{vec: [2][]byte{head, tail}, hold: hold}
 }
 
-func (r *readResult) Size() int                          { return len(r.vec[0]) }
-func (r *readResult) Bytes([]byte) ([]byte, fuse.Status) { return r.vec[0], fuse.OK }
-func (r *readResult) Slices() ([][]byte, fuse.Status)    { return r.vec[:], fuse.OK }
-func (r *readResult) Done()                              { r.hold.Release(); r.hold = cache.Hold{} }
+func (r *readResult) Size() int { return len(r.vec[0]) + len(r.vec[1]) }
+func (r *readResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	b, _ := cache.Join(buf, r.vec[0], r.vec[1], cache.Hold{})
+	return b, fuse.OK
+}
+func (r *readResult) Slices() ([][]byte, fuse.Status) {
+	if r.vec[1] == nil {
+		return r.vec[:1], fuse.OK
+	}
+	return r.vec[:], fuse.OK
+}
+func (r *readResult) Done() { r.hold.Release(); r.hold = cache.Hold{} }

@@ -206,8 +206,17 @@ func (h *Handle) Attr() Attr {
 // an error wrapping store.ErrChanged, and the cache forgets the key, so the
 // next lookup sees what is there now.
 func (h *Handle) Read(ctx context.Context, dest []byte, off int64) ([]byte, cache.Hold, error) {
+	head, tail, hold, err := h.ReadSpan(ctx, dest, off)
+	data, hold := cache.Join(dest, head, tail, hold)
+	return data, hold, err
+}
+
+// ReadSpan is Read for a reply that can be sent in two pieces: bytes that
+// cross from one cached block into the next come back as head and tail,
+// both held by the Hold, without copying (cache.Reader.Span).
+func (h *Handle) ReadSpan(ctx context.Context, dest []byte, off int64) (head, tail []byte, hold cache.Hold, err error) {
 	if h.w == nil {
-		data, hold, err := h.r.Slice(ctx, dest, off)
+		head, tail, hold, err = h.r.Span(ctx, dest, off)
 		if err != nil && !errors.Is(err, io.EOF) {
 			if errors.Is(err, store.ErrNotFound) {
 				// Deleted since the open: the handle is stale, as when
@@ -217,9 +226,9 @@ func (h *Handle) Read(ctx context.Context, dest []byte, off int64) ([]byte, cach
 			if errors.Is(err, store.ErrChanged) {
 				h.ns.cache.Forget(h.bucket, h.key)
 			}
-			return nil, cache.Hold{}, err
+			return nil, nil, cache.Hold{}, err
 		}
-		return data, hold, nil
+		return head, tail, hold, nil
 	}
 	w := h.w
 	w.mu.Lock()
@@ -228,18 +237,18 @@ func (h *Handle) Read(ctx context.Context, dest []byte, off int64) ([]byte, cach
 	if st != nil {
 		n, err := st.Read(ctx, dest, off)
 		if err != nil && err != io.EOF {
-			return nil, cache.Hold{}, err
+			return nil, nil, cache.Hold{}, err
 		}
-		return dest[:n], cache.Hold{}, nil
+		return dest[:n], nil, cache.Hold{}, nil
 	}
 	if obj.Key == "" {
-		return nil, cache.Hold{}, nil
+		return nil, nil, cache.Hold{}, nil
 	}
-	data, hold, err := h.reader(obj).Slice(ctx, dest, off)
+	head, tail, hold, err = h.reader(obj).Span(ctx, dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, cache.Hold{}, err
+		return nil, nil, cache.Hold{}, err
 	}
-	return data, hold, nil
+	return head, tail, hold, nil
 }
 
 // reader returns a cache reader pinned to obj, replacing one pinned to an
