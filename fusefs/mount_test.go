@@ -147,14 +147,17 @@ func serveForTest(mp, name string) error {
 // answers the test's commands on stdin) and serves until SIGTERM or SIGINT
 // unmounts it.
 func serveUntilSignal(mp string, root fs.InodeEmbedder, opts *fs.Options, control func()) error {
+	// Catch the signals before saying "ready": a test done within a few
+	// milliseconds sends SIGTERM at once, and its default action would
+	// leave the mount behind, disconnected.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	server, err := fs.Mount(mp, root, opts)
 	if err != nil {
 		return err
 	}
 	fmt.Println("ready")
 	go control()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
 		<-sig
 		for server.Unmount() != nil {
