@@ -78,6 +78,71 @@ func TestForegroundSIGTERM(t *testing.T) {
 	}
 }
 
+// TestSIGTERMAtMount: a SIGTERM that comes the moment the mount appears
+// (systemd stopping a unit just started, a quick `bucketfs unmount`) still
+// unmounts cleanly and exits 0: the daemon never leaves a disconnected
+// mount behind.
+func TestSIGTERMAtMount(t *testing.T) {
+	s := need(t)
+	bkt := s.bucket("fgterm")
+	s.seedBuckets(t, map[string]map[string][]byte{bkt: {"f.txt": []byte("x\n")}})
+	for i := range 5 {
+		mp := s.mountDir(t)
+		logFile := filepath.Join(t.TempDir(), "bucketfs.log")
+		args := append([]string{"mount", "--foreground"}, s.mountOpts(logFile)...)
+		cmd := exec.Command(s.bin, append(args, "s3://"+bkt, mp)...)
+		cmd.Env = s.env
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		// Poll tightly and signal at once: the mount exists as soon as
+		// the kernel's INIT is answered, before the daemon's Mount returns.
+		var exited bool
+		for deadline := time.Now().Add(time.Minute); !isMounted(t, mp) && !exited; {
+			select {
+			case <-done:
+				exited = true
+			default:
+				if time.Now().After(deadline) {
+					t.Fatalf("run %d: not mounted after a minute", i)
+				}
+				time.Sleep(200 * time.Microsecond)
+			}
+		}
+		if exited {
+			t.Fatalf("run %d: exited before mounting\n%s", i, clip(stderr.String()))
+		}
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run %d: after SIGTERM at mount: %v, want exit 0\n%s", i, err, clip(stderr.String()))
+			}
+		case <-time.After(30 * time.Second):
+			// A daemon killed with a request to its own mount in flight
+			// never exits: abort the connection so it can.
+			t.Errorf("run %d: still running 30s after SIGTERM (mounted: %v)", i, isMounted(t, mp))
+			s.exec(t, 30*time.Second, nil, s.bin, "unmount", "--force", mp)
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if isMounted(t, mp) {
+			t.Errorf("run %d: %s left mounted after SIGTERM", i, mp)
+		}
+		s.cleanupMount(t, mp)
+		if t.Failed() {
+			logTail(t, logFile)
+			return
+		}
+	}
+}
+
 const nonRootUser = "bucketfs-test"
 
 // TestNonRootUser: an ordinary user mounts through the setuid fusermount3,

@@ -462,6 +462,13 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 		// still let them be mapped shared.
 		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC | fuse.CAP_DIRECT_IO_ALLOW_MMAP,
 	}
+	// Catch the signals before the mount exists: a SIGTERM (systemd, a
+	// quick `bucketfs unmount`) or SIGHUP arriving between the mount and
+	// signal.Notify would otherwise kill the daemon and leave the mount
+	// disconnected. Signals that come before the loop below are kept.
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
 	server, err := fs.Mount(c.MountPoint, root, opts)
 	if err != nil {
 		return mountError(c, err)
@@ -474,8 +481,6 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	}
 	sdNotifyReady(c, log)
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		for s := range sig {
 			if s == syscall.SIGHUP && ids != nil {
