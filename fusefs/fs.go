@@ -254,7 +254,33 @@ func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out
 // node is what every node embeds: its inode, and Statfs.
 type node struct{ fs.Inode }
 
-var _ fs.NodeStatfser = (*node)(nil)
+var (
+	_ fs.NodeStatfser      = (*node)(nil)
+	_ fs.NodeGetxattrer    = (*node)(nil)
+	_ fs.NodeListxattrer   = (*node)(nil)
+	_ fs.NodeSetxattrer    = (*node)(nil)
+	_ fs.NodeRemovexattrer = (*node)(nil)
+)
+
+// Extended attributes: S3 keeps none that a program could use. A mount
+// whose kernel asks (fuse.MountOptions.DisableXAttrs off: a per-user mount,
+// see cmd/bucketfs/peruser.go) is told EOPNOTSUPP for every name. Unlike
+// ENOSYS, which the kernel remembers and then answers ENODATA for the
+// POSIX ACL names, EOPNOTSUPP reaches the program: ls -l takes it as "no
+// ACLs or SELinux labels on this file system" and stops asking, where
+// ENODATA makes it ask again for every file, each a path walk of its own.
+func (*node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	return 0, syscall.EOPNOTSUPP
+}
+
+// Listxattr lists no attributes.
+func (*node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) { return 0, 0 }
+
+func (*node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return syscall.EOPNOTSUPP
+}
+
+func (*node) Removexattr(ctx context.Context, attr string) syscall.Errno { return syscall.EOPNOTSUPP }
 
 // Statfs reports room to spare, so df and tools' free-space checks work
 // (S3 has no capacity; a full staging area shows as ENOSPC on write).

@@ -441,9 +441,6 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	}
 	root := fusefs.New(ch, fcfg)
 	opts := fusefs.Options(ch)
-	if ids != nil {
-		perUserKernel(opts)
-	}
 	opts.MountOptions = fuse.MountOptions{
 		FsName:        c.source(),
 		Name:          "bucketfs",
@@ -461,6 +458,9 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 		// bypass the page cache (FOPEN_DIRECT_IO); kernels from 6.6 on
 		// still let them be mapped shared.
 		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC | fuse.CAP_DIRECT_IO_ALLOW_MMAP,
+	}
+	if ids != nil {
+		perUserKernel(opts)
 	}
 	server, err := fs.Mount(c.MountPoint, root, opts)
 	if err != nil {

@@ -111,9 +111,15 @@ func cacheScope(set *identity.Set) func(context.Context) (string, error) {
 // open's check). Directory contents are never cached by the kernel (no
 // FOPEN_CACHE_DIR); pages of a file are kept only for opens that passed
 // the opener's own check (namespace.File.Open).
+//
+// Extended attributes are answered (EOPNOTSUPP, fusefs), not refused with
+// ENOSYS: ls -l asks for the POSIX ACL of every file it lists, and each ask
+// is a path walk, a LOOKUP of every component, unless the answer is
+// EOPNOTSUPP, after which ls stops asking (see fusefs's node.Getxattr).
 func perUserKernel(o *fs.Options) {
 	var zero time.Duration
 	o.EntryTimeout, o.NegativeTimeout = &zero, &zero
+	o.MountOptions.DisableXAttrs = false
 }
 
 // reloadIdentities is what SIGHUP does to a per-user mount.
