@@ -236,7 +236,11 @@ func TestPerUserIdentity(t *testing.T) {
 		if got := ok(as(bob, "cat", secret), "cat as bob"); got != "bob's secret\n" {
 			t.Fatalf("bob reads %q", got)
 		}
-		// Now in the cache and the page cache; alice gets none of it.
+		if got := ok(as(bob, "ls", "-lR", filepath.Join(mp, bB)), "ls -lR as bob"); !strings.Contains(got, "secret.csv") {
+			t.Fatalf("ls -lR as bob = %q", got)
+		}
+		// Now in the cache, the page cache and the kernel's entries;
+		// alice gets none of it.
 		for _, cmd := range [][]string{{"cat", secret}, {"stat", secret}, {"ls", filepath.Join(mp, bB)}, {"ls", filepath.Join(mp, bB, "dir")}, {"head", "-c1", secret}} {
 			r := as(alice, cmd...)
 			if !denied(r) || strings.Contains(r.stdout, "secret") {
@@ -267,6 +271,26 @@ func TestPerUserIdentity(t *testing.T) {
 		t.Logf("GETs of a 3 MiB file: %d for alice, %d for bob after her", gets[0], gets[1])
 		if gets[0] == 0 || gets[1] != 0 {
 			t.Errorf("GETs %v: want the file fetched by the first reader only", gets)
+		}
+	})
+
+	t.Run("files show as the caller's", func(t *testing.T) {
+		// Each user, one right after the other on the same inodes: the
+		// kernel keeps no attributes on a per-user mount, so each stat
+		// names its own caller. The root is everyone's: the mount's.
+		dirC, file := filepath.Join(mp, bC), filepath.Join(mp, bC, "shared.bin")
+		for i := 0; i < 3; i++ {
+			for _, u := range []localUser{alice, bob} {
+				want := fmt.Sprintf("%d:%d\n%d:%d\n0:0\n", u.uid, u.gid, u.uid, u.gid)
+				if got := ok(as(u, "stat", "-c", "%u:%g", dirC, file, mp), "stat as "+u.name); got != want {
+					t.Errorf("stat as %s (uid %d) of %s, %s and the root = %q, want %q", u.name, u.uid, dirC, file, got, want)
+				}
+			}
+		}
+		// ls -ln of a directory (READDIRPLUS, then a LOOKUP of each name).
+		got := ok(as(bob, "ls", "-ln", dirC), "ls -ln as bob")
+		if want := fmt.Sprintf(" %d %d ", bob.uid, bob.gid); !strings.Contains(got, want) || strings.Contains(got, fmt.Sprintf(" %d %d ", alice.uid, alice.gid)) {
+			t.Errorf("ls -ln as bob = %q, want owner %q throughout", got, want)
 		}
 	})
 
@@ -350,11 +374,6 @@ func TestPerUserIdentity(t *testing.T) {
 	})
 }
 
-// TestPerUserWalkCost times find and ls -lR by one user on a per-user
-// mount against a mount with one identity (the same user's keys), both
-// warm (listings cached) and cold (a fresh mount). A per-user mount sends
-// every lookup to the daemon (no kernel entry or attribute cache), which
-// answers it from that user's cached listings.
 // userHomeDir gives u the home directory the user database names, with
 // files in ~/.aws, for the test only (removed afterwards if it made it).
 func userHomeDir(t *testing.T, u localUser, aws map[string]string) string {

@@ -30,6 +30,10 @@ type Config struct {
 	// The owner and permission bits of every file and directory.
 	UID, GID          uint32
 	FileMode, DirMode uint32
+	// CallerOwns shows every request its caller as the owner (a
+	// per-user mount: namespace.Owner), but for the root, which all
+	// users share.
+	CallerOwns bool
 	// MountTime is the mtime of directories (S3 has none for prefixes).
 	MountTime time.Time
 	Logger    *slog.Logger
@@ -213,7 +217,12 @@ func (f *FS) attr(ctx context.Context, out *fuse.Attr, mode uint32, a namespace.
 // owner is who every file and directory shows as its owner, for the
 // request ctx.
 func (f *FS) owner(ctx context.Context) fuse.Owner {
-	return fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
+	c, ok := fuse.FromContext(ctx)
+	if !ok {
+		c = &fuse.Caller{}
+	}
+	uid, gid := namespace.Owner{UID: f.cfg.UID, GID: f.cfg.GID, Caller: f.cfg.CallerOwns}.Of(c.Uid, c.Gid, ok)
+	return fuse.Owner{Uid: uid, Gid: gid}
 }
 
 // dirMode and fileMode are the modes of a directory and of the buckets'

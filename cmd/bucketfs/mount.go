@@ -438,6 +438,7 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	}
 	if ids != nil {
 		fcfg.Status = m.StatusFiles(nil) // no other user's paths in flight
+		fcfg.CallerOwns = true           // each user's files show as theirs (peruser.go)
 	}
 	root := fusefs.New(ch, fcfg)
 	opts := fusefs.Options(ch)
