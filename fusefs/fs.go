@@ -233,9 +233,16 @@ func (f *FS) fileMode() uint32                { return syscall.S_IFREG | f.cfg.F
 // entry makes (or finds, by inode number) the inode of e under parent and
 // fills out with its attributes.
 func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out *fuse.Attr) *fs.Inode {
+	// The inode the kernel already has under the name, when it is this
+	// one, is answered without a new node (a per-user mount looks every
+	// name up again on each access: no garbage per LOOKUP).
+	ch := parent.GetChild(e.Name)
 	switch {
 	case e.Dir != nil:
 		f.attr(ctx, out, f.dirMode(e.Dir), namespace.Attr{Ino: e.Dir.Ino()})
+		if ch != nil && ch.IsDir() && ch.StableAttr().Ino == e.Dir.Ino() {
+			return ch
+		}
 		return parent.NewInode(ctx, &dirNode{fs: f, d: e.Dir}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: e.Dir.Ino()})
 	case e.Control != nil:
 		n := &controlFile{fs: f, c: *e.Control}
@@ -243,16 +250,18 @@ func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out
 		return parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.Control.Ino()})
 	}
 	var known *namespace.File
-	if ch := parent.GetChild(e.Name); ch != nil {
+	if ch != nil {
 		if n, ok := ch.Operations().(*fileNode); ok {
 			known = n.f
 		}
 	}
 	f.attr(ctx, out, f.fileMode(), e.File.AttrAs(known))
-	n := &fileNode{fs: f, f: e.File}
-	ch := parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.File.Ino()})
-	if ch.Operations() == n && n.counted.CompareAndSwap(false, true) {
-		f.fileInodes.Add(1) // a new inode, not one the kernel already had
+	if known == nil || ch.StableAttr().Ino != e.File.Ino() {
+		n := &fileNode{fs: f, f: e.File}
+		ch = parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.File.Ino()})
+		if ch.Operations() == n && n.counted.CompareAndSwap(false, true) {
+			f.fileInodes.Add(1) // a new inode, not one the kernel already had
+		}
 	}
 	if n, ok := ch.Operations().(*fileNode); ok {
 		f.kept.Use(n)
