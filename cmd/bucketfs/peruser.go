@@ -132,6 +132,10 @@ func perUserKernel(o *fs.Options) {
 	tick := time.Nanosecond
 	o.AttrTimeout = &tick
 	o.MountOptions.DisableXAttrs = false
+	// Directory reads give names only (READDIR): the entries and
+	// attributes READDIRPLUS would add are kept for no time, and every
+	// stat that follows looks the name up anyway.
+	o.MountOptions.DisableReadDirPlus = true
 }
 
 // reloadIdentities is what SIGHUP does to a per-user mount.
