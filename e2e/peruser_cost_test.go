@@ -382,7 +382,7 @@ func straceLs(t *testing.T, s *suite, user, path string) {
 }
 
 // profileWalks takes a 5-second CPU profile of the daemon at metrics into
-// file while walking over and over.
+// file while walking over and over, then its allocation profile.
 func profileWalks(t *testing.T, metrics, file string, walk func()) {
 	t.Helper()
 	done := make(chan error, 1)
@@ -406,7 +406,19 @@ func profileWalks(t *testing.T, metrics, file string, walk func()) {
 			if err != nil {
 				t.Fatalf("profile: %v", err)
 			}
-			t.Logf("CPU profile of the per-user daemon in %s", file)
+			resp, err := http.Get(metrics + "/debug/pprof/allocs")
+			if err != nil {
+				t.Fatalf("allocation profile: %v", err)
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err == nil {
+				err = os.WriteFile(file+".allocs", b, 0o644)
+			}
+			if err != nil {
+				t.Fatalf("allocation profile: %v", err)
+			}
+			t.Logf("CPU profile of the per-user daemon in %s, allocations in %s.allocs", file, file)
 			return
 		default:
 		}
