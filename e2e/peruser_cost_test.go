@@ -80,7 +80,7 @@ func TestPerUserWalkCost(t *testing.T) {
 	}
 	type walked struct{ took, cpu time.Duration }
 	walk := func(mp string, cmd ...string) walked {
-		pid := daemonOf(t, mp)
+		pid := daemonPID(t, mp)
 		cpu0 := schedTime(t, pid)
 		r := s.runAs(t, alice.name, "", append(cmd, filepath.Join(mp, bkt))...)
 		if r.err != nil {
@@ -204,41 +204,6 @@ func seedWalk(t *testing.T, g *iamGateway, cl *s3client, bkt string, dirs, files
 		t.Fatal(err)
 	}
 	t.Logf("put %d objects in %v", dirs*files, time.Since(start).Round(time.Millisecond))
-}
-
-// daemonOf finds the process serving the mount at mp: the one whose
-// command line names it.
-func daemonOf(t *testing.T, mp string) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cl, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cl), "\x00")
-		if len(args) > 1 && slicesContains(args, "mount") && slicesContains(args, mp) {
-			return pid
-		}
-	}
-	t.Fatalf("no daemon serves %s", mp)
-	return 0
-}
-
-func slicesContains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // schedTime is the CPU time pid's threads have used (their
