@@ -118,8 +118,8 @@ func cacheScope(set *identity.Set) func(context.Context) (string, error) {
 // object, or a directory, and a process reaches it only through a lookup
 // of its own or a descriptor it opened after open's check). The mount's
 // root, the same for everyone, keeps its attributes and shows the mount's
-// owner (fusefs bucketsNode.Getattr). Directory contents are never cached by the kernel (no
-// FOPEN_CACHE_DIR); pages of a file are kept only for opens that passed
+// owner (fusefs dirNode.Getattr of the root). Directory contents are
+// never cached by the kernel (no FOPEN_CACHE_DIR); pages of a file are kept only for opens that passed
 // the opener's own check (namespace.File.Open).
 //
 // Extended attributes are answered (EOPNOTSUPP, fusefs), not refused with
