@@ -27,7 +27,7 @@ import (
 // other identities forget the names involved, so they ask the server.
 
 type scopes struct {
-	mu sync.Mutex
+	mu sync.RWMutex // read-held on every request of a per-user mount
 	m  map[string]*metaCache
 }
 
@@ -42,12 +42,18 @@ func (c *Cache) metaFor(ctx context.Context) (*metaCache, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.sc.mu.RLock()
+	m := c.sc.m[id]
+	c.sc.mu.RUnlock()
+	if m != nil {
+		return m, nil
+	}
 	c.sc.mu.Lock()
 	defer c.sc.mu.Unlock()
 	if c.sc.m == nil {
 		c.sc.m = map[string]*metaCache{}
 	}
-	m := c.sc.m[id]
+	m = c.sc.m[id]
 	if m == nil {
 		m = newMetaCache(c.ctx, c.store, c.cfg)
 		m.lru = c.meta.lru // one bound for every identity
@@ -78,8 +84,8 @@ func (m *metaCache) sameScope(ctx context.Context) error {
 
 // metas returns every metadata cache, for what must be forgotten by all.
 func (c *Cache) metas() []*metaCache {
-	c.sc.mu.Lock()
-	defer c.sc.mu.Unlock()
+	c.sc.mu.RLock()
+	defer c.sc.mu.RUnlock()
 	out := make([]*metaCache, 0, 1+len(c.sc.m))
 	out = append(out, c.meta)
 	for _, m := range c.sc.m {
@@ -105,8 +111,8 @@ func (c *Cache) Scoped() bool { return c.cfg.Scope != nil }
 
 // Identities returns how many identities have a metadata scope.
 func (c *Cache) Identities() int {
-	c.sc.mu.Lock()
-	defer c.sc.mu.Unlock()
+	c.sc.mu.RLock()
+	defer c.sc.mu.RUnlock()
 	return len(c.sc.m)
 }
 

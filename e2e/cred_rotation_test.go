@@ -27,6 +27,7 @@ type iamGateway struct {
 	bin, endpoint, admin string
 	root, rootSecret     string
 	accessLog            string
+	data                 string // the POSIX backend's directory
 }
 
 func rotFreePort(t *testing.T) int {
@@ -67,6 +68,7 @@ func startIAMGateway(t *testing.T) *iamGateway {
 		bin:  versitygwBin(t),
 		root: "AKROTATIONROOT", rootSecret: "SKrotationRootSecret0123456789",
 		accessLog: filepath.Join(dir, "access.log"),
+		data:      filepath.Join(dir, "data"),
 	}
 	port, adminPort := rotFreePort(t), rotFreePort(t)
 	g.endpoint = fmt.Sprintf("http://127.0.0.1:%d", port)

@@ -3,6 +3,7 @@ package fusefs
 import (
 	"context"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -39,6 +40,13 @@ var (
 func (d *dirNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	defer d.fs.op(ctx, "getattr", d.d.Bucket(), d.d.Prefix(), &errno)()
 	d.fs.attr(ctx, &out.Attr, d.fs.dirMode(d.d), namespace.Attr{Ino: d.d.Ino()})
+	if d.IsRoot() {
+		// The mount's root is every user's and never changes: it shows
+		// the mount's owner, and the kernel may keep it (each path walk
+		// checks its mode).
+		out.Owner = fuse.Owner{Uid: d.fs.cfg.UID, Gid: d.fs.cfg.GID}
+		out.SetTimeout(time.Hour)
+	}
 	return 0
 }
 

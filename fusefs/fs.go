@@ -30,6 +30,10 @@ type Config struct {
 	// The owner and permission bits of every file and directory.
 	UID, GID          uint32
 	FileMode, DirMode uint32
+	// CallerOwns shows every request its caller as the owner (a
+	// per-user mount: namespace.Owner), but for the root, which all
+	// users share.
+	CallerOwns bool
 	// MountTime is the mtime of directories (S3 has none for prefixes).
 	MountTime time.Time
 	Logger    *slog.Logger
@@ -213,7 +217,12 @@ func (f *FS) attr(ctx context.Context, out *fuse.Attr, mode uint32, a namespace.
 // owner is who every file and directory shows as its owner, for the
 // request ctx.
 func (f *FS) owner(ctx context.Context) fuse.Owner {
-	return fuse.Owner{Uid: f.cfg.UID, Gid: f.cfg.GID}
+	c, ok := fuse.FromContext(ctx)
+	if !ok {
+		c = &fuse.Caller{}
+	}
+	uid, gid := namespace.Owner{UID: f.cfg.UID, GID: f.cfg.GID, Caller: f.cfg.CallerOwns}.Of(c.Uid, c.Gid, ok)
+	return fuse.Owner{Uid: uid, Gid: gid}
 }
 
 // dirMode and fileMode are the modes of a directory and of the buckets'
@@ -224,9 +233,16 @@ func (f *FS) fileMode() uint32                { return syscall.S_IFREG | f.cfg.F
 // entry makes (or finds, by inode number) the inode of e under parent and
 // fills out with its attributes.
 func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out *fuse.Attr) *fs.Inode {
+	// The inode the kernel already has under the name, when it is this
+	// one, is answered without a new node (a per-user mount looks every
+	// name up again on each access: no garbage per LOOKUP).
+	ch := parent.GetChild(e.Name)
 	switch {
 	case e.Dir != nil:
 		f.attr(ctx, out, f.dirMode(e.Dir), namespace.Attr{Ino: e.Dir.Ino()})
+		if ch != nil && ch.IsDir() && ch.StableAttr().Ino == e.Dir.Ino() {
+			return ch
+		}
 		return parent.NewInode(ctx, &dirNode{fs: f, d: e.Dir}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: e.Dir.Ino()})
 	case e.Control != nil:
 		n := &controlFile{fs: f, c: *e.Control}
@@ -234,16 +250,18 @@ func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out
 		return parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.Control.Ino()})
 	}
 	var known *namespace.File
-	if ch := parent.GetChild(e.Name); ch != nil {
+	if ch != nil {
 		if n, ok := ch.Operations().(*fileNode); ok {
 			known = n.f
 		}
 	}
 	f.attr(ctx, out, f.fileMode(), e.File.AttrAs(known))
-	n := &fileNode{fs: f, f: e.File}
-	ch := parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.File.Ino()})
-	if ch.Operations() == n && n.counted.CompareAndSwap(false, true) {
-		f.fileInodes.Add(1) // a new inode, not one the kernel already had
+	if known == nil || ch.StableAttr().Ino != e.File.Ino() {
+		n := &fileNode{fs: f, f: e.File}
+		ch = parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.File.Ino()})
+		if ch.Operations() == n && n.counted.CompareAndSwap(false, true) {
+			f.fileInodes.Add(1) // a new inode, not one the kernel already had
+		}
 	}
 	if n, ok := ch.Operations().(*fileNode); ok {
 		f.kept.Use(n)
@@ -254,7 +272,33 @@ func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out
 // node is what every node embeds: its inode, and Statfs.
 type node struct{ fs.Inode }
 
-var _ fs.NodeStatfser = (*node)(nil)
+var (
+	_ fs.NodeStatfser      = (*node)(nil)
+	_ fs.NodeGetxattrer    = (*node)(nil)
+	_ fs.NodeListxattrer   = (*node)(nil)
+	_ fs.NodeSetxattrer    = (*node)(nil)
+	_ fs.NodeRemovexattrer = (*node)(nil)
+)
+
+// Extended attributes: S3 keeps none that a program could use. A mount
+// whose kernel asks (fuse.MountOptions.DisableXAttrs off: a per-user mount,
+// see cmd/bucketfs/peruser.go) is told EOPNOTSUPP for every name. Unlike
+// ENOSYS, which the kernel remembers and then answers ENODATA for the
+// POSIX ACL names, EOPNOTSUPP reaches the program: ls -l takes it as "no
+// ACLs or SELinux labels on this file system" and stops asking, where
+// ENODATA makes it ask again for every file, each a path walk of its own.
+func (*node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	return 0, syscall.EOPNOTSUPP
+}
+
+// Listxattr lists no attributes.
+func (*node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) { return 0, 0 }
+
+func (*node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	return syscall.EOPNOTSUPP
+}
+
+func (*node) Removexattr(ctx context.Context, attr string) syscall.Errno { return syscall.EOPNOTSUPP }
 
 // Statfs reports room to spare, so df and tools' free-space checks work
 // (S3 has no capacity; a full staging area shows as ENOSPC on write).

@@ -438,12 +438,10 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 	}
 	if ids != nil {
 		fcfg.Status = m.StatusFiles(nil) // no other user's paths in flight
+		fcfg.CallerOwns = true           // each user's files show as theirs (peruser.go)
 	}
 	root := fusefs.New(ch, fcfg)
 	opts := fusefs.Options(ch)
-	if ids != nil {
-		perUserKernel(opts)
-	}
 	opts.MountOptions = fuse.MountOptions{
 		FsName:        c.source(),
 		Name:          "bucketfs",
@@ -461,6 +459,9 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 		// bypass the page cache (FOPEN_DIRECT_IO); kernels from 6.6 on
 		// still let them be mapped shared.
 		ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC | fuse.CAP_DIRECT_IO_ALLOW_MMAP,
+	}
+	if ids != nil {
+		perUserKernel(opts)
 	}
 	// Catch the signals before the mount exists: a SIGTERM (systemd, a
 	// quick `bucketfs unmount`) or SIGHUP arriving between the mount and

@@ -104,16 +104,38 @@ func cacheScope(set *identity.Set) func(context.Context) (string, error) {
 // perUserKernel makes the kernel ask the daemon for every lookup of a
 // name, so each user's path walk is answered with their own identity:
 // nothing one user's lookup taught the kernel (an entry, an absence)
-// serves another. Attributes may stay cached (AttrTimeout as set): they
-// belong to an inode, which is one version of one object (or a directory,
-// whose attributes are the same for everyone), and a process reaches an
-// inode only through a lookup of its own or a descriptor it opened (after
-// open's check). Directory contents are never cached by the kernel (no
-// FOPEN_CACHE_DIR); pages of a file are kept only for opens that passed
+// serves another. Attributes are kept for one nanosecond (AttrTimeout),
+// which the kernel rounds up to the end of its current clock tick (1-4
+// ms): they name the caller as the owner (fusefs.Config.CallerOwns), and
+// the LOOKUP of the walk that reached the inode has just brought them, as
+// this caller's, for the permission checks and the stat that follow it
+// at once. A timeout of 0 would send a GETATTR after every LOOKUP (the
+// kernel takes 0 as "already stale"): twice the requests of ls -lR. What
+// one user's answer may show another, if it lands on the same inode
+// between the other's LOOKUP and stat, or before an fstat, within that
+// tick, is that user's uid and gid as the owner: nothing else in the
+// attributes differs between users (an inode is one version of one
+// object, or a directory, and a process reaches it only through a lookup
+// of its own or a descriptor it opened after open's check). The mount's
+// root, the same for everyone, keeps its attributes and shows the mount's
+// owner (fusefs dirNode.Getattr of the root). Directory contents are
+// never cached by the kernel (no FOPEN_CACHE_DIR); pages of a file are kept only for opens that passed
 // the opener's own check (namespace.File.Open).
+//
+// Extended attributes are answered (EOPNOTSUPP, fusefs), not refused with
+// ENOSYS: ls -l asks for the POSIX ACL of every file it lists, and each ask
+// is a path walk, a LOOKUP of every component, unless the answer is
+// EOPNOTSUPP, after which ls stops asking (see fusefs's node.Getxattr).
 func perUserKernel(o *fs.Options) {
 	var zero time.Duration
 	o.EntryTimeout, o.NegativeTimeout = &zero, &zero
+	tick := time.Nanosecond
+	o.AttrTimeout = &tick
+	o.MountOptions.DisableXAttrs = false
+	// Directory reads give names only (READDIR): the entries and
+	// attributes READDIRPLUS would add are kept for no time, and every
+	// stat that follows looks the name up anyway.
+	o.MountOptions.DisableReadDirPlus = true
 }
 
 // reloadIdentities is what SIGHUP does to a per-user mount.
