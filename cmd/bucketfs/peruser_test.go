@@ -17,7 +17,7 @@ func TestIdentityFlags(t *testing.T) {
 		{[]string{"--identity", "per-user", "--allow-other", "--read-only", "--identities", "/etc/x.conf", "/mnt/s3"}, ""},
 		{[]string{"--identity", "everyone", "/mnt/s3"}, `--identity "everyone": use mount or per-user`},
 		{[]string{"--identity", "per-user", "--read-only", "/mnt/s3"}, "add --allow-other"},
-		{[]string{"--identity", "per-user", "--allow-other", "/mnt/s3"}, "read-only in this version: add --read-only"},
+		{[]string{"--identity", "per-user", "--allow-other", "/mnt/s3"}, ""},
 		{[]string{"--identity", "per-user", "--allow-other", "--read-only", "s3://b", "/mnt/s3"}, "mounts every bucket"},
 	} {
 		_, err := parseMountArgs(tc.args, io.Discard)
