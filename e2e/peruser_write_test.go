@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,6 +55,13 @@ func TestPerUserWrites(t *testing.T) {
 	logFile := filepath.Join(dir, "bucketfs.log")
 	t.Cleanup(func() {
 		s.cleanupMount(t, mp)
+		// The daemon removes its staging directory as it exits: let it,
+		// before the test's directory is removed.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if left, _ := filepath.Glob(filepath.Join(cacheDir, "staging", "*")); len(left) == 0 {
+				break
+			}
+		}
 		if t.Failed() {
 			logTail(t, logFile)
 		}
@@ -93,6 +101,15 @@ func TestPerUserWrites(t *testing.T) {
 		f := filepath.Join(mp, bD, "bob.csv")
 		if r := as(bob, "echo x | dd of="+f+" status=none"); !denied(r) {
 			t.Errorf("bob's write to a bucket he may only read: %v %q, want Permission denied", r.err, r.stderr)
+		}
+		// From R: write.csv warns (R's close reports the failed upload
+		// as a warning, not an error).
+		if _, err := exec.LookPath("Rscript"); err == nil {
+			r := s.runAs(t, bob.name, "", "Rscript", "-e", fmt.Sprintf("write.csv(mtcars, %q)", filepath.Join(mp, bD, "cars.csv")))
+			t.Logf("write.csv as bob to a bucket he may only read: %v %q", r.err, strings.TrimSpace(r.stderr))
+			if !strings.Contains(r.stderr, "Problem closing connection:  Permission denied") {
+				t.Errorf("write.csv as bob to a bucket he may only read: no warning of the refused close")
+			}
 		}
 		if r := as(bob, "ls "+filepath.Join(mp, bD)); r.err != nil || strings.Contains(r.stdout, "bob.csv") {
 			t.Errorf("bob's listing after the refused write: %v %q, want no bob.csv", r.err, r.stdout)
@@ -135,7 +152,13 @@ func TestPerUserWrites(t *testing.T) {
 		f := filepath.Join(mp, bA, "big.bin")
 		// 40 MiB, then 3 s with the file still open before the close: the
 		// parts written go out during those seconds, in the background.
-		ok(as(alice, fmt.Sprintf("(head -c %d /dev/urandom; sleep 3) > %s", 40<<20, f)), "write a large file as alice")
+		// One process (every close of a descriptor uploads: a shell's
+		// redirection would close the child's copy early).
+		if _, err := exec.LookPath("Rscript"); err != nil {
+			t.Skip("needs Rscript")
+		}
+		ok(s.runAs(t, alice.name, "", "Rscript", "-e", fmt.Sprintf(`con <- file(%q, "wb"); writeBin(as.raw(sample(0:255, %d, TRUE)), con); Sys.sleep(3); close(con)`, f, 40<<20)),
+			"write a large file from R as alice")
 		reqs := gw.requests(t, mark, bA)
 		var parts, done []accessRequest
 		for _, r := range reqs {
