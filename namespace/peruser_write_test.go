@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -46,11 +47,15 @@ func (s *signed) all() []string {
 type policyWriter struct {
 	*policyStore
 	signed *signed
+	down   *atomic.Bool // every write fails as if the server were unreachable
 }
 
 func (p policyWriter) check(ctx context.Context, op, bucket, key string) error {
 	n, _ := who(ctx)
 	p.signed.add(op, bucket, key, n)
+	if p.down.Load() {
+		return errors.New("connection refused")
+	}
 	return p.allow(ctx, bucket)
 }
 
@@ -127,14 +132,15 @@ func owners(ctx context.Context) (Owner, error) {
 type peruserWrites struct {
 	*peruserFixture
 	signed *signed
+	down   *atomic.Bool
 	area   *stage.Area
 }
 
 func newPeruserWrites(t *testing.T, guarded bool) *peruserWrites {
 	t.Helper()
 	f := newPeruserFixture(t)
-	s := &signed{}
-	w := f.c.Keeps(policyWriter{policyStore: f.ps, signed: s})
+	s, down := &signed{}, &atomic.Bool{}
+	w := f.c.Keeps(policyWriter{policyStore: f.ps, signed: s, down: down})
 	area, err := stage.Open(stage.Config{Dir: filepath.Join(t.TempDir(), "staging"), Limit: 64 << 20, Writer: w,
 		PartSize: store.MinPartSize, Threshold: store.MinPartSize})
 	if err != nil {
@@ -142,7 +148,7 @@ func newPeruserWrites(t *testing.T, guarded bool) *peruserWrites {
 	}
 	t.Cleanup(func() { area.Close() })
 	f.ns = New(f.c, Config{Writer: w, Staging: area, Owners: owners, AllowDelete: !guarded})
-	return &peruserWrites{peruserFixture: f, signed: s, area: area}
+	return &peruserWrites{peruserFixture: f, signed: s, down: down, area: area}
 }
 
 // create makes bucket/dir/name as ctx's owner and writes body, leaving it
@@ -388,5 +394,34 @@ func TestPerUserDeleteGuard(t *testing.T) {
 	}
 	if err := d.Unlink(alice, "mine.csv"); err != nil {
 		t.Errorf("alice deletes her own file: %v", err)
+	}
+}
+
+// A file whose upload failed (the server unreachable) is kept staged and
+// retried at unmount; refused then (the owner lost the right), it is
+// dropped, not kept.
+func TestPerUserDrainRefused(t *testing.T) {
+	f := newPeruserWrites(t, false)
+	alice := as("alice")
+	f.down.Store(true)
+	_, h := f.create(t, alice, "bkt-c", "late.csv", []byte("x"))
+	if err := h.Flush(alice); err == nil {
+		t.Fatal("close with the server unreachable succeeded")
+	}
+	h.Release(alice)
+	dir := filepath.Join(f.area.Dir(), fmt.Sprint(uids["alice"]))
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("alice's failed upload is not kept staged: %v", ents)
+	}
+	f.down.Store(false)
+	f.ps.grants["alice"] = []string{"bkt-a"}
+	if kept := f.ns.Drain(context.Background()); len(kept) != 0 {
+		t.Errorf("Drain kept %q, refused for its owner", kept)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("a refused file stays staged: %v", ents)
+	}
+	if _, err := f.ps.mem.Stat(context.Background(), "bkt-c", "dir/late.csv"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused file exists: %v", err)
 	}
 }

@@ -349,7 +349,7 @@ func (w *wfile) pending() bool {
 // mount command calls it after unmounting.
 func (ns *NS) Drain(ctx context.Context) (kept []string) {
 	for _, w := range ns.writes.all() {
-		if err := w.upload(ctx); err != nil {
+		if err := w.upload(ctx); err != nil && w.refusedErr() == nil {
 			w.mu.Lock()
 			if w.st != nil {
 				kept = append(kept, w.st.Path())
@@ -359,7 +359,7 @@ func (ns *NS) Drain(ctx context.Context) (kept []string) {
 			w.mu.Unlock()
 			continue
 		}
-		w.closeIfIdle()
+		w.closeIfIdle() // uploaded, or refused (owner.go): nothing to keep
 	}
 	return kept
 }
