@@ -88,6 +88,9 @@ func TestPerUserWrites(t *testing.T) {
 		if got := ok(as(alice, "cat "+f), "cat as alice"); got != "a,b\n1,2\n" {
 			t.Errorf("alice reads back %q", got)
 		}
+		if got := ok(as(alice, "ls "+filepath.Dir(f)), "ls as alice"); got != "alice.csv\n" {
+			t.Errorf("alice's listing right after her write: %q", got)
+		}
 		wantSigned(t, gw.requests(t, mark, bA), "PutObject", "out/alice.csv", aliceKey)
 	})
 
@@ -133,6 +136,9 @@ func TestPerUserWrites(t *testing.T) {
 		wantSigned(t, reqs, "PutObject", "from-bob.txt", bobKey)
 		// Each sees the other's file at once (the writer's cache made
 		// everyone else forget the name).
+		if got := ok(as(bob, fmt.Sprintf("ls %s/%s", mp, bC)), "ls as bob"); !strings.Contains(got, "from-alice.txt") {
+			t.Errorf("bob's listing right after alice's write: %q", got)
+		}
 		if got := ok(as(bob, fmt.Sprintf("cat %s/%s/from-alice.txt", mp, bC)), "cat as bob"); got != "alice\n" {
 			t.Errorf("bob reads alice's file: %q", got)
 		}
