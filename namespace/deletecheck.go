@@ -45,7 +45,7 @@ func (ns *NS) deletable(ctx context.Context, who, op, bucket, key string) (store
 	return o, nil
 }
 
-// who is the owner of the delete (owner.go): a user deletes only what
+// who is the owner of the delete (identity.go): a user deletes only what
 // they wrote, on a mount of many identities.
 
 // listedDeletable is deletable for an object just listed: its ETag is

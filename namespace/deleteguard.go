@@ -21,7 +21,7 @@ import (
 // The namespace asks it before it deletes (deletecheck.go) and tells it
 // what it wrote (uploads, markers, the copies of renames) and removed. On
 // a mount of many identities it remembers who wrote what (who, the
-// owner's key, owner.go): each user deletes only what they wrote.
+// owner's key, identity.go): each user deletes only what they wrote.
 
 // DefaultOwnedMax is how many objects a mount remembers having written:
 // beyond it the oldest are forgotten, and deleting them needs

@@ -101,8 +101,8 @@ func (f *File) AttrWith(ctx context.Context, h *Handle) Attr {
 // is when needed. A file being written under f's name already by o
 // (another File) is shared. On a mount of many identities, an object's
 // File (its inode is every user's) never takes an overlay: o's wfile gets
-// an inode of its own (owner.go).
-func (f *File) overlay(o Owner) *wfile {
+// an inode of its own (identity.go).
+func (f *File) overlay(o Identity) *wfile {
 	if w := f.ov.Load(); w != nil {
 		return w
 	}
@@ -113,7 +113,7 @@ func (f *File) overlay(o Owner) *wfile {
 		f.ov.CompareAndSwap(nil, w)
 		return f.ov.Load()
 	}
-	w := &wfile{ns: f.ns, ino: f.ino, own: o, bucket: f.bucket, key: f.key, obj: f.obj}
+	w := &wfile{ns: f.ns, ino: f.ino, id: o, bucket: f.bucket, key: f.key, obj: f.obj}
 	if f.ns.scoped() {
 		w.ino = f.ns.newIno(f.bucket, f.key)
 		return w
@@ -124,7 +124,7 @@ func (f *File) overlay(o Owner) *wfile {
 
 // registered is overlay, put in the registry (or replaced by the wfile
 // that holds the name there).
-func (f *File) registered(o Owner) *wfile {
+func (f *File) registered(o Identity) *wfile {
 	w := f.overlay(o)
 	if r := w.register(); r != w {
 		if !f.ns.scoped() {
@@ -157,7 +157,7 @@ func (f *File) Open(ctx context.Context, flags uint32) (*Handle, error) {
 	if flags&writeFlags != 0 && !f.ns.Writable() {
 		return nil, ErrReadOnly
 	}
-	o, err := f.ns.owner(ctx)
+	o, err := f.ns.identity(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +194,7 @@ func (f *File) Truncate(ctx context.Context, size int64) (Attr, error) {
 			return Attr{}, err
 		}
 	}
-	o, err := f.ns.owner(ctx)
+	o, err := f.ns.identity(ctx)
 	if err != nil {
 		return Attr{}, err
 	}

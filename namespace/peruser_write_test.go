@@ -20,7 +20,7 @@ import (
 	"github.com/bucketfs/bucketfs/store"
 )
 
-// Writes on a namespace of several identities (Config.Owners): every
+// Writes on a namespace of several identities (Config.Identities): every
 // write is signed as its owner, background parts included; a file being
 // written is its owner's alone until uploaded; staging is per user.
 
@@ -120,13 +120,13 @@ var uids = func() map[string]uint32 {
 	return map[string]uint32{"alice": 60001, "bob": 60002}
 }()
 
-// owners is Config.Owners for the test's identities.
-func owners(ctx context.Context) (Owner, error) {
+// owners is Config.Identities for the test's identities.
+func owners(ctx context.Context) (Identity, error) {
 	n, err := who(ctx)
 	if err != nil {
-		return Owner{}, err
+		return Identity{}, err
 	}
-	return Owner{Key: n, UID: uids[n], GID: uids[n], Ctx: as(n)}, nil
+	return Identity{Key: n, UID: uids[n], GID: uids[n], Ctx: as(n)}, nil
 }
 
 type peruserWrites struct {
@@ -147,7 +147,7 @@ func newPeruserWrites(t *testing.T, guarded bool) *peruserWrites {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { area.Close() })
-	f.ns = New(f.c, Config{Writer: w, Staging: area, Owners: owners, AllowDelete: !guarded})
+	f.ns = New(f.c, Config{Writer: w, Staging: area, Identities: owners, AllowDelete: !guarded})
 	return &peruserWrites{peruserFixture: f, signed: s, down: down, area: area}
 }
 

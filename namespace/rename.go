@@ -25,7 +25,7 @@ const MaxDirRename = 1000
 type Move struct {
 	src, dst string                  // prefixes, ending in "/"
 	made     map[string]store.Object // the copies, by key
-	own      Owner                   // who renamed it (owner.go)
+	id       Identity                // who renamed it (identity.go)
 }
 
 // Dir points d, if it is at or below the renamed directory, at its new
@@ -48,8 +48,8 @@ func (m *Move) File(f *File) {
 	case w == nil && f.ns.scoped():
 		return
 	case w == nil:
-		w = f.overlay(m.own)
-	case f.ns.scoped() && w.own.Key != m.own.Key:
+		w = f.overlay(m.id)
+	case f.ns.scoped() && w.id.Key != m.id.Key:
 		return
 	}
 	w.mu.Lock()
@@ -106,7 +106,7 @@ func (d *Dir) Rename(ctx context.Context, name string, to *Dir, newName string, 
 		return nil, err
 	}
 	ns := d.ns
-	o, err := ns.owner(ctx)
+	o, err := ns.identity(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -130,8 +130,8 @@ func (d *Dir) Rename(ctx context.Context, name string, to *Dir, newName string, 
 	return nil, ns.renameFile(ctx, o, d.bucket, d.fileKey(ctx, name), dst, known.File)
 }
 
-func (ns *NS) renameFile(ctx context.Context, own Owner, bucket, src, dst string, f *File) error {
-	w := ns.writes.get(own.Key, bucket, src)
+func (ns *NS) renameFile(ctx context.Context, id Identity, bucket, src, dst string, f *File) error {
+	w := ns.writes.get(id.Key, bucket, src)
 	if w == nil && f != nil {
 		w = f.ov.Load()
 		if w != nil {
@@ -162,7 +162,7 @@ func (ns *NS) renameFile(ctx context.Context, own Owner, bucket, src, dst string
 	if ns.guarded() {
 		// The rename deletes the source: only one this mount wrote, and
 		// the copy is pinned to the ETag the guard checked.
-		cur, err := ns.deletable(rctx, own.Key, "rename", bucket, src)
+		cur, err := ns.deletable(rctx, id.Key, "rename", bucket, src)
 		if err != nil {
 			return err
 		}
@@ -183,18 +183,18 @@ func (ns *NS) renameFile(ctx context.Context, own Owner, bucket, src, dst string
 	if err != nil {
 		return err
 	}
-	ns.deletes.wrote(own.Key, bucket, dst, o.ETag)
+	ns.deletes.wrote(id.Key, bucket, dst, o.ETag)
 	if err := ns.w.Delete(rctx, bucket, src); err != nil {
 		ns.log.Warn("rename: copied, but the old name could not be deleted; both exist now", "bucket", bucket, "from", src, "to", dst, "err", err)
 		return err
 	}
-	ns.deletes.removed(own.Key, bucket, src)
+	ns.deletes.removed(id.Key, bucket, src)
 	if o.ModTime.IsZero() {
 		o.ModTime = ns.cfg.Now()
 	}
 	// A file being written under the new name is replaced: it uploads
 	// nothing more.
-	if old := ns.writes.get(own.Key, bucket, dst); old != nil && old != w {
+	if old := ns.writes.get(id.Key, bucket, dst); old != nil && old != w {
 		old.drop()
 	}
 	if f != nil && !ns.scoped() {
@@ -203,7 +203,7 @@ func (ns *NS) renameFile(ctx context.Context, own Owner, bucket, src, dst string
 		// file was written through (a listing made a new one for the name
 		// meanwhile): it shares the file's state then.
 		if w == nil {
-			w = f.overlay(own)
+			w = f.overlay(id)
 		} else {
 			f.ov.CompareAndSwap(nil, w)
 		}
@@ -233,11 +233,11 @@ const releaseWait = 2 * time.Second
 
 // waitReleased returns nil once no file below prefix is open, ErrBusy if one
 // has bytes not uploaded yet or stays open past releaseWait, or ctx's error.
-func (ns *NS) waitReleased(ctx context.Context, own Owner, bucket, prefix string) error {
+func (ns *NS) waitReleased(ctx context.Context, id Identity, bucket, prefix string) error {
 	var deadline <-chan time.Time
 	for {
 		open := false
-		for _, w := range ns.writes.under(own.Key, bucket, prefix) {
+		for _, w := range ns.writes.under(id.Key, bucket, prefix) {
 			w.mu.Lock()
 			dirty, handles := w.dirty, w.handles
 			w.mu.Unlock()
@@ -269,8 +269,8 @@ func (ns *NS) waitReleased(ctx context.Context, own Owner, bucket, prefix string
 
 // renameDir copies every object below src/ to dst/, then deletes the
 // originals: a failure midway leaves every byte under at least one name.
-func (ns *NS) renameDir(ctx context.Context, own Owner, bucket, src, dst string) (*Move, error) {
-	if err := ns.waitReleased(ctx, own, bucket, src+"/"); err != nil {
+func (ns *NS) renameDir(ctx context.Context, id Identity, bucket, src, dst string) (*Move, error) {
+	if err := ns.waitReleased(ctx, id, bucket, src+"/"); err != nil {
 		return nil, err
 	}
 	objs, more, err := ns.listTree(ctx, bucket, src+"/", MaxDirRename)
@@ -298,7 +298,7 @@ func (ns *NS) renameDir(ctx context.Context, own Owner, bucket, src, dst string)
 		// The rename deletes every object below src: all must be this
 		// mount's, with the ETags listed, to which the copies are pinned.
 		for _, o := range objs {
-			if err := ns.listedDeletable(own.Key, "rename", bucket, o); err != nil {
+			if err := ns.listedDeletable(id.Key, "rename", bucket, o); err != nil {
 				return nil, err
 			}
 		}
@@ -316,7 +316,7 @@ func (ns *NS) renameDir(ctx context.Context, own Owner, bucket, src, dst string)
 				if n.ModTime.IsZero() {
 					n.ModTime = ns.cfg.Now()
 				}
-				ns.deletes.wrote(own.Key, bucket, k, n.ETag)
+				ns.deletes.wrote(id.Key, bucket, k, n.ETag)
 				mu.Lock()
 				made[k] = n
 				mu.Unlock()
@@ -332,7 +332,7 @@ func (ns *NS) renameDir(ctx context.Context, own Owner, bucket, src, dst string)
 		return parallel(rctx, objs, func(ctx context.Context, o store.Object) error {
 			err := ns.w.Delete(ctx, bucket, o.Key)
 			if err == nil {
-				ns.deletes.removed(own.Key, bucket, o.Key)
+				ns.deletes.removed(id.Key, bucket, o.Key)
 			}
 			return err
 		})
@@ -340,7 +340,7 @@ func (ns *NS) renameDir(ctx context.Context, own Owner, bucket, src, dst string)
 		ns.log.Warn("rename: copied, but not every old object could be deleted; they exist under both names", "bucket", bucket, "from", src, "to", dst, "err", err)
 		return nil, err
 	}
-	return &Move{src: src + "/", dst: dst + "/", made: made, own: own}, nil
+	return &Move{src: src + "/", dst: dst + "/", made: made, id: id}, nil
 }
 
 // renameParallel bounds the copies (then the deletes) of a directory

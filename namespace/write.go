@@ -24,7 +24,7 @@ import (
 // Drain (at unmount) tries once more and leaves what it could not upload in
 // the staging directory.
 
-// writes is the registry of files being written, by owner (owner.go),
+// writes is the registry of files being written, by writer (identity.go),
 // bucket and key, so a lookup or listing of the name (by its owner) finds
 // the staged file while it is open or holds bytes not yet uploaded.
 type writes struct {
@@ -49,7 +49,7 @@ func (ws *writes) add(w *wfile) *wfile {
 	if ws.files == nil {
 		ws.files = map[string]*wfile{}
 	}
-	k := wkey(w.own.Key, w.bucket, w.key)
+	k := wkey(w.id.Key, w.bucket, w.key)
 	if old := ws.files[k]; old != nil {
 		return old
 	}
@@ -60,7 +60,7 @@ func (ws *writes) add(w *wfile) *wfile {
 func (ws *writes) remove(w *wfile) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	k := wkey(w.own.Key, w.bucket, w.key)
+	k := wkey(w.id.Key, w.bucket, w.key)
 	if ws.files[k] == w {
 		delete(ws.files, k)
 	}
@@ -72,7 +72,7 @@ func (ws *writes) under(owner, bucket, prefix string) []*wfile {
 	defer ws.mu.Unlock()
 	var out []*wfile
 	for _, w := range ws.files {
-		if w.own.Key == owner && w.bucket == bucket && strings.HasPrefix(w.key, prefix) {
+		if w.id.Key == owner && w.bucket == bucket && strings.HasPrefix(w.key, prefix) {
 			out = append(out, w)
 		}
 	}
@@ -92,8 +92,8 @@ func (ws *writes) all() []*wfile {
 // wfile is the mutable state of a file the mount writes or renamed.
 type wfile struct {
 	ns  *NS
-	ino uint64 // the inode number of its File
-	own Owner  // who writes it (owner.go); fixed
+	ino uint64   // the inode number of its File
+	id  Identity // who writes it (identity.go); fixed
 
 	// upMu serializes uploads and the renames that move the staged bytes.
 	// It is held across the upload: waiters can be interrupted.
@@ -111,7 +111,7 @@ type wfile struct {
 	gen         uint64       // bumped on every change of st
 	failedGen   uint64       // gen whose upload failed last (0: none)
 	unlinked    bool         // the name is gone: nothing more is uploaded
-	refused     error        // S3 refused the owner's upload (owner.go): dropped
+	refused     error        // S3 refused the writer's upload (identity.go): dropped
 	handles     int
 	mtime       time.Time
 }
@@ -312,7 +312,7 @@ func (w *wfile) uploadLocked(ctx context.Context) error {
 		w.dirty = false
 	}
 	w.mu.Unlock()
-	w.ns.deletes.wrote(w.own.Key, bucket, key, o.ETag)
+	w.ns.deletes.wrote(w.id.Key, bucket, key, o.ETag)
 	w.ns.log.Debug("uploaded", "bucket", bucket, "key", key, "size", o.Size, "took", time.Since(start))
 	return nil
 }
@@ -359,7 +359,7 @@ func (ns *NS) Drain(ctx context.Context) (kept []string) {
 			w.mu.Unlock()
 			continue
 		}
-		w.closeIfIdle() // uploaded, or refused (owner.go): nothing to keep
+		w.closeIfIdle() // uploaded, or refused (identity.go): nothing to keep
 	}
 	return kept
 }

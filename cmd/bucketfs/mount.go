@@ -433,7 +433,7 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 		}
 		fcfg.Writer, fcfg.Staging = w, area
 		if ids != nil {
-			fcfg.Owners = identityOwners(ids)
+			fcfg.Identities = writerIdentities(ids)
 		}
 		fcfg.AllowDelete = c.AllowDelete
 		if !c.AllowDelete {

@@ -101,17 +101,17 @@ func perUserModes(c *mountConfig) {
 	}
 }
 
-// identityOwners is the namespace's owner of a change on a per-user mount:
+// writerIdentities is the namespace.s writer of a change on a per-user mount:
 // the caller's user (refused, EACCES, without an identity), whose identity
 // uploads made later and parts sent in the background carry.
-func identityOwners(set *identity.Set) func(ctx context.Context) (namespace.Owner, error) {
-	return func(ctx context.Context) (namespace.Owner, error) {
+func writerIdentities(set *identity.Set) func(ctx context.Context) (namespace.Identity, error) {
+	return func(ctx context.Context) (namespace.Identity, error) {
 		p, err := set.Resolve(ctx)
 		if err != nil {
-			return namespace.Owner{}, err
+			return namespace.Identity{}, err
 		}
 		u := p.User
-		return namespace.Owner{Key: "uid " + strconv.FormatUint(uint64(u.UID), 10), UID: u.UID, GID: u.GID,
+		return namespace.Identity{Key: "uid " + strconv.FormatUint(uint64(u.UID), 10), UID: u.UID, GID: u.GID,
 			Ctx: identity.WithCaller(context.Background(), identity.Caller{UID: u.UID, GID: u.GID})}, nil
 	}
 }
