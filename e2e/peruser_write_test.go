@@ -22,16 +22,7 @@ func TestPerUserWrites(t *testing.T) {
 	us := needUsers(t, "bfs-alice", "bfs-bob", "bfs-carol")
 	alice, bob, carol := us[0], us[1], us[2]
 	g := startIAMGateway(t)
-	const (
-		hostKey, hostSecret   = "BFSHOSTKEY", "bfsHostSecret0123"
-		aliceKey, aliceSecret = "BFSALICEKEY", "bfsAliceSecret0123"
-		bobKey, bobSecret     = "BFSBOBKEY", "bfsBobSecret01234"
-		aliceRole             = "arn:aws:iam::111122223333:role/alice-data"
-		bobRole               = "arn:aws:iam::111122223333:role/bob-data"
-	)
-	for _, u := range [][2]string{{hostKey, hostSecret}, {aliceKey, aliceSecret}, {bobKey, bobSecret}} {
-		g.adminCmd(t, "create-user", "--access", u[0], "--secret", u[1], "--role", "user")
-	}
+	createPerUserAccounts(t, g)
 	// A is alice's, C alice's and bob may write it too, D alice's and bob
 	// may only read it.
 	bA, bC, bD := s.bucket("pw-a"), s.bucket("pw-c"), s.bucket("pw-d")
@@ -216,6 +207,24 @@ func TestPerUserWrites(t *testing.T) {
 			t.Errorf("bob lists the mount's staging directory: %v %q", r.err, r.stdout)
 		}
 	})
+}
+
+// The versitygw accounts of the per-user tests: the host's (it only signs
+// AssumeRole), alice's and bob's, and the roles a local STS maps to them.
+const (
+	hostKey, hostSecret   = "BFSHOSTKEY", "bfsHostSecret0123"
+	aliceKey, aliceSecret = "BFSALICEKEY", "bfsAliceSecret0123"
+	bobKey, bobSecret     = "BFSBOBKEY", "bfsBobSecret01234"
+	aliceRole             = "arn:aws:iam::111122223333:role/alice-data"
+	bobRole               = "arn:aws:iam::111122223333:role/bob-data"
+)
+
+// createPerUserAccounts makes the host's, alice's and bob's accounts in g.
+func createPerUserAccounts(t *testing.T, g *iamGateway) {
+	t.Helper()
+	for _, u := range [][2]string{{hostKey, hostSecret}, {aliceKey, aliceSecret}, {bobKey, bobSecret}} {
+		g.adminCmd(t, "create-user", "--access", u[0], "--secret", u[1], "--role", "user")
+	}
 }
 
 // accessRequest is one line of versitygw's access log.
