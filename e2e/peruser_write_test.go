@@ -82,7 +82,9 @@ func TestPerUserWrites(t *testing.T) {
 		if got := ok(as(alice, "ls "+filepath.Dir(f)), "ls as alice"); got != "alice.csv\n" {
 			t.Errorf("alice's listing right after her write: %q", got)
 		}
-		wantSigned(t, gw.requests(t, mark, bA), "PutObject", "out/alice.csv", aliceKey)
+		reqs := gw.requests(t, mark, bA)
+		wantSigned(t, reqs, "PutObject", "out/", aliceKey) // mkdir's marker
+		wantSigned(t, reqs, "PutObject", "out/alice.csv", aliceKey)
 	})
 
 	t.Run("bob's writes where he may not are refused", func(t *testing.T) {
@@ -139,9 +141,11 @@ func TestPerUserWrites(t *testing.T) {
 		if r := as(bob, fmt.Sprintf("rm %s/%s/from-alice.txt", mp, bC)); r.err == nil || !strings.Contains(r.stderr, "not permitted") {
 			t.Errorf("bob removes alice's file: %v %q, want Operation not permitted", r.err, r.stderr)
 		}
+		ok(as(alice, fmt.Sprintf("rm %s/%s/from-alice.txt", mp, bC)), "rm as alice")
 		reqs = gw.requests(t, mark, bC)
 		wantSigned(t, reqs, "CopyObject", "by-bob.txt", bobKey)
 		wantSigned(t, reqs, "DeleteObject", "from-bob.txt", bobKey)
+		wantSigned(t, reqs, "DeleteObject", "from-alice.txt", aliceKey)
 	})
 
 	t.Run("background parts are signed by the writer", func(t *testing.T) {
