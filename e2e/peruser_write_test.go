@@ -148,6 +148,37 @@ func TestPerUserWrites(t *testing.T) {
 		wantSigned(t, reqs, "DeleteObject", "from-alice.txt", aliceKey)
 	})
 
+	t.Run("an object being rewritten stays the old version for others", func(t *testing.T) {
+		f := filepath.Join(mp, bC, "data.csv")
+		ok(as(alice, "printf 'old content\\n' > "+f), "first version as alice")
+		if got := ok(as(bob, "cat "+f), "cat as bob"); got != "old content\n" {
+			t.Fatalf("bob reads %q", got)
+		}
+		// Alice truncates and rewrites it, holding it open 3 s; bob
+		// meanwhile reads and stats the very inode the kernel shares.
+		// From one process with one descriptor: a shell's redirections
+		// dup and close descriptors, and every close uploads.
+		if _, err := exec.LookPath("Rscript"); err != nil {
+			t.Skip("needs Rscript")
+		}
+		done := make(chan result, 1)
+		go func() {
+			done <- s.runAs(t, alice.name, "", "Rscript", "-e",
+				fmt.Sprintf(`con <- file(%q, "w"); cat("new", file = con); flush(con); Sys.sleep(3); close(con)`, f))
+		}()
+		time.Sleep(time.Second)
+		if got := ok(as(bob, "cat "+f+"; stat -c %s "+f), "cat and stat as bob"); got != "old content\n12\n" {
+			t.Errorf("bob while alice rewrites: %q, want the old version", got)
+		}
+		if got := ok(as(alice, "stat -c %s "+f), "stat as alice"); got != "3\n" {
+			t.Errorf("alice while she rewrites: size %q, want 3", got)
+		}
+		ok(<-done, "rewrite as alice")
+		if got := ok(as(bob, "cat "+f), "cat as bob after"); got != "new" {
+			t.Errorf("bob after alice's close reads %q", got)
+		}
+	})
+
 	t.Run("background parts are signed by the writer", func(t *testing.T) {
 		mark := gw.mark(t)
 		f := filepath.Join(mp, bA, "big.bin")
