@@ -114,16 +114,7 @@ func TestPerUserIdentity(t *testing.T) {
 	alice, bob, carol, dave := us[0], us[1], us[2], us[3]
 	g := startIAMGateway(t)
 	gwLog := accessLog{path: g.accessLog}
-	const (
-		hostKey, hostSecret   = "BFSHOSTKEY", "bfsHostSecret0123"
-		aliceKey, aliceSecret = "BFSALICEKEY", "bfsAliceSecret0123"
-		bobKey, bobSecret     = "BFSBOBKEY", "bfsBobSecret01234"
-		aliceRole             = "arn:aws:iam::111122223333:role/alice-data"
-		bobRole               = "arn:aws:iam::111122223333:role/bob-data"
-	)
-	for _, u := range [][2]string{{hostKey, hostSecret}, {aliceKey, aliceSecret}, {bobKey, bobSecret}} {
-		g.adminCmd(t, "create-user", "--access", u[0], "--secret", u[1], "--role", "user")
-	}
+	createPerUserAccounts(t, g)
 	bA, bB, bC := s.bucket("pu-a"), s.bucket("pu-b"), s.bucket("pu-c")
 	g.adminCmd(t, "create-bucket", "--owner", aliceKey, "--bucket", bA)
 	g.adminCmd(t, "create-bucket", "--owner", bobKey, "--bucket", bB)

@@ -64,7 +64,11 @@ var (
 func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := n.f.Name()
 	defer n.fs.op(ctx, "getattr", b, k, &errno)()
-	n.fs.attr(ctx, &out.Attr, n.fs.fileMode(), n.f.Attr())
+	var h *namespace.Handle
+	if fh, ok := fh.(*handle); ok {
+		h = fh.h
+	}
+	n.fs.attr(ctx, &out.Attr, n.fs.fileMode(), n.f.AttrWith(ctx, h))
 	return 0
 }
 

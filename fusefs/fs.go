@@ -39,8 +39,11 @@ type Config struct {
 	Logger    *slog.Logger
 	// Writer, Staging and AllowDelete are the namespace's
 	// (namespace.Config); with Writer or Staging nil, changes fail (EROFS).
-	Writer      store.Writer
-	Staging     *stage.Area
+	Writer  store.Writer
+	Staging *stage.Area
+	// Identities, if set, makes each change its caller's: one mount of
+	// many identities (namespace.Config.Identities).
+	Identities  func(ctx context.Context) (namespace.Identity, error)
 	AllowDelete bool
 	// Status, if set, makes the control directory (namespace.ControlDir):
 	// it gives the status for people and as JSON at each open.
@@ -107,7 +110,7 @@ func New(c *cache.Cache, cfg Config) fs.InodeEmbedder {
 	if cfg.Context == nil {
 		cfg.Context = context.Background()
 	}
-	nc := namespace.Config{Writer: cfg.Writer, Staging: cfg.Staging, AllowDelete: cfg.AllowDelete, Logger: cfg.Logger}
+	nc := namespace.Config{Writer: cfg.Writer, Staging: cfg.Staging, AllowDelete: cfg.AllowDelete, Identities: cfg.Identities, Logger: cfg.Logger}
 	if cfg.Status != nil {
 		nc.Reserved = ControlDir
 	}

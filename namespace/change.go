@@ -49,10 +49,14 @@ func (d *Dir) Create(ctx context.Context, name string, flags uint32) (*File, *Ha
 	if err := checkNewName(name); err != nil {
 		return nil, nil, err
 	}
+	o, err := d.ns.identity(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	key := d.Prefix() + name
-	w := d.ns.writes.get(d.bucket, key)
+	w := d.ns.writes.get(o.Key, d.bucket, key)
 	if w == nil {
-		w = &wfile{ns: d.ns, ino: d.ns.newIno(d.bucket, key), bucket: d.bucket, key: key, created: true}
+		w = &wfile{ns: d.ns, ino: d.ns.newIno(d.bucket, key), id: o, bucket: d.bucket, key: key, created: true}
 		if _, err := w.stage(ctx, true); err != nil {
 			return nil, nil, err
 		}
@@ -80,13 +84,17 @@ func (d *Dir) Mkdir(ctx context.Context, name string) (*Dir, error) {
 	if !usable(name) {
 		return nil, ErrInvalid
 	}
+	o, err := d.ns.identity(ctx)
+	if err != nil {
+		return nil, err
+	}
 	key := d.Prefix() + name
 	rctx, cancel := d.ns.requestContext(ctx)
 	defer cancel()
 	w := d.ns.w
-	o, err := w.PutIf(rctx, d.bucket, key+"/", bytes.NewReader(nil), 0, store.PutOptions{IfAbsent: true})
+	m, err := w.PutIf(rctx, d.bucket, key+"/", bytes.NewReader(nil), 0, store.PutOptions{IfAbsent: true})
 	if errors.Is(err, store.ErrUnsupported) {
-		o, err = store.Put(rctx, w, d.bucket, key+"/", bytes.NewReader(nil), 0)
+		m, err = store.Put(rctx, w, d.bucket, key+"/", bytes.NewReader(nil), 0)
 	}
 	switch {
 	case errors.Is(err, store.ErrExists):
@@ -94,7 +102,7 @@ func (d *Dir) Mkdir(ctx context.Context, name string) (*Dir, error) {
 	case err != nil:
 		return nil, err
 	}
-	d.ns.deletes.wrote(d.bucket, key+"/", o.ETag)
+	d.ns.deletes.wrote(o.Key, d.bucket, key+"/", m.ETag)
 	return d.child(name), nil
 }
 
@@ -110,8 +118,12 @@ func (d *Dir) Unlink(ctx context.Context, name string) error {
 	if err := d.ns.checkWritable(); err != nil {
 		return err
 	}
+	o, err := d.ns.identity(ctx)
+	if err != nil {
+		return err
+	}
 	key := d.fileKey(ctx, name)
-	w := d.ns.writes.get(d.bucket, key)
+	w := d.ns.writes.get(o.Key, d.bucket, key)
 	neverUploaded := false
 	if w != nil {
 		w.mu.Lock()
@@ -120,11 +132,11 @@ func (d *Dir) Unlink(ctx context.Context, name string) error {
 	}
 	gone := false
 	if d.ns.guarded() && !neverUploaded {
-		o, err := d.ns.deletable(ctx, "unlink", d.bucket, key)
+		cur, err := d.ns.deletable(ctx, o.Key, "unlink", d.bucket, key)
 		if err != nil {
 			return err
 		}
-		gone = o.Key == "" // nothing left to delete
+		gone = cur.Key == "" // nothing left to delete
 	}
 	if w != nil {
 		w.drop()
@@ -138,7 +150,7 @@ func (d *Dir) Unlink(ctx context.Context, name string) error {
 			return err
 		}
 	}
-	d.ns.deletes.removed(d.bucket, key)
+	d.ns.deletes.removed(o.Key, d.bucket, key)
 	return nil
 }
 
@@ -155,8 +167,12 @@ func (d *Dir) Rmdir(ctx context.Context, name string) error {
 	if err := d.ns.checkWritable(); err != nil {
 		return err
 	}
+	o, err := d.ns.identity(ctx)
+	if err != nil {
+		return err
+	}
 	key := d.Prefix() + name
-	if len(d.ns.writes.under(d.bucket, key+"/")) > 0 {
+	if len(d.ns.writes.under(o.Key, d.bucket, key+"/")) > 0 {
 		return ErrNotEmpty
 	}
 	objs, _, err := d.ns.listTree(ctx, d.bucket, key+"/", 2)
@@ -173,7 +189,7 @@ func (d *Dir) Rmdir(ctx context.Context, name string) error {
 	if marker != nil {
 		// Only the marker is left: deleting it is a delete like any other.
 		if d.ns.guarded() {
-			if err := d.ns.listedDeletable("rmdir", d.bucket, *marker); err != nil {
+			if err := d.ns.listedDeletable(o.Key, "rmdir", d.bucket, *marker); err != nil {
 				return err
 			}
 		}
@@ -182,7 +198,7 @@ func (d *Dir) Rmdir(ctx context.Context, name string) error {
 		if err := d.ns.w.Delete(rctx, d.bucket, key+"/"); err != nil {
 			return err
 		}
-		d.ns.deletes.removed(d.bucket, key+"/")
+		d.ns.deletes.removed(o.Key, d.bucket, key+"/")
 		return nil
 	}
 	// No marker, no object: the directory was only in what the cache

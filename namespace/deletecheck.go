@@ -22,9 +22,9 @@ func (ns *NS) guarded() bool { return !ns.deletes.allow }
 // mount did not write it or someone replaced it since. Objects the mount
 // does not remember cost no request; for the others one HEAD gives the
 // current ETag, which a rename then pins its copy to.
-func (ns *NS) deletable(ctx context.Context, op, bucket, key string) (store.Object, error) {
+func (ns *NS) deletable(ctx context.Context, who, op, bucket, key string) (store.Object, error) {
 	g := ns.deletes
-	if !g.mine(bucket, key) {
+	if !g.mine(who, bucket, key) {
 		g.refuse(op, bucket, key, "not written by this mount")
 		return store.Object{}, ErrNotPermitted
 	}
@@ -38,21 +38,24 @@ func (ns *NS) deletable(ctx context.Context, op, bucket, key string) (store.Obje
 		return store.Object{}, err
 	}
 	o.Key = key
-	if !g.mayDelete(bucket, key, o.ETag) {
+	if !g.mayDelete(who, bucket, key, o.ETag) {
 		g.refuse(op, bucket, key, "replaced by another writer since this mount wrote it")
 		return store.Object{}, ErrNotPermitted
 	}
 	return o, nil
 }
 
+// who is the owner of the delete (identity.go): a user deletes only what
+// they wrote, on a mount of many identities.
+
 // listedDeletable is deletable for an object just listed: its ETag is
 // the listing's, and no request is sent.
-func (ns *NS) listedDeletable(op, bucket string, o store.Object) error {
-	if ns.deletes.mayDelete(bucket, o.Key, o.ETag) {
+func (ns *NS) listedDeletable(who, op, bucket string, o store.Object) error {
+	if ns.deletes.mayDelete(who, bucket, o.Key, o.ETag) {
 		return nil
 	}
 	why := "not written by this mount"
-	if ns.deletes.mine(bucket, o.Key) {
+	if ns.deletes.mine(who, bucket, o.Key) {
 		why = "replaced by another writer since this mount wrote it"
 	}
 	ns.deletes.refuse(op, bucket, o.Key, why)

@@ -19,7 +19,9 @@ import (
 // --allow-delete. Overwriting is not a delete and is not guarded.
 //
 // The namespace asks it before it deletes (deletecheck.go) and tells it
-// what it wrote (uploads, markers, the copies of renames) and removed.
+// what it wrote (uploads, markers, the copies of renames) and removed. On
+// a mount of many identities it remembers who wrote what (who, the
+// owner's key, identity.go): each user deletes only what they wrote.
 
 // DefaultOwnedMax is how many objects a mount remembers having written:
 // beyond it the oldest are forgotten, and deleting them needs
@@ -44,38 +46,38 @@ func newDeleteGuard(allow bool, max int, log *slog.Logger) *deleteGuard {
 }
 
 // wrote records that the mount made (bucket, key) and got etag back.
-func (g *deleteGuard) wrote(bucket, key, etag string) {
+func (g *deleteGuard) wrote(who, bucket, key, etag string) {
 	if g.allow {
 		return // nothing to remember: every delete is allowed
 	}
 	if etag == "" {
 		// Nothing to recognise it by later: it counts as existing.
-		g.own.forget(bucket, key)
+		g.own.forget(who, bucket, key)
 		g.log.Debug("delete guard: the server sent no ETag; this object counts as existing", "bucket", bucket, "key", key)
 		return
 	}
-	g.own.add(bucket, key, etag)
+	g.own.add(who, bucket, key, etag)
 }
 
 // removed records that (bucket, key) is gone.
-func (g *deleteGuard) removed(bucket, key string) {
+func (g *deleteGuard) removed(who, bucket, key string) {
 	if !g.allow {
-		g.own.forget(bucket, key)
+		g.own.forget(who, bucket, key)
 	}
 }
 
 // mayDelete reports whether the object (bucket, key), which now has etag,
 // may be deleted: always with --allow-delete, else only if this mount
 // wrote it and it still has the ETag the mount got back.
-func (g *deleteGuard) mayDelete(bucket, key, etag string) bool {
-	return g.allow || g.own.has(bucket, key, etag)
+func (g *deleteGuard) mayDelete(who, bucket, key, etag string) bool {
+	return g.allow || g.own.has(who, bucket, key, etag)
 }
 
 // mine reports whether the mount remembers writing (bucket, key) at all,
 // whatever its ETag: whether it is worth asking the server for the
 // current one.
-func (g *deleteGuard) mine(bucket, key string) bool {
-	return g.allow || g.own.known(bucket, key)
+func (g *deleteGuard) mine(who, bucket, key string) bool {
+	return g.allow || g.own.known(who, bucket, key)
 }
 
 // refuse counts a refused delete and logs it: the first with the hint at
@@ -123,9 +125,11 @@ func (s *ownedSet) init(max int) {
 	s.m = map[uint64]ownedEntry{}
 }
 
-func (s *ownedSet) keyHash(bucket, key string) uint64 {
+func (s *ownedSet) keyHash(who, bucket, key string) uint64 {
 	var h maphash.Hash
 	h.SetSeed(s.seed)
+	h.WriteString(who)
+	h.WriteByte(0)
 	h.WriteString(bucket)
 	h.WriteByte(0)
 	h.WriteString(key)
@@ -136,8 +140,8 @@ func (s *ownedSet) etagHash(etag string) uint64 {
 	return maphash.String(s.seed, etag)
 }
 
-func (s *ownedSet) add(bucket, key, etag string) {
-	k, e := s.keyHash(bucket, key), s.etagHash(etag)
+func (s *ownedSet) add(who, bucket, key, etag string) {
+	k, e := s.keyHash(who, bucket, key), s.etagHash(etag)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	slot := int(s.seq % uint64(s.max))
@@ -156,23 +160,23 @@ func (s *ownedSet) add(bucket, key, etag string) {
 	s.seq++
 }
 
-func (s *ownedSet) forget(bucket, key string) {
-	k := s.keyHash(bucket, key)
+func (s *ownedSet) forget(who, bucket, key string) {
+	k := s.keyHash(who, bucket, key)
 	s.mu.Lock()
 	delete(s.m, k)
 	s.mu.Unlock()
 }
 
-func (s *ownedSet) has(bucket, key, etag string) bool {
-	k, e := s.keyHash(bucket, key), s.etagHash(etag)
+func (s *ownedSet) has(who, bucket, key, etag string) bool {
+	k, e := s.keyHash(who, bucket, key), s.etagHash(etag)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, ok := s.m[k]
 	return ok && o.etag == e
 }
 
-func (s *ownedSet) known(bucket, key string) bool {
-	k := s.keyHash(bucket, key)
+func (s *ownedSet) known(who, bucket, key string) bool {
+	k := s.keyHash(who, bucket, key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.m[k]

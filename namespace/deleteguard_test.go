@@ -66,16 +66,16 @@ func TestOwnedSet(t *testing.T) {
 			for _, o := range tc.ops {
 				switch o.do {
 				case "add":
-					s.add(o.bucket, o.key, o.etag)
+					s.add("", o.bucket, o.key, o.etag)
 				case "forget":
-					s.forget(o.bucket, o.key)
+					s.forget("", o.bucket, o.key)
 				}
 			}
 			for _, c := range tc.checks {
-				if got := s.has(c.bucket, c.key, c.etag); got != c.has {
+				if got := s.has("", c.bucket, c.key, c.etag); got != c.has {
 					t.Errorf("has(%q, %q, %q) = %v, want %v", c.bucket, c.key, c.etag, got, c.has)
 				}
-				if got := s.known(c.bucket, c.key); got != c.known {
+				if got := s.known("", c.bucket, c.key); got != c.known {
 					t.Errorf("known(%q, %q) = %v, want %v", c.bucket, c.key, got, c.known)
 				}
 			}
@@ -93,9 +93,9 @@ func TestOwnedSetBounded(t *testing.T) {
 	var s ownedSet
 	s.init(max)
 	for i := range 10 * max {
-		s.add("b", fmt.Sprintf("k%d", i), "e")
+		s.add("", "b", fmt.Sprintf("k%d", i), "e")
 		if i%7 == 0 {
-			s.add("b", fmt.Sprintf("k%d", i/2), "e") // some written again
+			s.add("", "b", fmt.Sprintf("k%d", i/2), "e") // some written again
 		}
 		if n := s.len(); n > max {
 			t.Fatalf("after %d adds: %d entries, more than %d", i+1, n, max)
@@ -105,11 +105,11 @@ func TestOwnedSetBounded(t *testing.T) {
 		t.Errorf("ring has %d slots, want %d", len(s.ring), max)
 	}
 	for i := 10*max - 800; i < 10*max; i++ {
-		if !s.has("b", fmt.Sprintf("k%d", i), "e") {
+		if !s.has("", "b", fmt.Sprintf("k%d", i), "e") {
 			t.Fatalf("k%d (among the newest) forgotten", i)
 		}
 	}
-	if s.known("b", "k0") {
+	if s.known("", "b", "k0") {
 		t.Errorf("k0, the oldest, still known")
 	}
 }
@@ -138,12 +138,12 @@ func TestDeleteGuard(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newDeleteGuard(tc.allow, 10, slog.New(slog.DiscardHandler))
 			for _, w := range tc.wrote {
-				g.wrote(w[0], w[1], w[2])
+				g.wrote("", w[0], w[1], w[2])
 			}
 			for _, r := range tc.remove {
-				g.removed(r[0], r[1])
+				g.removed("", r[0], r[1])
 			}
-			if got := g.mayDelete(tc.check[0], tc.check[1], tc.check[2]); got != tc.want {
+			if got := g.mayDelete("", tc.check[0], tc.check[1], tc.check[2]); got != tc.want {
 				t.Errorf("mayDelete = %v, want %v", got, tc.want)
 			}
 		})

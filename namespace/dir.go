@@ -116,7 +116,7 @@ func (d *Dir) Lookup(ctx context.Context, name string) (Entry, error) {
 		return Entry{}, store.ErrNotFound
 	}
 	key := d.Prefix() + name
-	if w := d.ns.writes.get(d.bucket, key); w != nil {
+	if w := d.ns.writes.get(d.ns.identityKey(ctx), d.bucket, key); w != nil {
 		return Entry{Name: name, File: d.ns.fileOf(w)}, nil
 	}
 	n, err := d.ns.cache.Lookup(ctx, d.bucket, key)
@@ -136,11 +136,11 @@ func (d *Dir) Lookup(ctx context.Context, name string) (Entry, error) {
 }
 
 // fileKey is the key of the file a name shows: the name itself, or for
-// "x" + ShadowSuffix that is not a key of its own, the object "x" that a
+// "x" + ShadowSuffix that is not a key of its id, the object "x" that a
 // directory "x" hides.
 func (d *Dir) fileKey(ctx context.Context, name string) string {
 	key := d.Prefix() + name
-	if !strings.HasSuffix(name, ShadowSuffix) || d.ns.writes.get(d.bucket, key) != nil {
+	if !strings.HasSuffix(name, ShadowSuffix) || d.ns.writes.get(d.ns.identityKey(ctx), d.bucket, key) != nil {
 		return key
 	}
 	if n, err := d.ns.cache.Lookup(ctx, d.bucket, key); err == nil && n.Kind.Has(cache.KindFile) {
@@ -170,6 +170,9 @@ type Lister struct {
 	taken  map[string]bool
 	staged map[string]*wfile // files being written here, not listed (yet)
 	done   bool              // the listing is exhausted: only the queue is left
+	// found says staged holds the files being written of the reader of
+	// the first Next since the start (they are its alone, identity.go).
+	found bool
 	// listed, for the control directory and the root of every bucket,
 	// is the whole list, made at the first Next; the walk is at
 	// listed[next].
@@ -186,16 +189,22 @@ func (d *Dir) List() *Lister {
 
 // Rewind starts the walk again from the first entry.
 func (l *Lister) Rewind() {
-	d := l.d
-	if d.bucket == "" {
+	if l.d.bucket == "" {
 		l.next = 0 // the same list again (the control directory too)
 		return
 	}
 	l.r = nil // made by the first Next, for the identity of its context
 	l.queue, l.taken, l.done = nil, nil, false
-	l.staged = nil
+	l.staged, l.found = nil, false
+}
+
+// findStaged gathers the files being written in the directory by the
+// caller of ctx.
+func (l *Lister) findStaged(ctx context.Context) {
+	d := l.d
+	l.found = true
 	prefix := d.Prefix()
-	for _, w := range d.ns.writes.under(d.bucket, prefix) {
+	for _, w := range d.ns.writes.under(d.ns.identityKey(ctx), d.bucket, prefix) {
 		_, key := w.name()
 		name := key[len(prefix):]
 		if strings.Contains(name, "/") || !w.pending() {
@@ -213,6 +222,9 @@ func (l *Lister) Next(ctx context.Context) (_ Entry, ok bool, _ error) {
 	d := l.d
 	if d.bucket == "" {
 		return l.nextListed(ctx)
+	}
+	if !l.found {
+		l.findStaged(ctx)
 	}
 	for {
 		var e cache.DirEntry

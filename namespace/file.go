@@ -84,27 +84,52 @@ func (f *File) AttrAs(known *File) Attr {
 	return a
 }
 
-// overlay returns f's wfile, making one for the object f is when needed.
-// A file being written under f's name already (another File) is shared.
-func (f *File) overlay() *wfile {
+// AttrWith reports the file's attributes as the caller of ctx sees them
+// through h (nil: no handle). On a mount of many identities an object's
+// File shows its version to everyone, and only its owner's handle that
+// writes it shows what that handle staged (fstat of the descriptor).
+func (f *File) AttrWith(ctx context.Context, h *Handle) Attr {
+	if h == nil || h.w == nil || !f.ns.scoped() || f.ov.Load() != nil || h.w.mayUse(ctx) != nil {
+		return f.Attr()
+	}
+	a := h.w.attr()
+	a.Ino = f.ino
+	return a
+}
+
+// overlay returns f's wfile for the owner o, making one for the object f
+// is when needed. A file being written under f's name already by o
+// (another File) is shared. On a mount of many identities, an object's
+// File (its inode is every user's) never takes an overlay: o's wfile gets
+// an inode of its own (identity.go).
+func (f *File) overlay(o Identity) *wfile {
 	if w := f.ov.Load(); w != nil {
 		return w
 	}
-	if w := f.ns.writes.get(f.bucket, f.key); w != nil {
+	if w := f.ns.writes.get(o.Key, f.bucket, f.key); w != nil {
+		if f.ns.scoped() {
+			return w
+		}
 		f.ov.CompareAndSwap(nil, w)
 		return f.ov.Load()
 	}
-	w := &wfile{ns: f.ns, ino: f.ino, bucket: f.bucket, key: f.key, obj: f.obj}
+	w := &wfile{ns: f.ns, ino: f.ino, id: o, bucket: f.bucket, key: f.key, obj: f.obj}
+	if f.ns.scoped() {
+		w.ino = f.ns.newIno(f.bucket, f.key)
+		return w
+	}
 	f.ov.CompareAndSwap(nil, w)
 	return f.ov.Load()
 }
 
 // registered is overlay, put in the registry (or replaced by the wfile
 // that holds the name there).
-func (f *File) registered() *wfile {
-	w := f.overlay()
+func (f *File) registered(o Identity) *wfile {
+	w := f.overlay(o)
 	if r := w.register(); r != w {
-		f.ov.Store(r)
+		if !f.ns.scoped() {
+			f.ov.Store(r)
+		}
 		return r
 	}
 	return w
@@ -114,6 +139,11 @@ func (f *File) registered() *wfile {
 // mount never wrote pins the version (Handle.Pinned); any other reads and
 // writes the overlay.
 func (f *File) Open(ctx context.Context, flags uint32) (*Handle, error) {
+	if w := f.ov.Load(); w != nil {
+		if err := w.mayUse(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if flags&writeFlags == 0 && f.ov.Load() == nil {
 		if err := f.checkVersion(ctx); err != nil {
 			return nil, err
@@ -127,9 +157,13 @@ func (f *File) Open(ctx context.Context, flags uint32) (*Handle, error) {
 	if flags&writeFlags != 0 && !f.ns.Writable() {
 		return nil, ErrReadOnly
 	}
-	w := f.overlay()
+	o, err := f.ns.identity(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w := f.overlay(o)
 	if flags&writeFlags != 0 {
-		w = f.registered()
+		w = f.registered(o)
 	}
 	return w.open(ctx, flags)
 }
@@ -155,7 +189,16 @@ func (f *File) Truncate(ctx context.Context, size int64) (Attr, error) {
 	if !f.ns.Writable() {
 		return Attr{}, ErrReadOnly
 	}
-	w := f.registered()
+	if w := f.ov.Load(); w != nil {
+		if err := w.mayUse(ctx); err != nil {
+			return Attr{}, err
+		}
+	}
+	o, err := f.ns.identity(ctx)
+	if err != nil {
+		return Attr{}, err
+	}
+	w := f.registered(o)
 	w.mu.Lock()
 	w.handles++ // held while truncating and uploading
 	w.mu.Unlock()
@@ -235,7 +278,7 @@ func (h *Handle) ReadSpan(ctx context.Context, dest []byte, off int64) (head, ta
 	st, obj := w.st, w.obj
 	w.mu.Unlock()
 	if st != nil {
-		n, err := st.Read(ctx, dest, off)
+		n, err := st.Read(w.ctx(ctx), dest, off)
 		if err != nil && err != io.EOF {
 			return nil, nil, cache.Hold{}, err
 		}
@@ -271,6 +314,9 @@ func (h *Handle) Write(ctx context.Context, data []byte, off int64) (int, error)
 	if h.w == nil || !h.Writer() {
 		return 0, ErrNotWriter
 	}
+	if err := h.w.refusedErr(); err != nil {
+		return 0, err
+	}
 	st, err := h.w.stage(ctx, false)
 	if err != nil {
 		return 0, err
@@ -280,7 +326,7 @@ func (h *Handle) Write(ctx context.Context, data []byte, off int64) (int, error)
 		// is not.
 		off = st.Size()
 	}
-	n, err := st.Write(ctx, data, off)
+	n, err := st.Write(h.w.ctx(ctx), data, off)
 	if n > 0 {
 		h.w.changed()
 	}

@@ -54,7 +54,11 @@ type Config struct {
 	// it out, and no unlink, rmdir or rename may take or give it
 	// (ErrNotPermitted). "" makes none.
 	Reserved string
-	Logger   *slog.Logger
+	// Identities, if set, makes the namespace one of many identities
+	// (identity.go): it names the writer of each change from its request's
+	// context, or fails (EACCES) for a caller without an identity.
+	Identities func(ctx context.Context) (Identity, error)
+	Logger     *slog.Logger
 	// Now is the clock (mtimes of files being written); nil is time.Now.
 	Now func() time.Time
 }

@@ -25,6 +25,7 @@ const MaxDirRename = 1000
 type Move struct {
 	src, dst string                  // prefixes, ending in "/"
 	made     map[string]store.Object // the copies, by key
+	id       Identity                // who renamed it (identity.go)
 }
 
 // Dir points d, if it is at or below the renamed directory, at its new
@@ -36,9 +37,21 @@ func (m *Move) Dir(d *Dir) {
 	}
 }
 
-// File points f, if it is below the renamed directory, at its copy.
+// File points f, if it is below the renamed directory, at its copy. On a
+// mount of many identities only the renamer's files being written follow:
+// an object's inode stays its version's (a reader of it gets ESTALE, as
+// after a rename by another host), and a file another user is writing is
+// theirs (it is uploaded under its old name).
 func (m *Move) File(f *File) {
-	w := f.overlay()
+	w := f.ov.Load()
+	switch {
+	case w == nil && f.ns.scoped():
+		return
+	case w == nil:
+		w = f.overlay(m.id)
+	case f.ns.scoped() && w.id.Key != m.id.Key:
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if strings.HasPrefix(w.key, m.src) {
@@ -93,14 +106,18 @@ func (d *Dir) Rename(ctx context.Context, name string, to *Dir, newName string, 
 		return nil, err
 	}
 	ns := d.ns
+	o, err := ns.identity(ctx)
+	if err != nil {
+		return nil, err
+	}
 	src, dst := d.Prefix()+name, to.Prefix()+newName
 	if noReplace {
-		if _, err := ns.cache.Lookup(ctx, d.bucket, dst); err == nil || ns.writes.get(d.bucket, dst) != nil {
+		if _, err := ns.cache.Lookup(ctx, d.bucket, dst); err == nil || ns.writes.get(o.Key, d.bucket, dst) != nil {
 			return nil, ErrExist
 		}
 	}
 	isDir := known.Dir != nil
-	if known.Dir == nil && known.File == nil && ns.writes.get(d.bucket, src) == nil {
+	if known.Dir == nil && known.File == nil && ns.writes.get(o.Key, d.bucket, src) == nil {
 		n, err := ns.cache.Lookup(ctx, d.bucket, src)
 		if err != nil {
 			return nil, err
@@ -108,15 +125,20 @@ func (d *Dir) Rename(ctx context.Context, name string, to *Dir, newName string, 
 		isDir = n.Kind.Has(cache.KindDir)
 	}
 	if isDir {
-		return ns.renameDir(ctx, d.bucket, src, dst)
+		return ns.renameDir(ctx, o, d.bucket, src, dst)
 	}
-	return nil, ns.renameFile(ctx, d.bucket, d.fileKey(ctx, name), dst, known.File)
+	return nil, ns.renameFile(ctx, o, d.bucket, d.fileKey(ctx, name), dst, known.File)
 }
 
-func (ns *NS) renameFile(ctx context.Context, bucket, src, dst string, f *File) error {
-	w := ns.writes.get(bucket, src)
+func (ns *NS) renameFile(ctx context.Context, id Identity, bucket, src, dst string, f *File) error {
+	w := ns.writes.get(id.Key, bucket, src)
 	if w == nil && f != nil {
 		w = f.ov.Load()
+		if w != nil {
+			if err := w.mayUse(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	if w != nil {
 		// Staged bytes go up first, under the old name, so the copy is
@@ -140,7 +162,7 @@ func (ns *NS) renameFile(ctx context.Context, bucket, src, dst string, f *File) 
 	if ns.guarded() {
 		// The rename deletes the source: only one this mount wrote, and
 		// the copy is pinned to the ETag the guard checked.
-		cur, err := ns.deletable(rctx, "rename", bucket, src)
+		cur, err := ns.deletable(rctx, id.Key, "rename", bucket, src)
 		if err != nil {
 			return err
 		}
@@ -161,27 +183,27 @@ func (ns *NS) renameFile(ctx context.Context, bucket, src, dst string, f *File) 
 	if err != nil {
 		return err
 	}
-	ns.deletes.wrote(bucket, dst, o.ETag)
+	ns.deletes.wrote(id.Key, bucket, dst, o.ETag)
 	if err := ns.w.Delete(rctx, bucket, src); err != nil {
 		ns.log.Warn("rename: copied, but the old name could not be deleted; both exist now", "bucket", bucket, "from", src, "to", dst, "err", err)
 		return err
 	}
-	ns.deletes.removed(bucket, src)
+	ns.deletes.removed(id.Key, bucket, src)
 	if o.ModTime.IsZero() {
 		o.ModTime = ns.cfg.Now()
 	}
 	// A file being written under the new name is replaced: it uploads
 	// nothing more.
-	if old := ns.writes.get(bucket, dst); old != nil && old != w {
+	if old := ns.writes.get(id.Key, bucket, dst); old != nil && old != w {
 		old.drop()
 	}
-	if f != nil {
+	if f != nil && !ns.scoped() {
 		// The kernel moves f's inode to the new name; it must read the
 		// new key from now on. It may be another inode than the one the
 		// file was written through (a listing made a new one for the name
 		// meanwhile): it shares the file's state then.
 		if w == nil {
-			w = f.overlay()
+			w = f.overlay(id)
 		} else {
 			f.ov.CompareAndSwap(nil, w)
 		}
@@ -211,11 +233,11 @@ const releaseWait = 2 * time.Second
 
 // waitReleased returns nil once no file below prefix is open, ErrBusy if one
 // has bytes not uploaded yet or stays open past releaseWait, or ctx's error.
-func (ns *NS) waitReleased(ctx context.Context, bucket, prefix string) error {
+func (ns *NS) waitReleased(ctx context.Context, id Identity, bucket, prefix string) error {
 	var deadline <-chan time.Time
 	for {
 		open := false
-		for _, w := range ns.writes.under(bucket, prefix) {
+		for _, w := range ns.writes.under(id.Key, bucket, prefix) {
 			w.mu.Lock()
 			dirty, handles := w.dirty, w.handles
 			w.mu.Unlock()
@@ -247,8 +269,8 @@ func (ns *NS) waitReleased(ctx context.Context, bucket, prefix string) error {
 
 // renameDir copies every object below src/ to dst/, then deletes the
 // originals: a failure midway leaves every byte under at least one name.
-func (ns *NS) renameDir(ctx context.Context, bucket, src, dst string) (*Move, error) {
-	if err := ns.waitReleased(ctx, bucket, src+"/"); err != nil {
+func (ns *NS) renameDir(ctx context.Context, id Identity, bucket, src, dst string) (*Move, error) {
+	if err := ns.waitReleased(ctx, id, bucket, src+"/"); err != nil {
 		return nil, err
 	}
 	objs, more, err := ns.listTree(ctx, bucket, src+"/", MaxDirRename)
@@ -276,7 +298,7 @@ func (ns *NS) renameDir(ctx context.Context, bucket, src, dst string) (*Move, er
 		// The rename deletes every object below src: all must be this
 		// mount's, with the ETags listed, to which the copies are pinned.
 		for _, o := range objs {
-			if err := ns.listedDeletable("rename", bucket, o); err != nil {
+			if err := ns.listedDeletable(id.Key, "rename", bucket, o); err != nil {
 				return nil, err
 			}
 		}
@@ -294,7 +316,7 @@ func (ns *NS) renameDir(ctx context.Context, bucket, src, dst string) (*Move, er
 				if n.ModTime.IsZero() {
 					n.ModTime = ns.cfg.Now()
 				}
-				ns.deletes.wrote(bucket, k, n.ETag)
+				ns.deletes.wrote(id.Key, bucket, k, n.ETag)
 				mu.Lock()
 				made[k] = n
 				mu.Unlock()
@@ -310,7 +332,7 @@ func (ns *NS) renameDir(ctx context.Context, bucket, src, dst string) (*Move, er
 		return parallel(rctx, objs, func(ctx context.Context, o store.Object) error {
 			err := ns.w.Delete(ctx, bucket, o.Key)
 			if err == nil {
-				ns.deletes.removed(bucket, o.Key)
+				ns.deletes.removed(id.Key, bucket, o.Key)
 			}
 			return err
 		})
@@ -318,7 +340,7 @@ func (ns *NS) renameDir(ctx context.Context, bucket, src, dst string) (*Move, er
 		ns.log.Warn("rename: copied, but not every old object could be deleted; they exist under both names", "bucket", bucket, "from", src, "to", dst, "err", err)
 		return nil, err
 	}
-	return &Move{src: src + "/", dst: dst + "/", made: made}, nil
+	return &Move{src: src + "/", dst: dst + "/", made: made, id: id}, nil
 }
 
 // renameParallel bounds the copies (then the deletes) of a directory

@@ -24,21 +24,21 @@ import (
 // Drain (at unmount) tries once more and leaves what it could not upload in
 // the staging directory.
 
-// writes is the registry of files being written, by bucket and key, so a
-// lookup or listing of the name finds the staged file while it is open or
-// holds bytes not yet uploaded.
+// writes is the registry of files being written, by writer (identity.go),
+// bucket and key, so a lookup or listing of the name (by its owner) finds
+// the staged file while it is open or holds bytes not yet uploaded.
 type writes struct {
 	mu    sync.Mutex
 	files map[string]*wfile
 	seq   atomic.Uint64 // for the inode numbers of created files
 }
 
-func wkey(bucket, key string) string { return bucket + "\x00" + key }
+func wkey(owner, bucket, key string) string { return owner + "\x00" + bucket + "\x00" + key }
 
-func (ws *writes) get(bucket, key string) *wfile {
+func (ws *writes) get(owner, bucket, key string) *wfile {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	return ws.files[wkey(bucket, key)]
+	return ws.files[wkey(owner, bucket, key)]
 }
 
 // add registers w under its name unless another wfile holds it, which is
@@ -49,7 +49,7 @@ func (ws *writes) add(w *wfile) *wfile {
 	if ws.files == nil {
 		ws.files = map[string]*wfile{}
 	}
-	k := wkey(w.bucket, w.key)
+	k := wkey(w.id.Key, w.bucket, w.key)
 	if old := ws.files[k]; old != nil {
 		return old
 	}
@@ -60,19 +60,19 @@ func (ws *writes) add(w *wfile) *wfile {
 func (ws *writes) remove(w *wfile) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	k := wkey(w.bucket, w.key)
+	k := wkey(w.id.Key, w.bucket, w.key)
 	if ws.files[k] == w {
 		delete(ws.files, k)
 	}
 }
 
-// under returns the registered files whose keys start with prefix.
-func (ws *writes) under(bucket, prefix string) []*wfile {
+// under returns the registered files of owner whose keys start with prefix.
+func (ws *writes) under(owner, bucket, prefix string) []*wfile {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	var out []*wfile
 	for _, w := range ws.files {
-		if w.bucket == bucket && strings.HasPrefix(w.key, prefix) {
+		if w.id.Key == owner && w.bucket == bucket && strings.HasPrefix(w.key, prefix) {
 			out = append(out, w)
 		}
 	}
@@ -92,7 +92,8 @@ func (ws *writes) all() []*wfile {
 // wfile is the mutable state of a file the mount writes or renamed.
 type wfile struct {
 	ns  *NS
-	ino uint64 // the inode number of its File
+	ino uint64   // the inode number of its File
+	id  Identity // who writes it (identity.go); fixed
 
 	// upMu serializes uploads and the renames that move the staged bytes.
 	// It is held across the upload: waiters can be interrupted.
@@ -110,6 +111,7 @@ type wfile struct {
 	gen         uint64       // bumped on every change of st
 	failedGen   uint64       // gen whose upload failed last (0: none)
 	unlinked    bool         // the name is gone: nothing more is uploaded
+	refused     error        // S3 refused the writer's upload (identity.go): dropped
 	handles     int
 	mtime       time.Time
 }
@@ -191,9 +193,12 @@ func (w *wfile) stage(ctx context.Context, empty bool) (*stage.File, error) {
 	}
 	bucket, key, obj, unlinked := w.bucket, w.key, w.obj, w.unlinked
 	w.mu.Unlock()
-	area := w.ns.cfg.Staging
+	area, err := w.area()
+	if err != nil {
+		return nil, err
+	}
+	ctx = w.ctx(ctx)
 	var st *stage.File
-	var err error
 	switch {
 	case !empty && obj.Key != "" && obj.Size > area.Threshold():
 		// Large: only the parts a change touches are fetched, the others
@@ -235,7 +240,7 @@ func (w *wfile) changed() {
 func (w *wfile) truncate(ctx context.Context, size int64) error {
 	st, err := w.stage(ctx, size == 0)
 	if err == nil {
-		err = st.Resize(ctx, size)
+		err = st.Resize(w.ctx(ctx), size)
 	}
 	if err != nil {
 		return err
@@ -263,6 +268,11 @@ func (w *wfile) upload(ctx context.Context) error {
 
 func (w *wfile) uploadLocked(ctx context.Context) error {
 	w.mu.Lock()
+	if w.refused != nil {
+		err := w.refused
+		w.mu.Unlock()
+		return err
+	}
 	if !w.dirty || w.unlinked || w.st == nil {
 		w.mu.Unlock()
 		return nil
@@ -270,7 +280,7 @@ func (w *wfile) uploadLocked(ctx context.Context) error {
 	bucket, key, st, gen := w.bucket, w.key, w.st, w.gen
 	opts := store.PutOptions{IfAbsent: w.created}
 	w.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.uploadTimeout(st.Size()))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx(ctx)), w.uploadTimeout(st.Size()))
 	defer cancel()
 	start := time.Now()
 	o, err := st.Upload(ctx, bucket, key, opts)
@@ -278,6 +288,9 @@ func (w *wfile) uploadLocked(ctx context.Context) error {
 		// The server refuses conditional writes: create unconditionally.
 		w.ns.log.Debug("server refuses If-None-Match; creating without it", "bucket", bucket, "key", key)
 		o, err = st.Upload(ctx, bucket, key, store.PutOptions{})
+	}
+	if err != nil && w.ns.scoped() && errors.Is(err, store.ErrAccessDenied) {
+		return w.refuse(err)
 	}
 	if err != nil {
 		w.mu.Lock()
@@ -299,7 +312,7 @@ func (w *wfile) uploadLocked(ctx context.Context) error {
 		w.dirty = false
 	}
 	w.mu.Unlock()
-	w.ns.deletes.wrote(bucket, key, o.ETag)
+	w.ns.deletes.wrote(w.id.Key, bucket, key, o.ETag)
 	w.ns.log.Debug("uploaded", "bucket", bucket, "key", key, "size", o.Size, "took", time.Since(start))
 	return nil
 }
@@ -310,7 +323,7 @@ func (w *wfile) closeHandle() {
 	w.mu.Lock()
 	w.handles--
 	var st *stage.File
-	last := w.handles == 0 && (!w.dirty || w.unlinked)
+	last := w.handles == 0 && (!w.dirty || w.unlinked || w.refused != nil)
 	if last {
 		st, w.st = w.st, nil
 	}
@@ -328,7 +341,7 @@ func (w *wfile) closeHandle() {
 func (w *wfile) pending() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.st != nil && !w.unlinked && (w.dirty || w.created)
+	return w.st != nil && !w.unlinked && w.refused == nil && (w.dirty || w.created)
 }
 
 // Drain uploads, once more, every file whose upload failed, and reports
@@ -336,7 +349,7 @@ func (w *wfile) pending() bool {
 // mount command calls it after unmounting.
 func (ns *NS) Drain(ctx context.Context) (kept []string) {
 	for _, w := range ns.writes.all() {
-		if err := w.upload(ctx); err != nil {
+		if err := w.upload(ctx); err != nil && w.refusedErr() == nil {
 			w.mu.Lock()
 			if w.st != nil {
 				kept = append(kept, w.st.Path())
@@ -346,7 +359,7 @@ func (ns *NS) Drain(ctx context.Context) (kept []string) {
 			w.mu.Unlock()
 			continue
 		}
-		w.closeIfIdle()
+		w.closeIfIdle() // uploaded, or refused (identity.go): nothing to keep
 	}
 	return kept
 }

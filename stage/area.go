@@ -82,11 +82,20 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Area is the staging directory of one mount. It is safe for concurrent use.
+// Area is the staging directory of one mount, or of one user of a mount
+// shared by many (For). It is safe for concurrent use.
 type Area struct {
 	cfg Config
 	seq atomic.Uint64
+	b   *budget // shared by an area and every user's area in it
+	own owner   // whose files these are (For); the zero owner: the daemon's
+	// users are the areas For made, by uid (owner.go).
+	usersMu sync.Mutex
+	users   map[uint32]*Area
+}
 
+// budget is the bound on the bytes of every staging file of a mount.
+type budget struct {
 	mu       sync.Mutex
 	used     int64
 	files    int
@@ -102,7 +111,7 @@ func Open(cfg Config) (*Area, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("staging directory: %w", err)
 	}
-	return &Area{cfg: cfg}, nil
+	return &Area{cfg: cfg, b: &budget{}}, nil
 }
 
 // Threshold is the size above which files go up in parts: the size from
@@ -116,6 +125,7 @@ func (a *Area) Dir() string { return a.cfg.Dir }
 // files that still hold data nobody could upload stay, for the user to
 // recover.
 func (a *Area) Close() error {
+	a.closeUsers()
 	err := os.Remove(a.cfg.Dir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
 		return err
@@ -125,17 +135,18 @@ func (a *Area) Close() error {
 
 // reserve accounts for n more bytes (n may be negative).
 func (a *Area) reserve(n int64) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if n > 0 && a.used+n > a.cfg.Limit {
-		if now := time.Now(); now.Sub(a.lastFull) > 10*time.Second {
-			a.lastFull = now
+	b := a.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if n > 0 && b.used+n > a.cfg.Limit {
+		if now := time.Now(); now.Sub(b.lastFull) > 10*time.Second {
+			b.lastFull = now
 			a.cfg.Logger.Error("staging area full: writes fail with ENOSPC (No space left on device) until staged files are uploaded and closed; raise --staging-size or close files",
-				"dir", a.cfg.Dir, "used", a.used, "limit", a.cfg.Limit, "asked", n)
+				"dir", a.cfg.Dir, "used", b.used, "limit", a.cfg.Limit, "asked", n)
 		}
 		return ErrFull
 	}
-	a.used += n
+	b.used += n
 	return nil
 }
 
@@ -163,13 +174,20 @@ type File struct {
 func (a *Area) Create(label string) (*File, error) {
 	name := strconv.FormatUint(a.seq.Add(1), 10) + "-" + sanitize(label)
 	p := filepath.Join(a.cfg.Dir, name)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	// O_EXCL: never a name that is there already (a user's own
+	// directory may hold names the user put there), nor a link.
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("staging file: %w", err)
 	}
-	a.mu.Lock()
-	a.files++
-	a.mu.Unlock()
+	if err := a.own.chown(f); err != nil {
+		f.Close()
+		os.Remove(p)
+		return nil, fmt.Errorf("staging file: %w", err)
+	}
+	a.b.mu.Lock()
+	a.b.files++
+	a.b.mu.Unlock()
 	sf := &File{a: a, f: f, path: p}
 	sf.stream.init(sf)
 	return sf, nil
@@ -324,9 +342,9 @@ func (f *File) Remove() error {
 	f.removed = true
 	_ = f.a.reserve(-f.reserved)
 	f.reserved = 0
-	f.a.mu.Lock()
-	f.a.files--
-	f.a.mu.Unlock()
+	f.a.b.mu.Lock()
+	f.a.b.files--
+	f.a.b.mu.Unlock()
 	cerr := f.f.Close()
 	rerr := os.Remove(f.path)
 	return errors.Join(cerr, rerr)

@@ -349,7 +349,7 @@ func TestUploadShrunk(t *testing.T) {
 
 // used returns the bytes staged now and the number of staging files.
 func used(a *Area) (bytes int64, files int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.used, a.files
+	a.b.mu.Lock()
+	defer a.b.mu.Unlock()
+	return a.b.used, a.b.files
 }

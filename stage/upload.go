@@ -218,7 +218,7 @@ func (s *stream) send(up store.Upload, stopc chan struct{}, num int, gen uint64,
 // context is a context for background work: canceled by stop, bounded by
 // the part timeout.
 func (s *stream) context(stopc chan struct{}) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.f.a.cfg.PartTimeout)
+	ctx, cancel := context.WithTimeout(s.f.a.background(context.Background()), s.f.a.cfg.PartTimeout)
 	go func() {
 		select {
 		case <-stopc:

@@ -170,6 +170,7 @@ func parseMountArgs(args []string, stdout io.Writer) (mountConfig, error) {
 	default:
 		return c, usagef("too many arguments %q: want [s3://BUCKET[/PREFIX]] MOUNTPOINT", pos)
 	}
+	perUserModes(&c)
 	if c.FileMode == 0 {
 		c.FileMode = 0o644
 		if c.ReadOnly {
@@ -431,6 +432,9 @@ func serve(c mountConfig, stderr io.Writer) (err error) {
 			return err
 		}
 		fcfg.Writer, fcfg.Staging = w, area
+		if ids != nil {
+			fcfg.Identities = writerIdentities(ids)
+		}
 		fcfg.AllowDelete = c.AllowDelete
 		if !c.AllowDelete {
 			log.Info("deletes guarded: this mount deletes only what it wrote itself; --allow-delete lifts it")
@@ -636,6 +640,9 @@ func stagingBases(c mountConfig) []string {
 	if c.CacheDir != "" {
 		return []string{c.CacheDir}
 	}
+	if c.perUser() {
+		return []string{perUserStagingBase}
+	}
 	var bases []string
 	if dir, err := os.UserCacheDir(); err == nil {
 		bases = append(bases, filepath.Join(dir, "bucketfs"))
@@ -683,6 +690,9 @@ func openStaging(c mountConfig, w store.Writer, landed func(bucket, key string, 
 		// A part (16 MiB) gets the request timeout plus time to move at
 		// a slow 256 KiB/s.
 		area, err := stage.Open(stage.Config{Dir: dir, Limit: c.StagingSize, Writer: w, PartTimeout: c.RequestTimeout + time.Minute, Logger: log, Landed: landed})
+		if err == nil && c.perUser() {
+			err = openUserStaging(base)
+		}
 		if err != nil {
 			errs = append(errs, err.Error())
 			continue

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -14,6 +16,7 @@ import (
 	"github.com/bucketfs/bucketfs/auth"
 	"github.com/bucketfs/bucketfs/identity"
 	"github.com/bucketfs/bucketfs/metrics"
+	"github.com/bucketfs/bucketfs/namespace"
 	"github.com/bucketfs/bucketfs/store"
 	"github.com/bucketfs/bucketfs/store/s3"
 )
@@ -33,7 +36,7 @@ type identityFlags struct {
 }
 
 func (f *identityFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.Identity, "identity", "", "`mode`: mount (the default: every request signed with the mount's credentials) or per-user (each request signed as the user who made it, from --identities; run by root with --allow-other --read-only)")
+	fs.StringVar(&f.Identity, "identity", "", "`mode`: mount (the default: every request signed with the mount's credentials) or per-user (each request signed as the user who made it, from --identities; run by root with --allow-other)")
 	fs.StringVar(&f.Identities, "identities", "", "with --identity per-user, the root-owned `file` mapping users and groups to their AWS identity (default "+identity.DefaultPath+")")
 }
 
@@ -51,8 +54,6 @@ func checkIdentity(c mountConfig) error {
 	switch {
 	case !c.AllowOther:
 		return usagef("--identity per-user serves every user of the host: add --allow-other")
-	case !c.ReadOnly:
-		return usagef("--identity per-user is read-only in this version: add --read-only")
 	case c.Bucket != "":
 		return usagef("--identity per-user mounts every bucket (each user sees their own): drop s3://%s", c.Bucket)
 	}
@@ -82,6 +83,59 @@ func openIdentities(c mountConfig, a auth.Result, log *slog.Logger) (*identity.S
 	})
 	log.Info("per-user identity", "rules", len(set.Rules()), "file", set.Path(), "host_credentials", a.Source)
 	return set, router, nil
+}
+
+// perUserModes are the permission bits of a writable per-user mount unless
+// --file-mode or --dir-mode say otherwise: everyone may write as far as the
+// kernel is concerned (files and directories show --uid's owner), because
+// S3 decides, with each writer's own identity, what they may change.
+func perUserModes(c *mountConfig) {
+	if !c.perUser() || c.ReadOnly {
+		return
+	}
+	if c.FileMode == 0 {
+		c.FileMode = 0o666
+	}
+	if c.DirMode == 0 {
+		c.DirMode = 0o777
+	}
+}
+
+// writerIdentities is the namespace.s writer of a change on a per-user mount:
+// the caller's user (refused, EACCES, without an identity), whose identity
+// uploads made later and parts sent in the background carry.
+func writerIdentities(set *identity.Set) func(ctx context.Context) (namespace.Identity, error) {
+	return func(ctx context.Context) (namespace.Identity, error) {
+		p, err := set.Resolve(ctx)
+		if err != nil {
+			return namespace.Identity{}, err
+		}
+		u := p.User
+		return namespace.Identity{Key: "uid " + strconv.FormatUint(uint64(u.UID), 10), UID: u.UID, GID: u.GID,
+			Ctx: identity.WithCaller(context.Background(), identity.Caller{UID: u.UID, GID: u.GID})}, nil
+	}
+}
+
+// perUserStagingBase is where a per-user mount stages without --cache-dir:
+// on local disk, on a path every user may pass through to reach their own
+// directory (stage.Area.For), unlike root's home.
+const perUserStagingBase = "/var/cache/bucketfs"
+
+// openUserStaging lets users through base/staging (and base, when it is
+// perUserStagingBase: --cache-dir's modes are the administrator's) to
+// their own staging directories (the mount's is made 0711 by
+// stage.Area.For), so each can recover what could not be uploaded.
+func openUserStaging(base string) error {
+	dirs := []string{filepath.Join(base, "staging")}
+	if base == perUserStagingBase {
+		dirs = append(dirs, base)
+	}
+	for _, d := range dirs {
+		if err := os.Chmod(d, 0o711); err != nil {
+			return fmt.Errorf("staging directory: %w", err)
+		}
+	}
+	return nil
 }
 
 // fuseCaller is the caller of a FUSE request.

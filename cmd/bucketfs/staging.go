@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/bucketfs/bucketfs/stage"
 )
 
 // sweepStaging tidies base/staging, the parent of every mount's staging
@@ -25,11 +27,7 @@ func sweepStaging(base string, log *slog.Logger) {
 			continue
 		}
 		dir := filepath.Join(root, e.Name())
-		err := os.Remove(dir)
-		if err == nil || errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
+		if stage.RemoveEmpty(dir) {
 			log.Warn("an earlier mount left files it could not upload; they are kept here for you to recover or delete", "dir", dir)
 		}
 	}
