@@ -244,6 +244,21 @@ type child struct {
 	in  io.WriteCloser
 	out *bufio.Reader
 	mu  sync.Mutex
+
+	waitOnce sync.Once
+	exited   chan struct{} // closed when cmd.Wait returned: the one Wait
+}
+
+// wait waits, at most limit, for the child to exit. cmd.Wait is called
+// once, whoever asks first (the test or its cleanup).
+func (c *child) wait(limit time.Duration) error {
+	c.waitOnce.Do(func() { go func() { c.cmd.Wait(); close(c.exited) }() })
+	select {
+	case <-c.exited:
+		return nil
+	case <-time.After(limit):
+		return os.ErrDeadlineExceeded
+	}
 }
 
 // do sends one control command and fails the test unless it succeeds.
@@ -322,7 +337,7 @@ func startChild(t *testing.T, env func(mp string) []string) *child {
 		}
 		t.Skip("no /dev/fuse on this machine")
 	}
-	c := &child{mp: t.TempDir(), log: filepath.Join(t.TempDir(), "child.log")}
+	c := &child{mp: t.TempDir(), log: filepath.Join(t.TempDir(), "child.log"), exited: make(chan struct{})}
 	logF, err := os.Create(c.log)
 	if err != nil {
 		t.Fatal(err)
@@ -354,11 +369,7 @@ func startChild(t *testing.T, env func(mp string) []string) *child {
 	t.Cleanup(func() {
 		c.in.Close()
 		c.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error)
-		go func() { done <- c.cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
+		if c.wait(20*time.Second) != nil {
 			c.cmd.Process.Kill()
 			exec.Command("fusermount3", "-u", "-z", c.mp).Run()
 			t.Error("mount child did not exit on SIGTERM")

@@ -179,7 +179,7 @@ func TestStuckRead(t *testing.T) {
 	if strings.Contains(string(mi), " "+c.mp+" ") {
 		t.Errorf("%s still mounted after unmount --force", c.mp)
 	}
-	if err := waitExit(c.cmd, 10*time.Second); err != nil {
+	if err := c.wait(10 * time.Second); err != nil {
 		t.Errorf("daemon after unmount --force: %v", err)
 	}
 }
