@@ -236,17 +236,8 @@ func TestSystemdNotify(t *testing.T) {
 	defer conn.Close()
 
 	mp := s.mountDir(t)
-	logFile := filepath.Join(t.TempDir(), "bucketfs.log")
-	args := append([]string{"mount", "--foreground"}, s.mountOpts(logFile)...)
-	cmd := exec.Command(s.bin, append(args, "s3://"+bkt, mp)...)
-	cmd.Env = append(append([]string{}, s.env...), "NOTIFY_SOCKET="+sock)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	fg := s.startForeground(t, bkt, mp, "NOTIFY_SOCKET="+sock)
+	cmd, done, stderr, logFile := fg.cmd, fg.done, fg.stderr, fg.logFile
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()

@@ -15,6 +15,30 @@ import (
 	"time"
 )
 
+// foreground is a `bucketfs mount --foreground` started by startForeground.
+type foreground struct {
+	cmd     *exec.Cmd
+	done    chan error // cmd.Wait's result
+	stderr  *bytes.Buffer
+	logFile string
+}
+
+// startForeground starts `bucketfs mount --foreground s3://bkt mp` with
+// the suite's options and env plus extraEnv, logging to a file of its own.
+func (s *suite) startForeground(t *testing.T, bkt, mp string, extraEnv ...string) *foreground {
+	t.Helper()
+	f := &foreground{done: make(chan error, 1), stderr: new(bytes.Buffer), logFile: filepath.Join(t.TempDir(), "bucketfs.log")}
+	args := append([]string{"mount", "--foreground"}, s.mountOpts(f.logFile)...)
+	f.cmd = exec.Command(s.bin, append(args, "s3://"+bkt, mp)...)
+	f.cmd.Env = append(append([]string{}, s.env...), extraEnv...)
+	f.cmd.Stderr = f.stderr
+	if err := f.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { f.done <- f.cmd.Wait() }()
+	return f
+}
+
 // TestForegroundSIGTERM: with --foreground the process is the daemon; SIGTERM
 // must unmount cleanly and exit 0.
 func TestForegroundSIGTERM(t *testing.T) {
@@ -22,19 +46,8 @@ func TestForegroundSIGTERM(t *testing.T) {
 	bkt := s.bucket("fg")
 	s.seedBuckets(t, map[string]map[string][]byte{bkt: {"f.txt": []byte("foreground\n")}})
 	mp := s.mountDir(t)
-	logFile := filepath.Join(t.TempDir(), "bucketfs.log")
-	args := append([]string{"mount", "--foreground"}, s.mountOpts(logFile)...)
-	args = append(args, "s3://"+bkt, mp)
-
-	cmd := exec.Command(s.bin, args...)
-	cmd.Env = s.env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	fg := s.startForeground(t, bkt, mp)
+	cmd, done, stderr, logFile := fg.cmd, fg.done, fg.stderr, fg.logFile
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
@@ -88,17 +101,8 @@ func TestSIGTERMAtMount(t *testing.T) {
 	s.seedBuckets(t, map[string]map[string][]byte{bkt: {"f.txt": []byte("x\n")}})
 	for i := range 5 {
 		mp := s.mountDir(t)
-		logFile := filepath.Join(t.TempDir(), "bucketfs.log")
-		args := append([]string{"mount", "--foreground"}, s.mountOpts(logFile)...)
-		cmd := exec.Command(s.bin, append(args, "s3://"+bkt, mp)...)
-		cmd.Env = s.env
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+		fg := s.startForeground(t, bkt, mp)
+		cmd, done, stderr, logFile := fg.cmd, fg.done, fg.stderr, fg.logFile
 		// Poll tightly and signal at once: the mount exists as soon as
 		// the kernel's INIT is answered, before the daemon's Mount returns.
 		var exited bool
