@@ -4,7 +4,7 @@ package namespace
 // --uid and --gid, or, on a per-user mount (bucketfs mount --identity
 // per-user), the user asking, since each user sees what their own
 // identity may see, as theirs. The kernel keeps attributes per inode, for
-// every user alike: a per-user mount keeps them for no time
+// every user alike: a per-user mount keeps them for one clock tick
 // (cmd/bucketfs/peruser.go), so each stat is answered for its caller.
 type Owner struct {
 	UID, GID uint32

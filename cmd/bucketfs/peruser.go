@@ -87,8 +87,9 @@ func openIdentities(c mountConfig, a auth.Result, log *slog.Logger) (*identity.S
 
 // perUserModes are the permission bits of a writable per-user mount unless
 // --file-mode or --dir-mode say otherwise: everyone may write as far as the
-// kernel is concerned (files and directories show --uid's owner), because
-// S3 decides, with each writer's own identity, what they may change.
+// kernel is concerned (files and directories show the caller as owner,
+// fusefs.Config.CallerOwns), because S3 decides, with each writer's own
+// identity, what they may change.
 func perUserModes(c *mountConfig) {
 	if !c.perUser() || c.ReadOnly {
 		return
