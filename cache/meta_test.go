@@ -40,7 +40,7 @@ type fixture struct {
 	c     *Cache
 }
 
-func newFixture(t *testing.T, cfg Config, keys map[string]string) *fixture {
+func newFixture(t testing.TB, cfg Config, keys map[string]string) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	mem := memstore.New()
