@@ -43,7 +43,7 @@ type Config struct {
 	Staging *stage.Area
 	// Identities, if set, makes each change its caller's: one mount of
 	// many identities (namespace.Config.Identities).
-	Identities  func(ctx context.Context) (namespace.Identity, error)
+	Identities  func(ctx context.Context) (context.Context, namespace.Identity, error)
 	AllowDelete bool
 	// Status, if set, makes the control directory (namespace.ControlDir):
 	// it gives the status for people and as JSON at each open.

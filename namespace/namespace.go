@@ -56,8 +56,11 @@ type Config struct {
 	Reserved string
 	// Identities, if set, makes the namespace one of many identities
 	// (identity.go): it names the writer of each change from its request's
-	// context, or fails (EACCES) for a caller without an identity.
-	Identities func(ctx context.Context) (Identity, error)
+	// context, or fails (EACCES) for a caller without an identity. It
+	// resolves the caller once per request: the context it returns carries
+	// the resolution to the cache's Scope and to later calls (an already
+	// resolved context is returned as it is).
+	Identities func(ctx context.Context) (context.Context, Identity, error)
 	Logger     *slog.Logger
 	// Now is the clock (mtimes of files being written); nil is time.Now.
 	Now func() time.Time

@@ -121,12 +121,12 @@ var uids = func() map[string]uint32 {
 }()
 
 // owners is Config.Identities for the test's identities.
-func owners(ctx context.Context) (Identity, error) {
+func owners(ctx context.Context) (context.Context, Identity, error) {
 	n, err := who(ctx)
 	if err != nil {
-		return Identity{}, err
+		return ctx, Identity{}, err
 	}
-	return Identity{Key: n, UID: uids[n], GID: uids[n], Ctx: as(n)}, nil
+	return ctx, Identity{Key: n, UID: uids[n], GID: uids[n], Ctx: as(n)}, nil
 }
 
 type peruserWrites struct {

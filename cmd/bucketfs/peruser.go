@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -102,18 +101,20 @@ func perUserModes(c *mountConfig) {
 	}
 }
 
-// writerIdentities is the namespace.s writer of a change on a per-user mount:
-// the caller's user (refused, EACCES, without an identity), whose identity
-// uploads made later and parts sent in the background carry.
-func writerIdentities(set *identity.Set) func(ctx context.Context) (namespace.Identity, error) {
-	return func(ctx context.Context) (namespace.Identity, error) {
-		p, err := set.Resolve(ctx)
+// writerIdentities is the namespace's writer of a change on a per-user
+// mount: the caller's user (refused, EACCES, without an identity), whose
+// identity uploads made later and parts sent in the background carry. The
+// caller is resolved once per request: the context returned carries the
+// principal, which the cache's scope (cacheScope) and later calls read
+// (identity/caller.go, which also says why the writer's key is the Linux
+// user and the cache's the principal).
+func writerIdentities(set *identity.Set) func(ctx context.Context) (context.Context, namespace.Identity, error) {
+	return func(ctx context.Context) (context.Context, namespace.Identity, error) {
+		ctx, p, err := set.Within(ctx)
 		if err != nil {
-			return namespace.Identity{}, err
+			return ctx, namespace.Identity{}, err
 		}
-		u := p.User
-		return namespace.Identity{Key: "uid " + strconv.FormatUint(uint64(u.UID), 10), UID: u.UID, GID: u.GID,
-			Ctx: identity.WithCaller(context.Background(), identity.Caller{UID: u.UID, GID: u.GID})}, nil
+		return ctx, namespace.Identity{Key: p.Owner, UID: p.User.UID, GID: p.User.GID, Ctx: p.Background}, nil
 	}
 }
 
