@@ -39,8 +39,9 @@ type Identity struct {
 	// why the cache's scope is another key).
 	Key string
 	// UID and GID own the writer's staging directory and files
-	// (stage.Area.For).
+	// (stage.Area.For); Name names the user in its log lines.
 	UID, GID uint32
+	Name     string
 	// Ctx carries the writer's identity (its values; it is never
 	// cancelled) to what is done for a file after the request that
 	// changed it: an upload at a later close or at unmount, parts sent
@@ -102,7 +103,7 @@ func (w *wfile) area() (*stage.Area, error) {
 	if !w.ns.scoped() {
 		return w.ns.cfg.Staging, nil
 	}
-	return w.ns.cfg.Staging.For(stage.Owner{UID: w.id.UID, GID: w.id.GID, Ctx: w.id.Ctx})
+	return w.ns.cfg.Staging.For(stage.Owner{UID: w.id.UID, GID: w.id.GID, Name: w.id.Name, Ctx: w.id.Ctx})
 }
 
 // mayUse checks that the caller of ctx owns w (always, on a mount of one

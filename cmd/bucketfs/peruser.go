@@ -14,6 +14,7 @@ import (
 
 	"github.com/bucketfs/bucketfs/auth"
 	"github.com/bucketfs/bucketfs/identity"
+	"github.com/bucketfs/bucketfs/internal/units"
 	"github.com/bucketfs/bucketfs/metrics"
 	"github.com/bucketfs/bucketfs/namespace"
 	"github.com/bucketfs/bucketfs/store"
@@ -32,11 +33,14 @@ const (
 type identityFlags struct {
 	Identity   string // --identity
 	Identities string // --identities
+	// --staging-size-per-user: 0 is stage.DefaultUserShare of --staging-size.
+	StagingSizePerUser int64
 }
 
 func (f *identityFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Identity, "identity", "", "`mode`: mount (the default: every request signed with the mount's credentials) or per-user (each request signed as the user who made it, from --identities; run by root with --allow-other)")
 	fs.StringVar(&f.Identities, "identities", "", "with --identity per-user, the root-owned `file` mapping users and groups to their AWS identity (default "+identity.DefaultPath+")")
+	fs.Var(sizeValue{&f.StagingSizePerUser}, "staging-size-per-user", "with --identity per-user, `size` of --staging-size one user's files being written may take, so no user fills it for everyone; beyond it that user's writes fail with ENOSPC (default half of --staging-size)")
 }
 
 func (f identityFlags) perUser() bool { return f.Identity == identityPerUser }
@@ -45,6 +49,9 @@ func (f identityFlags) perUser() bool { return f.Identity == identityPerUser }
 func checkIdentity(c mountConfig) error {
 	switch c.Identity {
 	case identityMount, "":
+		if c.StagingSizePerUser != 0 {
+			return usagef("--staging-size-per-user bounds each user of a per-user mount: add --identity per-user, or drop it and use --staging-size")
+		}
 		return nil
 	case identityPerUser:
 	default:
@@ -55,6 +62,11 @@ func checkIdentity(c mountConfig) error {
 		return usagef("--identity per-user serves every user of the host: add --allow-other")
 	case c.Bucket != "":
 		return usagef("--identity per-user mounts every bucket (each user sees their own): drop s3://%s", c.Bucket)
+	case c.StagingSizePerUser != 0 && c.StagingSizePerUser < 1<<20:
+		return usagef("--staging-size-per-user %s is too small: give at least 1MiB", units.FormatSize(c.StagingSizePerUser))
+	case c.StagingSizePerUser > c.StagingSize:
+		return usagef("--staging-size-per-user %s is more than --staging-size %s, which bounds all users together: lower it, or raise --staging-size",
+			units.FormatSize(c.StagingSizePerUser), units.FormatSize(c.StagingSize))
 	}
 	return nil
 }
@@ -114,7 +126,7 @@ func writerIdentities(set *identity.Set) func(ctx context.Context) (context.Cont
 		if err != nil {
 			return ctx, namespace.Identity{}, err
 		}
-		return ctx, namespace.Identity{Key: p.Owner, UID: p.User.UID, GID: p.User.GID, Ctx: p.Background}, nil
+		return ctx, namespace.Identity{Key: p.Owner, UID: p.User.UID, GID: p.User.GID, Name: p.User.Name, Ctx: p.Background}, nil
 	}
 }
 
