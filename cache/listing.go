@@ -143,7 +143,7 @@ func newListing(prefix string, at int64, entries []DirEntry) (*listing, bool) {
 }
 
 func (m *metaCache) freshListing(bucket, prefix string) *listing {
-	it := m.lru.get(m.lkey(keyList, bucket, prefix))
+	it := m.item(keyList, bucket, prefix)
 	if it == nil || !m.fresh(it.list.at, false, true) {
 		return nil
 	}

@@ -102,7 +102,11 @@ func (m *metaCache) fresh(at int64, negative, sure bool) bool {
 }
 
 func (m *metaCache) getObj(bucket, key string) (objEntry, bool) {
-	it := m.lru.get(m.lkey(keyName, bucket, key))
+	return m.objOf(m.item(keyName, bucket, key), key)
+}
+
+// objOf is what the name item it (nil: none) says of key as an object.
+func (m *metaCache) objOf(it *mitem, key string) (objEntry, bool) {
 	if it == nil || !it.objKnown || !m.fresh(it.objAt, !it.objExists, it.objSure) {
 		return objEntry{}, false
 	}
@@ -113,7 +117,11 @@ func (m *metaCache) getObj(bucket, key string) (objEntry, bool) {
 }
 
 func (m *metaCache) getDir(bucket, key string) (dirEntry, bool) {
-	it := m.lru.get(m.lkey(keyName, bucket, key))
+	return m.dirOf(m.item(keyName, bucket, key))
+}
+
+// dirOf is what the name item it (nil: none) says of its key as a directory.
+func (m *metaCache) dirOf(it *mitem) (dirEntry, bool) {
 	if it == nil || !it.dirKnown || !m.fresh(it.dirAt, !it.dirExists, it.dirSure) {
 		return dirEntry{}, false
 	}
@@ -253,14 +261,22 @@ func (c *Cache) Lookup(ctx context.Context, bucket, key string) (Node, error) {
 	if err != nil {
 		return Node{}, err
 	}
-	o, oOK := m.getObj(bucket, key)
-	d, dOK := m.getDir(bucket, key)
+	it := m.item(keyName, bucket, key)
+	o, oOK := m.objOf(it, key)
+	d, dOK := m.dirOf(it)
 	if !oOK || !dOK {
 		if l := m.relisted(ctx, bucket, parentPrefix(key)); l != nil {
 			kind, obj := l.find(key[len(parentPrefix(key)):])
 			return nodeOrNotFound(bucket, key, kind, obj)
 		}
 	}
+	return m.lookup(ctx, bucket, key, o, oOK, d, dOK)
+}
+
+// lookup asks the server what Lookup's caches did not say (oOK, dOK
+// false): a HEAD and a probe of "key/" in parallel. It is a function of
+// its own so that the cached answers of Lookup allocate nothing for it.
+func (m *metaCache) lookup(ctx context.Context, bucket, key string, o objEntry, oOK bool, d dirEntry, dOK bool) (Node, error) {
 	var wg sync.WaitGroup
 	var oErr, dErr error
 	if !oOK {

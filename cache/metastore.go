@@ -65,6 +65,19 @@ func (m *metaCache) lkey(space byte, bucket, key string) string {
 	return string(space) + m.scope + bucket + "\x00" + key
 }
 
+// item returns the item of bucket/key in space for this metadata cache's
+// scope, and marks it used. Its key is built on the stack (a lookup on a
+// per-user mount would otherwise allocate the scoped key every time).
+func (m *metaCache) item(space byte, bucket, key string) *mitem {
+	var buf [192]byte
+	k := append(buf[:0], space)
+	k = append(k, m.scope...)
+	k = append(k, bucket...)
+	k = append(k, 0)
+	k = append(k, key...)
+	return m.lru.getBytes(k)
+}
+
 // itemBytes is what one item costs beyond its key and listing: the item
 // and its slot in the map (key header, pointer, control byte, at the map's
 // load factor), rounded up.
@@ -91,6 +104,18 @@ func (l *metaLRU) get(key string) *mitem {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	it := l.items[key]
+	if it != nil {
+		l.unlink(it)
+		l.pushFront(it)
+	}
+	return it
+}
+
+// getBytes is get for a key held in bytes (the map lookup does not copy them).
+func (l *metaLRU) getBytes(key []byte) *mitem {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	it := l.items[string(key)]
 	if it != nil {
 		l.unlink(it)
 		l.pushFront(it)

@@ -215,7 +215,7 @@ func (m *metaCache) listWhole(ctx context.Context, bucket, prefix string) error 
 // HEAD and a LIST per name. nil when the directory was not listed before,
 // or is too large to cache, or the listing failed.
 func (m *metaCache) relisted(ctx context.Context, bucket, prefix string) *listing {
-	it := m.lru.get(m.lkey(keyList, bucket, prefix))
+	it := m.item(keyList, bucket, prefix)
 	if it == nil {
 		return nil
 	}

@@ -76,7 +76,7 @@ func (m *metaCache) sameScope(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if "\x01"+id+"\x01" != m.scope {
+	if len(m.scope) != len(id)+2 || m.scope[1:len(m.scope)-1] != id {
 		return fmt.Errorf("directory opened for another identity: %w", store.ErrAccessDenied)
 	}
 	return nil

@@ -59,7 +59,8 @@ func TestPerUserWrites(t *testing.T) {
 	})
 	env := []string{"AWS_ACCESS_KEY_ID=" + hostKey, "AWS_SECRET_ACCESS_KEY=" + hostSecret, "AWS_ENDPOINT_URL_STS=" + stsSrv.URL}
 	if r := s.exec(t, time.Minute, env, s.bin, "mount", "--endpoint-url", g.endpoint, "--path-style", "--region", s.region, "--log-file", logFile,
-		"--identity", "per-user", "--identities", conf, "--allow-other", "--cache-dir", cacheDir, "--metadata-ttl", "5s", mp); r.err != nil {
+		"--identity", "per-user", "--identities", conf, "--allow-other", "--cache-dir", cacheDir, "--metadata-ttl", "5s",
+		"--staging-size", "128MiB", "--staging-size-per-user", "48MiB", mp); r.err != nil {
 		t.Fatalf("mount --identity per-user (writable): %v\n%s", r.err, clip(r.stderr))
 	}
 	as := func(u localUser, script string) result { return s.runAs(t, u.name, "", "sh", "-c", script) }
@@ -218,6 +219,27 @@ func TestPerUserWrites(t *testing.T) {
 		if got := ok(as(alice, "stat -c %s "+f), "stat as alice"); strings.TrimSpace(got) != fmt.Sprint(40<<20) {
 			t.Errorf("big.bin is %s bytes", got)
 		}
+	})
+
+	t.Run("one user's share of the staging area", func(t *testing.T) {
+		// 48 MiB each (--staging-size-per-user): a 50 MiB file fails
+		// with ENOSPC for its writer, the log names her, and the others
+		// still write.
+		r := as(alice, fmt.Sprintf("dd if=/dev/zero of=%s/%s/quota.bin bs=1M count=50 status=none", mp, bC))
+		if r.err == nil || !strings.Contains(r.stderr, "No space left on device") {
+			t.Errorf("alice's 50 MiB past her 48 MiB share: %v %q, want No space left on device", r.err, r.stderr)
+		}
+		logged, _ := os.ReadFile(logFile)
+		var named bool
+		for _, l := range strings.Split(string(logged), "\n") {
+			if strings.Contains(l, "share of the staging area is full") && strings.Contains(l, alice.name) {
+				named = true
+			}
+		}
+		if !named {
+			t.Errorf("no log line names %s's full share of the staging area", alice.name)
+		}
+		ok(as(bob, fmt.Sprintf("dd if=/dev/zero of=%s/%s/bob-after.bin bs=1M count=8 status=none", mp, bC)), "bob writes once alice's share is full")
 	})
 
 	t.Run("staging is private to each user", func(t *testing.T) {

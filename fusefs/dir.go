@@ -51,7 +51,7 @@ func (d *dirNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrO
 }
 
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
-	defer d.fs.op(ctx, "lookup", d.d.Bucket(), d.d.Prefix()+name, &errno)()
+	defer d.fs.opIn(ctx, "lookup", d.d.Bucket(), d.d.Prefix(), name, &errno)()
 	e, err := d.d.Lookup(ctx, name)
 	if err != nil {
 		return nil, d.fs.fail("lookup", d.d.Bucket(), d.d.Prefix()+name, err)

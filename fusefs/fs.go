@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -43,7 +42,7 @@ type Config struct {
 	Staging *stage.Area
 	// Identities, if set, makes each change its caller's: one mount of
 	// many identities (namespace.Config.Identities).
-	Identities  func(ctx context.Context) (namespace.Identity, error)
+	Identities  func(ctx context.Context) (context.Context, namespace.Identity, error)
 	AllowDelete bool
 	// Status, if set, makes the control directory (namespace.ControlDir):
 	// it gives the status for people and as JSON at each open.
@@ -85,8 +84,7 @@ type FS struct {
 	ns  *namespace.NS
 	log *slog.Logger
 
-	panics   atomic.Int64 // requests that panicked, for the log
-	panicked sync.Map     // operations whose panic stack was logged
+	guard watchdog.Guard // every request's (op.go)
 
 	fileInodes   atomic.Int64 // file inodes the kernel holds (see Config.PlusFiles)
 	fileLookupAt atomic.Int64 // when the kernel last looked a file up by name, Unix nanoseconds
@@ -114,7 +112,8 @@ func New(c *cache.Cache, cfg Config) fs.InodeEmbedder {
 	if cfg.Status != nil {
 		nc.Reserved = ControlDir
 	}
-	f := &FS{cfg: cfg, log: cfg.Logger, ns: namespace.New(c, nc), kept: forget.New(cfg.PlusFiles, (*fileNode).busy)}
+	f := &FS{cfg: cfg, log: cfg.Logger, ns: namespace.New(c, nc), kept: forget.New(cfg.PlusFiles, (*fileNode).busy),
+		guard: watchdog.Guard{Tracker: cfg.Tracker, Logger: cfg.Logger}}
 	go f.kept.Run(cfg.Context, (*fileNode).forget)
 	return &dirNode{fs: f, d: f.ns.Root(cfg.Bucket, cfg.Prefix)}
 }

@@ -55,7 +55,14 @@ type User struct {
 // Principal is one user's identity under one rule. Its Key names it for
 // the caches (a new rule for the user is a new Principal with a new Key).
 type Principal struct {
-	Key         string
+	Key string
+	// Owner names the Linux user ("uid N") for what the mount keeps per
+	// user (caller.go says why it is not Key).
+	Owner string
+	// Background carries the user as the caller (WithCaller), never
+	// cancelled: for what is done for the user after their request (an
+	// upload at a later close, parts sent in the background).
+	Background  context.Context
 	User        User
 	Rule        Rule
 	Credentials aws.CredentialsProvider // refreshed before expiry
@@ -171,9 +178,26 @@ func (s *Set) Scope(ctx context.Context) (string, error) {
 	return p.Key, nil
 }
 
-// Resolve returns the principal of the caller of ctx, or an error wrapping
-// ErrNoIdentity (logged once per user and reason while the rules stay).
+// Within resolves the caller of ctx (Resolve) and returns ctx carrying
+// the principal, so the rest of the request reads it from there (caller.go).
+func (s *Set) Within(ctx context.Context) (context.Context, *Principal, error) {
+	if p, ok := PrincipalFrom(ctx); ok {
+		return ctx, p, nil
+	}
+	p, err := s.Resolve(ctx)
+	if err != nil {
+		return ctx, nil, err
+	}
+	return WithPrincipal(ctx, p), p, nil
+}
+
+// Resolve returns the principal of the caller of ctx (the one ctx carries,
+// if Within put one there), or an error wrapping ErrNoIdentity (logged once
+// per user and reason while the rules stay).
 func (s *Set) Resolve(ctx context.Context) (*Principal, error) {
+	if p, ok := PrincipalFrom(ctx); ok {
+		return p, nil
+	}
 	c, ok := CallerFrom(ctx)
 	if !ok && s.opts.Caller != nil {
 		c, ok = s.opts.Caller(ctx)
@@ -230,7 +254,8 @@ func (s *Set) resolve(uid uint32) (*Principal, error) {
 	if p := s.principals[key]; p != nil {
 		return p, nil
 	}
-	p := &Principal{Key: key, User: u, Rule: rule}
+	p := &Principal{Key: key, Owner: "uid " + strconv.FormatUint(uint64(u.UID), 10),
+		Background: WithCaller(context.Background(), Caller{UID: u.UID, GID: u.GID}), User: u, Rule: rule}
 	p.Credentials = s.credentials(p)
 	s.principals[key] = p
 	s.log.Info("identity in use", "user", u.Name, "uid", uid, "source", rule.String(), "rule_line", rule.Line)

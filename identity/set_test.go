@@ -268,3 +268,56 @@ func TestFailedRetrievalHeld(t *testing.T) {
 		t.Fatalf("after %v: %q, %v, %d calls", retryFailedAfter, cr.AccessKeyID, err, calls)
 	}
 }
+
+// TestWithin: a request is resolved once; what it carries answers the rest
+// of the request (the cache's scope, the writer), and a user's two keys are
+// the principal's (per rule) and the Linux user's (the same across rules).
+func TestWithin(t *testing.T) {
+	var log bytes.Buffer
+	s := newTestSet(t, "user alice host\n", &log)
+	req := WithCaller(context.Background(), Caller{UID: 1001, GID: 1001})
+	ctx, p, err := s.Within(req)
+	if err != nil || p.User.Name != "alice" {
+		t.Fatalf("Within: %+v, %v", p, err)
+	}
+	if p.Owner != "uid 1001" {
+		t.Errorf("Owner = %q, want uid 1001", p.Owner)
+	}
+	if c, ok := CallerFrom(p.Background); !ok || c.UID != 1001 || c.GID != 1001 {
+		t.Errorf("Background's caller = %+v, %v", c, ok)
+	}
+	resolves := s.resolves.Load()
+	for range 3 {
+		if key, err := s.Scope(ctx); err != nil || key != p.Key {
+			t.Fatalf("Scope of the resolved request = %q, %v; want %q", key, err, p.Key)
+		}
+		if again, _, err := s.Within(ctx); err != nil || again != ctx {
+			t.Fatalf("Within of a resolved request made a new context (%v)", err)
+		}
+	}
+	if n := s.resolves.Load() - resolves; n != 0 {
+		t.Errorf("a resolved request was resolved %d more times", n)
+	}
+
+	// Another rule for alice: a new principal (the cache's key), the same
+	// Linux user (what she is writing stays hers).
+	writeRules(t, s, "user alice profile\n")
+	_, p2, err := s.Within(req)
+	if err != nil || p2.Key == p.Key || p2.Owner != p.Owner {
+		t.Errorf("after the new rule: key %q (was %q), owner %q (was %q), %v", p2.Key, p.Key, p2.Owner, p.Owner, err)
+	}
+
+	if _, _, err := s.Within(WithCaller(context.Background(), Caller{UID: 1003})); !errors.Is(err, ErrNoIdentity) {
+		t.Errorf("mallory: %v, want ErrNoIdentity", err)
+	}
+}
+
+func writeRules(t *testing.T, s *Set, rules string) {
+	t.Helper()
+	if err := os.WriteFile(s.Path(), []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -49,7 +49,7 @@ func (d *Dir) Create(ctx context.Context, name string, flags uint32) (*File, *Ha
 	if err := checkNewName(name); err != nil {
 		return nil, nil, err
 	}
-	o, err := d.ns.identity(ctx)
+	ctx, o, err := d.ns.caller(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -84,7 +84,7 @@ func (d *Dir) Mkdir(ctx context.Context, name string) (*Dir, error) {
 	if !usable(name) {
 		return nil, ErrInvalid
 	}
-	o, err := d.ns.identity(ctx)
+	ctx, o, err := d.ns.caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func (d *Dir) Unlink(ctx context.Context, name string) error {
 	if err := d.ns.checkWritable(); err != nil {
 		return err
 	}
-	o, err := d.ns.identity(ctx)
+	ctx, o, err := d.ns.caller(ctx)
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func (d *Dir) Rmdir(ctx context.Context, name string) error {
 	if err := d.ns.checkWritable(); err != nil {
 		return err
 	}
-	o, err := d.ns.identity(ctx)
+	ctx, o, err := d.ns.caller(ctx)
 	if err != nil {
 		return err
 	}

@@ -115,8 +115,13 @@ func (d *Dir) Lookup(ctx context.Context, name string) (Entry, error) {
 	if !usable(name) {
 		return Entry{}, store.ErrNotFound
 	}
+	// The caller, resolved once: for the files being written and the cache.
+	ctx, id, err := d.ns.caller(ctx)
+	if err != nil {
+		return Entry{}, err
+	}
 	key := d.Prefix() + name
-	if w := d.ns.writes.get(d.ns.identityKey(ctx), d.bucket, key); w != nil {
+	if w := d.ns.writes.get(id.Key, d.bucket, key); w != nil {
 		return Entry{Name: name, File: d.ns.fileOf(w)}, nil
 	}
 	n, err := d.ns.cache.Lookup(ctx, d.bucket, key)
@@ -222,6 +227,10 @@ func (l *Lister) Next(ctx context.Context) (_ Entry, ok bool, _ error) {
 	d := l.d
 	if d.bucket == "" {
 		return l.nextListed(ctx)
+	}
+	ctx, _, err := d.ns.caller(ctx) // once for the request: the cache's scope reads it
+	if err != nil {
+		return Entry{}, false, err
 	}
 	if !l.found {
 		l.findStaged(ctx)

@@ -157,7 +157,7 @@ func (f *File) Open(ctx context.Context, flags uint32) (*Handle, error) {
 	if flags&writeFlags != 0 && !f.ns.Writable() {
 		return nil, ErrReadOnly
 	}
-	o, err := f.ns.identity(ctx)
+	ctx, o, err := f.ns.caller(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +194,7 @@ func (f *File) Truncate(ctx context.Context, size int64) (Attr, error) {
 			return Attr{}, err
 		}
 	}
-	o, err := f.ns.identity(ctx)
+	ctx, o, err := f.ns.caller(ctx)
 	if err != nil {
 		return Attr{}, err
 	}

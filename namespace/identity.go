@@ -34,11 +34,14 @@ import (
 
 // Identity is who a change is made for on a mount of many identities.
 type Identity struct {
-	// Key names the writer ("" on a mount of one identity).
+	// Key names the writer ("" on a mount of one identity): a Linux user,
+	// not an AWS identity (cmd/bucketfs's "uid N"; identity/caller.go says
+	// why the cache's scope is another key).
 	Key string
 	// UID and GID own the writer's staging directory and files
-	// (stage.Area.For).
+	// (stage.Area.For); Name names the user in its log lines.
 	UID, GID uint32
+	Name     string
 	// Ctx carries the writer's identity (its values; it is never
 	// cancelled) to what is done for a file after the request that
 	// changed it: an upload at a later close or at unmount, parts sent
@@ -57,19 +60,28 @@ func (ns *NS) scoped() bool { return ns.cfg.Identities != nil }
 // one identity, or Config.Identities's answer (its error: the caller has no
 // identity, EACCES).
 func (ns *NS) identity(ctx context.Context) (Identity, error) {
+	_, o, err := ns.caller(ctx)
+	return o, err
+}
+
+// caller resolves the caller of ctx once, for a whole request: ctx then
+// carries the resolution (Config.Identities), for the cache's scope and
+// every later call of the request. On a mount of one identity it is ctx
+// and Identity{}.
+func (ns *NS) caller(ctx context.Context) (context.Context, Identity, error) {
 	if ns.cfg.Identities == nil {
-		return Identity{}, nil
+		return ctx, Identity{}, nil
 	}
 	return ns.cfg.Identities(ctx)
 }
 
-// identityKey is the registry key of the caller of ctx ("" when it has
-// none: it then finds no file being written).
+// identityKey is the registry key of the caller of ctx ("\x00none" when it
+// has none: it then finds no file being written).
 func (ns *NS) identityKey(ctx context.Context) string {
 	if ns.cfg.Identities == nil {
 		return ""
 	}
-	o, err := ns.cfg.Identities(ctx)
+	_, o, err := ns.cfg.Identities(ctx)
 	if err != nil {
 		return "\x00none"
 	}
@@ -91,7 +103,7 @@ func (w *wfile) area() (*stage.Area, error) {
 	if !w.ns.scoped() {
 		return w.ns.cfg.Staging, nil
 	}
-	return w.ns.cfg.Staging.For(stage.Owner{UID: w.id.UID, GID: w.id.GID, Ctx: w.id.Ctx})
+	return w.ns.cfg.Staging.For(stage.Owner{UID: w.id.UID, GID: w.id.GID, Name: w.id.Name, Ctx: w.id.Ctx})
 }
 
 // mayUse checks that the caller of ctx owns w (always, on a mount of one

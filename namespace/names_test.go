@@ -1,8 +1,12 @@
 package namespace
 
 import (
+	"hash/fnv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/bucketfs/bucketfs/store"
 )
 
 func TestUsable(t *testing.T) {
@@ -65,5 +69,41 @@ func TestInoStable(t *testing.T) {
 	}
 	if a <= 1 || a >= 1<<63 {
 		t.Errorf("inode %d outside [2, 2^63)", a)
+	}
+}
+
+// TestInoSameAsFNV: the inode numbers are those of hash/fnv's 64-bit FNV-1a
+// over bucket, 0, key (and 1 for a directory), a file's key followed by
+// 0, ETag, 0, size (and 0, mtime without an ETag), as they were when
+// built from strings: they did not change with the allocation-free form.
+func TestInoSameAsFNV(t *testing.T) {
+	want := func(bucket, key string, dir bool) uint64 {
+		h := fnv.New64a()
+		h.Write([]byte(bucket + "\x00" + key))
+		if dir {
+			h.Write([]byte{1})
+		}
+		return h.Sum64()>>1 | 2
+	}
+	at := time.Unix(1_700_000_123, 0)
+	tests := []struct {
+		name string
+		got  uint64
+		want uint64
+	}{
+		{"file name", Ino("bkt", "a/b.csv", false), want("bkt", "a/b.csv", false)},
+		{"directory", Ino("bkt", "a", true), want("bkt", "a", true)},
+		{"empty", Ino("", "", false), want("", "", false)},
+		{"version", FileIno("bkt", store.Object{Key: "k", ETag: `"abc"`, Size: 1234, ModTime: at}),
+			want("bkt", "k\x00\"abc\"\x001234", false)},
+		{"version without ETag", FileIno("bkt", store.Object{Key: "k", Size: 0, ModTime: at}),
+			want("bkt", "k\x00\x000\x001700000123", false)},
+		{"negative mtime", FileIno("bkt", store.Object{Key: "k", Size: 7, ModTime: time.Unix(-5, 0)}),
+			want("bkt", "k\x00\x007\x00-5", false)},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s: %d, want %d", tt.name, tt.got, tt.want)
+		}
 	}
 }

@@ -10,7 +10,6 @@ package namespace
 import (
 	"context"
 	"errors"
-	"hash/fnv"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -56,8 +55,11 @@ type Config struct {
 	Reserved string
 	// Identities, if set, makes the namespace one of many identities
 	// (identity.go): it names the writer of each change from its request's
-	// context, or fails (EACCES) for a caller without an identity.
-	Identities func(ctx context.Context) (Identity, error)
+	// context, or fails (EACCES) for a caller without an identity. It
+	// resolves the caller once per request: the context it returns carries
+	// the resolution to the cache's Scope and to later calls (an already
+	// resolved context is returned as it is).
+	Identities func(ctx context.Context) (context.Context, Identity, error)
 	Logger     *slog.Logger
 	// Now is the clock (mtimes of files being written); nil is time.Now.
 	Now func() time.Time
@@ -101,15 +103,14 @@ func (ns *NS) requestContext(ctx context.Context) (context.Context, context.Canc
 // keep theirs for the life of the mount; a file's depends on the version
 // too (see FileIno).
 func Ino(bucket, key string, dir bool) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(bucket))
-	h.Write([]byte{0})
-	h.Write([]byte(key))
+	h := fnv64(fnvOffset)
+	h.str(bucket)
+	h.byte(0)
+	h.str(key)
 	if dir {
-		h.Write([]byte{1})
+		h.byte(1)
 	}
-	// Stay below go-fuse's automatic range (2^63 and up) and above the root.
-	return h.Sum64()>>1 | 2
+	return h.ino()
 }
 
 // FileIno is the inode number of one version of an object. Each version is
@@ -118,14 +119,50 @@ func Ino(bucket, key string, dir bool) uint64 {
 // length. Open descriptors keep the inode they opened; a name looked up
 // after a change gets the new inode. A version is its ETag and size (plus,
 // for servers that send no ETag, its time to the second, which a listing
-// and a HEAD agree on).
+// and a HEAD agree on). It is Ino(bucket, key+"\x00"+version, false),
+// hashed without building that string (one per LOOKUP of a file).
 func FileIno(bucket string, o store.Object) uint64 {
-	v := o.ETag + "\x00" + strconv.FormatInt(o.Size, 10)
+	var buf [24]byte
+	h := fnv64(fnvOffset)
+	h.str(bucket)
+	h.byte(0)
+	h.str(o.Key)
+	h.byte(0)
+	h.str(o.ETag)
+	h.byte(0)
+	h.bytes(strconv.AppendInt(buf[:0], o.Size, 10))
 	if o.ETag == "" {
-		v += "\x00" + strconv.FormatInt(o.ModTime.Unix(), 10)
+		h.byte(0)
+		h.bytes(strconv.AppendInt(buf[:0], o.ModTime.Unix(), 10))
 	}
-	return Ino(bucket, o.Key+"\x00"+v, false)
+	return h.ino()
 }
+
+// fnv64 is 64-bit FNV-1a (hash/fnv's New64a), fed strings without copying
+// them into a []byte.
+type fnv64 uint64
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func (h *fnv64) byte(b byte) { *h = (*h ^ fnv64(b)) * fnvPrime }
+
+func (h *fnv64) str(s string) {
+	for i := 0; i < len(s); i++ {
+		h.byte(s[i])
+	}
+}
+
+func (h *fnv64) bytes(b []byte) {
+	for _, c := range b {
+		h.byte(c)
+	}
+}
+
+// ino stays below go-fuse's automatic range (2^63 and up) and above the root.
+func (h fnv64) ino() uint64 { return uint64(h)>>1 | 2 }
 
 // newIno is the inode number of a file created by this mount: unique, so
 // it never meets the inode of an object's version.

@@ -121,12 +121,12 @@ var uids = func() map[string]uint32 {
 }()
 
 // owners is Config.Identities for the test's identities.
-func owners(ctx context.Context) (Identity, error) {
+func owners(ctx context.Context) (context.Context, Identity, error) {
 	n, err := who(ctx)
 	if err != nil {
-		return Identity{}, err
+		return ctx, Identity{}, err
 	}
-	return Identity{Key: n, UID: uids[n], GID: uids[n], Ctx: as(n)}, nil
+	return ctx, Identity{Key: n, UID: uids[n], GID: uids[n], Ctx: as(n)}, nil
 }
 
 type peruserWrites struct {
@@ -138,10 +138,17 @@ type peruserWrites struct {
 
 func newPeruserWrites(t *testing.T, guarded bool) *peruserWrites {
 	t.Helper()
+	return newPeruserWritesIn(t, guarded, 64<<20)
+}
+
+// newPeruserWritesIn is newPeruserWrites with a staging area of limit bytes
+// (each user's share the default half).
+func newPeruserWritesIn(t *testing.T, guarded bool, limit int64) *peruserWrites {
+	t.Helper()
 	f := newPeruserFixture(t)
 	s, down := &signed{}, &atomic.Bool{}
 	w := f.c.Keeps(policyWriter{policyStore: f.ps, signed: s, down: down})
-	area, err := stage.Open(stage.Config{Dir: filepath.Join(t.TempDir(), "staging"), Limit: 64 << 20, Writer: w,
+	area, err := stage.Open(stage.Config{Dir: filepath.Join(t.TempDir(), "staging"), Limit: limit, Writer: w,
 		PartSize: store.MinPartSize, Threshold: store.MinPartSize})
 	if err != nil {
 		t.Fatal(err)
@@ -165,6 +172,43 @@ func (f *peruserWrites) create(t *testing.T, ctx context.Context, bucket, name s
 		}
 	}
 	return file, h
+}
+
+// TestPerUserStagingShare: one user's files being written take at most
+// their share of the staging area (half by default): past it their writes
+// fail with ENOSPC, the other users keep room, and what is uploaded and
+// closed counts no more.
+func TestPerUserStagingShare(t *testing.T) {
+	const mib = 1 << 20
+	f := newPeruserWritesIn(t, false, 8*mib)
+	alice, bob := as("alice"), as("bob")
+	_, aH := f.create(t, alice, "bkt-c", "a.csv", make([]byte, 3*mib))
+	_, bH, err := f.ns.Dir("bkt-c", "dir/").Create(alice, "b.csv", syscall.O_WRONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bH.Write(alice, make([]byte, 2*mib), 0); !errors.Is(err, syscall.ENOSPC) || !errors.Is(err, stage.ErrUserFull) {
+		t.Errorf("alice's write past her 4 MiB share: %v, want ENOSPC (ErrUserFull)", err)
+	}
+	// Bob has his own share, and the area has room for it.
+	_, cH := f.create(t, bob, "bkt-c", "c.csv", make([]byte, 4*mib))
+	for _, h := range []struct {
+		ctx context.Context
+		h   *Handle
+	}{{alice, aH}, {bob, cH}} {
+		if err := h.h.Flush(h.ctx); err != nil {
+			t.Fatal(err)
+		}
+		h.h.Release(h.ctx)
+	}
+	// a.csv is uploaded and closed: its bytes are free again.
+	if _, err := bH.Write(alice, make([]byte, 2*mib), 0); err != nil {
+		t.Errorf("alice's write once a.csv is uploaded: %v", err)
+	}
+	if err := bH.Flush(alice); err != nil {
+		t.Fatal(err)
+	}
+	bH.Release(alice)
 }
 
 func TestPerUserWrites(t *testing.T) {

@@ -106,7 +106,7 @@ func (d *Dir) Rename(ctx context.Context, name string, to *Dir, newName string, 
 		return nil, err
 	}
 	ns := d.ns
-	o, err := ns.identity(ctx)
+	ctx, o, err := ns.caller(ctx)
 	if err != nil {
 		return nil, err
 	}

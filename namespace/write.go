@@ -29,16 +29,18 @@ import (
 // the staged file while it is open or holds bytes not yet uploaded.
 type writes struct {
 	mu    sync.Mutex
-	files map[string]*wfile
+	files map[wkey]*wfile
 	seq   atomic.Uint64 // for the inode numbers of created files
 }
 
-func wkey(owner, bucket, key string) string { return owner + "\x00" + bucket + "\x00" + key }
+// wkey is a file's place in the registry: its writer's Identity.Key, its
+// bucket and key (a struct, so a lookup builds no string).
+type wkey struct{ owner, bucket, key string }
 
 func (ws *writes) get(owner, bucket, key string) *wfile {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	return ws.files[wkey(owner, bucket, key)]
+	return ws.files[wkey{owner, bucket, key}]
 }
 
 // add registers w under its name unless another wfile holds it, which is
@@ -47,9 +49,9 @@ func (ws *writes) add(w *wfile) *wfile {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if ws.files == nil {
-		ws.files = map[string]*wfile{}
+		ws.files = map[wkey]*wfile{}
 	}
-	k := wkey(w.id.Key, w.bucket, w.key)
+	k := wkey{w.id.Key, w.bucket, w.key}
 	if old := ws.files[k]; old != nil {
 		return old
 	}
@@ -60,7 +62,7 @@ func (ws *writes) add(w *wfile) *wfile {
 func (ws *writes) remove(w *wfile) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	k := wkey(w.id.Key, w.bucket, w.key)
+	k := wkey{w.id.Key, w.bucket, w.key}
 	if ws.files[k] == w {
 		delete(ws.files, k)
 	}

@@ -36,6 +36,10 @@ const (
 // limit. It wraps ENOSPC, which is what the writer sees.
 var ErrFull = fmt.Errorf("staging area full: %w", syscall.ENOSPC)
 
+// ErrUserFull is returned when a write would take one user's staging files
+// past Config.UserLimit (a mount of many users, For). It wraps ErrFull.
+var ErrUserFull = fmt.Errorf("this user's share of the staging area is full: %w", ErrFull)
+
 // Config says where to stage and how to upload.
 type Config struct {
 	// Dir is the staging directory, created (0700) if missing. Files
@@ -43,6 +47,11 @@ type Config struct {
 	Dir string
 	// Limit bounds the bytes of all staging files together (--staging-size).
 	Limit int64
+	// UserLimit bounds the bytes of one user's staging files, on a mount
+	// of many users (For; --staging-size-per-user), so that no user can
+	// take the whole Limit from the others. 0: DefaultUserShare of Limit;
+	// above Limit: Limit.
+	UserLimit int64
 	// Writer uploads the staged files.
 	Writer store.Writer
 	// PartSize is the size of multipart upload parts (the first 1,000 of
@@ -60,10 +69,19 @@ type Config struct {
 	Landed func(bucket, key string, o store.Object, r io.ReaderAt)
 }
 
+// DefaultUserShare is the part of Config.Limit one user may take when
+// Config.UserLimit is 0: half, so that a user may still stage a file of
+// half the area and the others keep the other half.
+const DefaultUserShare = 0.5
+
 func (c Config) withDefaults() Config {
 	if c.Limit <= 0 {
 		c.Limit = DefaultLimit
 	}
+	if c.UserLimit <= 0 {
+		c.UserLimit = int64(float64(c.Limit) * DefaultUserShare)
+	}
+	c.UserLimit = min(c.UserLimit, c.Limit)
 	if c.PartSize < store.MinPartSize {
 		c.PartSize = DefaultPartSize
 	}
@@ -88,6 +106,7 @@ type Area struct {
 	cfg Config
 	seq atomic.Uint64
 	b   *budget // shared by an area and every user's area in it
+	ub  *budget // a user's area's own (For), bounded by Config.UserLimit; nil: none
 	own owner   // whose files these are (For); the zero owner: the daemon's
 	// users are the areas For made, by uid (owner.go).
 	usersMu sync.Mutex
@@ -133,8 +152,32 @@ func (a *Area) Close() error {
 	return nil
 }
 
-// reserve accounts for n more bytes (n may be negative).
+// reserve accounts for n more bytes (n may be negative): in the user's
+// budget, if the area is a user's, and in the mount's.
 func (a *Area) reserve(n int64) error {
+	u := a.ub
+	if u == nil {
+		return a.reserveShared(n)
+	}
+	u.mu.Lock() // held across the mount's: both change, or neither
+	defer u.mu.Unlock()
+	if n > 0 && u.used+n > a.cfg.UserLimit {
+		if now := time.Now(); now.Sub(u.lastFull) > 10*time.Second {
+			u.lastFull = now
+			a.cfg.Logger.Error("a user's share of the staging area is full: that user's writes fail with ENOSPC (No space left on device) until their staged files are uploaded and closed; raise --staging-size-per-user or have the user close files",
+				"user", a.own.name, "uid", a.own.uid, "dir", a.cfg.Dir, "used", u.used, "limit", a.cfg.UserLimit, "asked", n)
+		}
+		return ErrUserFull
+	}
+	if err := a.reserveShared(n); err != nil {
+		return err
+	}
+	u.used += n
+	return nil
+}
+
+// reserveShared accounts for n more bytes in the mount's budget.
+func (a *Area) reserveShared(n int64) error {
 	b := a.b
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -21,11 +21,15 @@ import (
 // in the user's directory that a name the user planted could turn against
 // it: it only creates new names (O_EXCL, no links followed) and removes
 // its own, and reads and writes through the descriptors it created. One
-// bound (Config.Limit) still holds for every user together.
+// bound (Config.Limit) holds for every user together, and each user's
+// files are bounded by Config.UserLimit (half of Limit by default), so no
+// user can fill the area for everyone (ErrUserFull, logged with the user).
 
 // Owner is who the files of a user's area belong to.
 type Owner struct {
 	UID, GID uint32
+	// Name names the user in the log (a full share, ErrUserFull).
+	Name string
 	// Ctx carries the user's identity (its values only: it is never
 	// cancelled) to what is sent in the background for their files: the
 	// start of a multipart upload and the parts sent while a file is
@@ -36,6 +40,7 @@ type Owner struct {
 type owner struct {
 	set      bool
 	uid, gid int
+	name     string
 	vals     context.Context
 }
 
@@ -74,7 +79,7 @@ func (a *Area) For(o Owner) (*Area, error) {
 	}
 	cfg := a.cfg
 	cfg.Dir = dir
-	u := &Area{cfg: cfg, b: a.b, own: owner{set: true, uid: int(o.UID), gid: int(o.GID), vals: o.Ctx}}
+	u := &Area{cfg: cfg, b: a.b, ub: &budget{}, own: owner{set: true, uid: int(o.UID), gid: int(o.GID), name: o.Name, vals: o.Ctx}}
 	a.users[o.UID] = u
 	return u, nil
 }

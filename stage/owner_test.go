@@ -1,10 +1,13 @@
 package stage
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -12,7 +15,7 @@ import (
 // Users' areas: a 0700 directory and 0600 files of the user's own, one
 // bound for all, links planted in a user's directory never followed.
 func TestUserAreas(t *testing.T) {
-	fx := newFixture(t, Config{Limit: 3 << 20})
+	fx := newFixture(t, Config{Limit: 3 << 20, UserLimit: 3 << 20})
 	uid := func(n uint32) uint32 { // other users' only when root may chown
 		if os.Geteuid() != 0 {
 			return uint32(os.Getuid())
@@ -94,6 +97,85 @@ func TestUserAreas(t *testing.T) {
 	}
 	if _, err := os.Stat(fx.area.Dir()); !os.IsNotExist(err) {
 		t.Errorf("the staging directory stays after close: %v", err)
+	}
+}
+
+// TestUserLimit: one user's staging files are bounded by UserLimit (half
+// the area by default), so the others keep room; a refusal is ENOSPC and
+// ErrUserFull, logged once with the user; freed bytes count again.
+func TestUserLimit(t *testing.T) {
+	const mib = 1 << 20
+	tests := []struct {
+		name        string
+		limit, user int64
+		writes      []int64 // alice's files, each written whole, kept open
+		refused     int     // index of the write refused for alice's share, -1: none
+		bobRoom     int64   // what bob may still write at the end
+	}{
+		{name: "default is half the area", limit: 4 * mib, writes: []int64{mib, mib, mib}, refused: 2, bobRoom: 2 * mib},
+		{name: "within her share", limit: 4 * mib, user: 3 * mib, writes: []int64{mib, 2 * mib}, refused: -1, bobRoom: mib},
+		{name: "one file larger than her share", limit: 4 * mib, user: mib, writes: []int64{2 * mib}, refused: 0, bobRoom: 4 * mib},
+		{name: "share above the area is the area", limit: 2 * mib, user: 8 * mib, writes: []int64{2 * mib}, refused: -1, bobRoom: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var log bytes.Buffer
+			fx := newFixture(t, Config{Limit: tt.limit, UserLimit: tt.user, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+			defer fx.area.Close()
+			aa, err := fx.area.For(Owner{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Name: "alice"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			refused := -1
+			var kept []*File
+			for i, n := range tt.writes {
+				f, err := aa.Create("a.csv")
+				if err != nil {
+					t.Fatal(err)
+				}
+				kept = append(kept, f)
+				if _, err := f.WriteAt(make([]byte, n), 0); err != nil {
+					if !errors.Is(err, ErrUserFull) || !errors.Is(err, syscall.ENOSPC) {
+						t.Fatalf("write %d: %v, want ErrUserFull (ENOSPC)", i, err)
+					}
+					if refused < 0 {
+						refused = i
+					}
+				}
+			}
+			if refused != tt.refused {
+				t.Errorf("refused write %d, want %d", refused, tt.refused)
+			}
+			if got := strings.Count(log.String(), "share of the staging area is full"); got != min(1, max(0, tt.refused+1)) ||
+				(got == 1 && !strings.Contains(log.String(), "user=alice")) {
+				t.Errorf("log (%d lines naming the full share):\n%s", got, log.String())
+			}
+			// The rest of the area is the others' (the mount's own area
+			// draws on the same bound): nothing of a refused write was
+			// counted.
+			if tt.bobRoom > 0 {
+				g, err := fx.area.Create("b.csv")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := g.WriteAt(make([]byte, tt.bobRoom), 0); err != nil {
+					t.Errorf("the others' %d bytes: %v", tt.bobRoom, err)
+				}
+				g.Remove()
+			}
+			// What alice frees counts again.
+			for _, f := range kept {
+				f.Remove()
+			}
+			if f, err := aa.Create("again.csv"); err != nil {
+				t.Fatal(err)
+			} else {
+				if _, err := f.WriteAt(make([]byte, mib), 0); err != nil {
+					t.Errorf("after her files went: %v", err)
+				}
+				f.Remove()
+			}
+		})
 	}
 }
 

@@ -139,6 +139,7 @@ var fstabOptions = []fstabOption{
 	{name: "metrics_addr", flag: "metrics-addr", value: true, check: checkMetricsAddrOption},
 	{name: "identity", flag: "identity", value: true},
 	{name: "identities", flag: "identities", value: true},
+	{name: "staging_size_per_user", flag: "staging-size-per-user", value: true, check: checkSize},
 }
 
 // genericOptions are the options mount(8) and systemd put on fstab lines

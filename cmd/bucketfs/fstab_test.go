@@ -77,6 +77,8 @@ func TestTranslateOptions(t *testing.T) {
 				"--endpoint-url=http://127.0.0.1:7070", "--region=eu-west-1", "--profile=analytics", "--path-style",
 				"--cache-size=2GiB", "--metadata-ttl=5m", "--log-level=debug", "--log-file=/var/log/b.log",
 				"--credentials=instance-role", "--cache-dir=/var/cache/b", "--staging-size=20GiB", "--metrics-addr=127.0.0.1:9100", "--disk-cache=/var/tmp/blk", "--disk-cache-size=20GiB"}},
+		{name: "per-user staging share", opts: []string{"rw,allow_other,identity=per-user,staging_size_per_user=2GiB"},
+			want: []string{"--allow-other", "--identity=per-user", "--staging-size-per-user=2GiB"}},
 		{name: "endpoint_url and flag spellings", opts: []string{"ro,endpoint_url=https://s3.example.com,allow-other,path-style"},
 			want: []string{"--read-only", "--endpoint-url=https://s3.example.com", "--allow-other", "--path-style"}},
 		{name: "generic options ignored", opts: []string{"defaults,ro,_netdev,nofail,noauto,auto,user,users,nouser,owner," +

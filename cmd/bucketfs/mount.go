@@ -689,7 +689,8 @@ func openStaging(c mountConfig, w store.Writer, landed func(bucket, key string, 
 		dir := stagingDir(base, c, time.Now())
 		// A part (16 MiB) gets the request timeout plus time to move at
 		// a slow 256 KiB/s.
-		area, err := stage.Open(stage.Config{Dir: dir, Limit: c.StagingSize, Writer: w, PartTimeout: c.RequestTimeout + time.Minute, Logger: log, Landed: landed})
+		area, err := stage.Open(stage.Config{Dir: dir, Limit: c.StagingSize, Writer: w, PartTimeout: c.RequestTimeout + time.Minute, Logger: log, Landed: landed,
+			UserLimit: c.StagingSizePerUser})
 		if err == nil && c.perUser() {
 			err = openUserStaging(base)
 		}

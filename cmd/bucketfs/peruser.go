@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/bucketfs/bucketfs/auth"
 	"github.com/bucketfs/bucketfs/identity"
+	"github.com/bucketfs/bucketfs/internal/units"
 	"github.com/bucketfs/bucketfs/metrics"
 	"github.com/bucketfs/bucketfs/namespace"
 	"github.com/bucketfs/bucketfs/store"
@@ -33,11 +33,14 @@ const (
 type identityFlags struct {
 	Identity   string // --identity
 	Identities string // --identities
+	// --staging-size-per-user: 0 is stage.DefaultUserShare of --staging-size.
+	StagingSizePerUser int64
 }
 
 func (f *identityFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Identity, "identity", "", "`mode`: mount (the default: every request signed with the mount's credentials) or per-user (each request signed as the user who made it, from --identities; run by root with --allow-other)")
 	fs.StringVar(&f.Identities, "identities", "", "with --identity per-user, the root-owned `file` mapping users and groups to their AWS identity (default "+identity.DefaultPath+")")
+	fs.Var(sizeValue{&f.StagingSizePerUser}, "staging-size-per-user", "with --identity per-user, `size` of --staging-size one user's files being written may take, so no user fills it for everyone; beyond it that user's writes fail with ENOSPC (default half of --staging-size)")
 }
 
 func (f identityFlags) perUser() bool { return f.Identity == identityPerUser }
@@ -46,6 +49,9 @@ func (f identityFlags) perUser() bool { return f.Identity == identityPerUser }
 func checkIdentity(c mountConfig) error {
 	switch c.Identity {
 	case identityMount, "":
+		if c.StagingSizePerUser != 0 {
+			return usagef("--staging-size-per-user bounds each user of a per-user mount: add --identity per-user, or drop it and use --staging-size")
+		}
 		return nil
 	case identityPerUser:
 	default:
@@ -56,6 +62,11 @@ func checkIdentity(c mountConfig) error {
 		return usagef("--identity per-user serves every user of the host: add --allow-other")
 	case c.Bucket != "":
 		return usagef("--identity per-user mounts every bucket (each user sees their own): drop s3://%s", c.Bucket)
+	case c.StagingSizePerUser != 0 && c.StagingSizePerUser < 1<<20:
+		return usagef("--staging-size-per-user %s is too small: give at least 1MiB", units.FormatSize(c.StagingSizePerUser))
+	case c.StagingSizePerUser > c.StagingSize:
+		return usagef("--staging-size-per-user %s is more than --staging-size %s, which bounds all users together: lower it, or raise --staging-size",
+			units.FormatSize(c.StagingSizePerUser), units.FormatSize(c.StagingSize))
 	}
 	return nil
 }
@@ -102,18 +113,20 @@ func perUserModes(c *mountConfig) {
 	}
 }
 
-// writerIdentities is the namespace.s writer of a change on a per-user mount:
-// the caller's user (refused, EACCES, without an identity), whose identity
-// uploads made later and parts sent in the background carry.
-func writerIdentities(set *identity.Set) func(ctx context.Context) (namespace.Identity, error) {
-	return func(ctx context.Context) (namespace.Identity, error) {
-		p, err := set.Resolve(ctx)
+// writerIdentities is the namespace's writer of a change on a per-user
+// mount: the caller's user (refused, EACCES, without an identity), whose
+// identity uploads made later and parts sent in the background carry. The
+// caller is resolved once per request: the context returned carries the
+// principal, which the cache's scope (cacheScope) and later calls read
+// (identity/caller.go, which also says why the writer's key is the Linux
+// user and the cache's the principal).
+func writerIdentities(set *identity.Set) func(ctx context.Context) (context.Context, namespace.Identity, error) {
+	return func(ctx context.Context) (context.Context, namespace.Identity, error) {
+		ctx, p, err := set.Within(ctx)
 		if err != nil {
-			return namespace.Identity{}, err
+			return ctx, namespace.Identity{}, err
 		}
-		u := p.User
-		return namespace.Identity{Key: "uid " + strconv.FormatUint(uint64(u.UID), 10), UID: u.UID, GID: u.GID,
-			Ctx: identity.WithCaller(context.Background(), identity.Caller{UID: u.UID, GID: u.GID})}, nil
+		return ctx, namespace.Identity{Key: p.Owner, UID: p.User.UID, GID: p.User.GID, Name: p.User.Name, Ctx: p.Background}, nil
 	}
 }
 
@@ -181,6 +194,10 @@ func cacheScope(set *identity.Set) func(context.Context) (string, error) {
 // ENOSYS: ls -l asks for the POSIX ACL of every file it lists, and each ask
 // is a path walk, a LOOKUP of every component, unless the answer is
 // EOPNOTSUPP, after which ls stops asking (see fusefs's node.Getxattr).
+// Measured, not assumed: answering xattrs does not make the kernel ask for
+// security.capability at each WRITE (writers have direct I/O, fusefs): it
+// sent 1 GETXATTR against 49 WRITEs over the whole of e2e TestPerUserWrites
+// (kernel 6.18, fuse_request_send trace points; docs/BENCHMARKS.md).
 func perUserKernel(o *fs.Options) {
 	var zero time.Duration
 	o.EntryTimeout, o.NegativeTimeout = &zero, &zero

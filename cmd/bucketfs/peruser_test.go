@@ -19,6 +19,12 @@ func TestIdentityFlags(t *testing.T) {
 		{[]string{"--identity", "per-user", "--read-only", "/mnt/s3"}, "add --allow-other"},
 		{[]string{"--identity", "per-user", "--allow-other", "/mnt/s3"}, ""},
 		{[]string{"--identity", "per-user", "--allow-other", "--read-only", "s3://b", "/mnt/s3"}, "mounts every bucket"},
+		{[]string{"--identity", "per-user", "--allow-other", "--staging-size-per-user", "2GiB", "/mnt/s3"}, ""},
+		{[]string{"--identity", "per-user", "--allow-other", "--staging-size", "4GiB", "--staging-size-per-user", "4GiB", "/mnt/s3"}, ""},
+		{[]string{"--staging-size-per-user", "2GiB", "/mnt/s3"}, "add --identity per-user"},
+		{[]string{"--identity", "per-user", "--allow-other", "--staging-size-per-user", "1000", "/mnt/s3"}, "--staging-size-per-user 1000 is too small: give at least 1MiB"},
+		{[]string{"--identity", "per-user", "--allow-other", "--staging-size", "2GiB", "--staging-size-per-user", "3GiB", "/mnt/s3"},
+			"--staging-size-per-user 3GiB is more than --staging-size 2GiB, which bounds all users together: lower it, or raise --staging-size"},
 	} {
 		_, err := parseMountArgs(tc.args, io.Discard)
 		if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {

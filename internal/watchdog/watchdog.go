@@ -28,11 +28,32 @@ const DumpEvery = time.Minute
 // Op is one operation in flight.
 type Op struct {
 	id       uint64
+	slot     *slot
 	Name     string    // the FUSE operation: read, lookup, readdir...
-	Path     string    // bucket/key it is about
+	parts    [3]string // bucket, and the key it is about in up to two pieces (Path)
 	UID, PID uint32    // the calling process and its user
 	Start    time.Time // when the request arrived
 	reported bool      // logged as stuck (under Tracker.mu)
+}
+
+// Path is the bucket/key the operation is about, joined only when asked
+// (for a report, never per request).
+func (o *Op) Path() string {
+	b, k := o.parts[0], o.parts[1]+o.parts[2]
+	if k == "" {
+		return b
+	}
+	return b + "/" + k
+}
+
+// slot holds one operation in flight at a time, and is reused: so Begin
+// and End allocate nothing (no Op, and no profiler label, which is made
+// once per slot and names the slot, not the operation).
+type slot struct {
+	op     Op
+	n      uint64          // its number: the value of its label
+	labels context.Context // pprof.WithLabels of label = n
+	inUse  bool
 }
 
 // Observer receives the duration of every finished operation (metrics).
@@ -56,14 +77,17 @@ type Config struct {
 	Observer Observer
 }
 
-// Tracker holds the operations in flight. Begin and End cost a map insert
-// and delete under a mutex; the stacks are only read when something is
-// stuck. It is safe for concurrent use.
+// Tracker holds the operations in flight. Begin and End cost a few
+// stores under a mutex and allocate nothing once the slots for the most
+// operations ever in flight at once are made; the stacks are only read
+// when something is stuck. It is safe for concurrent use.
 type Tracker struct {
 	cfg Config
 
 	mu       sync.Mutex
-	ops      map[uint64]*Op
+	slots    []*slot // every slot made, in use or not
+	free     []*slot
+	inFlight int
 	next     uint64
 	lastDump time.Time
 
@@ -78,23 +102,39 @@ func New(cfg Config) *Tracker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Tracker{cfg: cfg, ops: make(map[uint64]*Op)}
+	return &Tracker{cfg: cfg}
 }
 
-// Begin records an operation starting now on the calling goroutine; pass
-// the result to End, on the same goroutine, when it is answered. The
-// goroutine carries the operation's id as a profiler label until then, so
-// its stack can be found when it is stuck (goroutines it starts inherit
-// the label: their stacks are shown too).
+// Begin records an operation on path starting now on the calling
+// goroutine; pass the result to End, on the same goroutine, when it is
+// answered, and use it no more after that. The goroutine carries the
+// operation's slot as a profiler label until then, so its stack can be
+// found when it is stuck (goroutines it starts inherit the label: their
+// stacks are shown too).
 func (t *Tracker) Begin(name, path string, uid, pid uint32) *Op {
-	op := &Op{Name: name, Path: path, UID: uid, PID: pid, Start: t.cfg.Now()}
+	return t.BeginParts(name, [3]string{path}, uid, pid)
+}
+
+// BeginParts is Begin for the path bucket/key1+key2 (parts), joined only
+// if a report needs it.
+func (t *Tracker) BeginParts(name string, parts [3]string, uid, pid uint32) *Op {
+	start := t.cfg.Now()
 	t.mu.Lock()
+	var s *slot
+	if n := len(t.free); n > 0 {
+		s, t.free = t.free[n-1], t.free[:n-1]
+	} else {
+		s = &slot{n: uint64(len(t.slots)) + 1}
+		s.labels = pprof.WithLabels(context.Background(), pprof.Labels(label, strconv.FormatUint(s.n, 10)))
+		t.slots = append(t.slots, s)
+	}
 	t.next++
-	op.id = t.next
-	t.ops[op.id] = op
+	s.op = Op{id: t.next, slot: s, Name: name, parts: parts, UID: uid, PID: pid, Start: start}
+	s.inUse = true
+	t.inFlight++
 	t.mu.Unlock()
-	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels(label, strconv.FormatUint(op.id, 10))))
-	return op
+	pprof.SetGoroutineLabels(s.labels)
+	return &s.op
 }
 
 // label is the profiler label that names the operation a goroutine serves.
@@ -104,15 +144,24 @@ const label = "bucketfs_op"
 func (t *Tracker) End(op *Op) {
 	pprof.SetGoroutineLabels(context.Background())
 	t.mu.Lock()
-	delete(t.ops, op.id)
-	reported := op.reported
-	t.mu.Unlock()
-	took := t.cfg.Now().Sub(op.Start)
+	name, start, reported := op.Name, op.Start, op.reported
+	var path string
 	if reported {
-		t.cfg.Logger.Warn("stuck operation finished", "op", op.Name, "path", op.Path, "pid", op.PID, "took", took.Round(time.Millisecond))
+		path = op.Path()
+	}
+	pid := op.PID
+	s := op.slot
+	s.op = Op{}
+	s.inUse = false
+	t.free = append(t.free, s)
+	t.inFlight--
+	t.mu.Unlock()
+	took := t.cfg.Now().Sub(start)
+	if reported {
+		t.cfg.Logger.Warn("stuck operation finished", "op", name, "path", path, "pid", pid, "took", took.Round(time.Millisecond))
 	}
 	if t.cfg.Observer != nil {
-		t.cfg.Observer.ObserveOp(op.Name, took)
+		t.cfg.Observer.ObserveOp(name, took)
 	}
 }
 
@@ -125,16 +174,25 @@ type Info struct {
 	Seconds float64 `json:"seconds"` // how long it has been in flight
 }
 
+// inUse calls f for every operation in flight; t.mu is held.
+func (t *Tracker) inUse(f func(op *Op)) {
+	for _, s := range t.slots {
+		if s.inUse {
+			f(&s.op)
+		}
+	}
+}
+
 // Older lists the operations in flight for at least d, oldest first.
 func (t *Tracker) Older(d time.Duration) []Info {
 	now := t.cfg.Now()
 	var ops []Op
 	t.mu.Lock()
-	for _, op := range t.ops {
+	t.inUse(func(op *Op) {
 		if now.Sub(op.Start) >= d {
 			ops = append(ops, *op)
 		}
-	}
+	})
 	t.mu.Unlock()
 	slices.SortFunc(ops, func(a, b Op) int {
 		if c := a.Start.Compare(b.Start); c != 0 {
@@ -144,7 +202,7 @@ func (t *Tracker) Older(d time.Duration) []Info {
 	})
 	out := make([]Info, len(ops))
 	for i, op := range ops {
-		out[i] = Info{Op: op.Name, Path: op.Path, UID: op.UID, PID: op.PID, Seconds: now.Sub(op.Start).Seconds()}
+		out[i] = Info{Op: op.Name, Path: op.Path(), UID: op.UID, PID: op.PID, Seconds: now.Sub(op.Start).Seconds()}
 	}
 	return out
 }
@@ -153,7 +211,7 @@ func (t *Tracker) Older(d time.Duration) []Info {
 func (t *Tracker) InFlight() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.ops)
+	return t.inFlight
 }
 
 // Stuck is the number of operations in flight for longer than they may
@@ -163,11 +221,11 @@ func (t *Tracker) Stuck() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
-	for _, op := range t.ops {
+	t.inUse(func(op *Op) {
 		if now.Sub(op.Start) >= t.stuckAfter(op.Name) {
 			n++
 		}
-	}
+	})
 	return n
 }
 
@@ -189,12 +247,12 @@ func (t *Tracker) Check() {
 	now := t.cfg.Now()
 	var fresh []Op
 	t.mu.Lock()
-	for _, op := range t.ops {
+	t.inUse(func(op *Op) {
 		if !op.reported && now.Sub(op.Start) >= t.stuckAfter(op.Name) {
 			op.reported = true
 			fresh = append(fresh, *op)
 		}
-	}
+	})
 	dump := len(fresh) > 0 && (t.lastDump.IsZero() || now.Sub(t.lastDump) >= DumpEvery)
 	if dump {
 		t.lastDump = now
@@ -207,9 +265,18 @@ func (t *Tracker) Check() {
 	var labelled bytes.Buffer
 	_ = pprof.Lookup("goroutine").WriteTo(&labelled, 1) // a bytes.Buffer takes every write
 	for _, op := range fresh {
+		// The label names the slot: its stacks are this operation's
+		// only if the operation still holds the slot after the profile.
+		stack := []byte(noGoroutine)
+		t.mu.Lock()
+		held := op.slot.inUse && op.slot.op.id == op.id
+		t.mu.Unlock()
+		if held {
+			stack = stacksOf(labelled.Bytes(), op.slot.n)
+		}
 		t.cfg.Logger.Warn("operation stuck: no answer yet; the process that made it waits",
-			"op", op.Name, "path", op.Path, "uid", op.UID, "pid", op.PID,
-			"waiting", now.Sub(op.Start).Round(time.Second), "stack", string(stacksOf(labelled.Bytes(), op.id)))
+			"op", op.Name, "path", op.Path(), "uid", op.UID, "pid", op.PID,
+			"waiting", now.Sub(op.Start).Round(time.Second), "stack", string(stack))
 	}
 	if dump {
 		t.cfg.Logger.Warn("goroutine dump (at most one a minute, while operations are stuck)", "goroutines", string(allStacks()))
@@ -242,7 +309,9 @@ func allStacks() []byte {
 	}
 }
 
-// stacksOf cuts the stacks of the goroutines labelled with operation id
+const noGoroutine = "(no goroutine serves it any more)"
+
+// stacksOf cuts the stacks of the goroutines labelled with slot id
 // out of a goroutine profile in its debug=1 form (groups of identical
 // stacks, separated by blank lines, each with a "# labels:" line).
 func stacksOf(profile []byte, id uint64) []byte {
@@ -259,7 +328,7 @@ func stacksOf(profile []byte, id uint64) []byte {
 		}
 	}
 	if len(out) == 0 {
-		return []byte("(no goroutine serves it any more)")
+		return []byte(noGoroutine)
 	}
 	return bytes.Join(out, []byte("\n\n"))
 }
