@@ -239,6 +239,9 @@ func TestPerUserWrites(t *testing.T) {
 		if !named {
 			t.Errorf("no log line names %s's full share of the staging area", alice.name)
 		}
+		if r := as(alice, fmt.Sprintf("test -e %s/%s/quota.bin", mp, bC)); r.err == nil {
+			t.Errorf("quota.bin exists after its write failed: a cut-short object was uploaded")
+		}
 		ok(as(bob, fmt.Sprintf("dd if=/dev/zero of=%s/%s/bob-after.bin bs=1M count=8 status=none", mp, bC)), "bob writes once alice's share is full")
 	})
 

@@ -544,7 +544,15 @@ func TestWrites(t *testing.T) {
 		if !errors.Is(werr, syscall.ENOSPC) {
 			t.Errorf("write past the staging limit = %v, want ENOSPC", werr)
 		}
-		f.Close()
+		c.ask(t, "fail none")
+		// The lost bytes were not written again: close says so, and no
+		// cut-short object is stored.
+		if err := f.Close(); !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("close after a lost write = %v, want ENOSPC", err)
+		}
+		if _, _, ok := c.object(t, "huge.bin"); ok {
+			t.Errorf("a cut-short huge.bin was uploaded")
+		}
 		os.Remove(p("huge.bin"))
 	})
 	t.Run("failed upload is kept and retried", func(t *testing.T) {
