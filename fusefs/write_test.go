@@ -553,6 +553,16 @@ func TestWrites(t *testing.T) {
 		if _, _, ok := c.object(t, "huge.bin"); ok {
 			t.Errorf("a cut-short huge.bin was uploaded")
 		}
+		// The kernel's entry is dropped just after close returns.
+		var seen error
+		for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			if _, seen = os.Stat(p("huge.bin")); seen != nil {
+				break
+			}
+		}
+		if seen == nil {
+			t.Errorf("huge.bin is still seen 2s after its close failed")
+		}
 		os.Remove(p("huge.bin"))
 	})
 	t.Run("failed upload is kept and retried", func(t *testing.T) {

@@ -17,6 +17,11 @@ import (
 // (identity.go), and the object keeps its old version (a new file is not
 // created).
 
+// ErrDropped is in the error of a close or fsync after which the file is
+// no longer under its name (lost bytes, or an upload S3 refused the
+// writer): the name shows the object as S3 has it, or nothing.
+var ErrDropped = errors.New("the file is dropped")
+
 // lostRange is the span of bytes writes failed to stage; err is nil when
 // there is none.
 type lostRange struct {
@@ -68,8 +73,8 @@ func (w *wfile) wrote(off int64, n, want int, err error) {
 func (w *wfile) abandon() error {
 	w.mu.Lock()
 	bucket, key, lost := w.bucket, w.key, w.lost
-	w.refused = fmt.Errorf("%s/%s not uploaded: bytes %d to %d could not be staged and were not written again (%w); the object is unchanged",
-		bucket, key, lost.from, lost.to, lost.err)
+	w.refused = fmt.Errorf("%s/%s not uploaded: bytes %d to %d could not be staged and were not written again (%w); %w, the object is unchanged",
+		bucket, key, lost.from, lost.to, lost.err, ErrDropped)
 	w.dirty = false
 	err := w.refused
 	w.mu.Unlock()
