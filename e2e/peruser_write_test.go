@@ -239,6 +239,11 @@ func TestPerUserWrites(t *testing.T) {
 		if !named {
 			t.Errorf("no log line names %s's full share of the staging area", alice.name)
 		}
+		// dd's close of its first descriptor (dup2'd to 1) uploaded the
+		// empty file; its failed write must not replace it cut short.
+		if r := as(alice, fmt.Sprintf("stat -c %%s %s/%s/quota.bin", mp, bC)); r.err == nil && strings.TrimSpace(r.stdout) != "0" {
+			t.Errorf("quota.bin is %s bytes after its write failed: a cut-short object was uploaded", strings.TrimSpace(r.stdout))
+		}
 		ok(as(bob, fmt.Sprintf("dd if=/dev/zero of=%s/%s/bob-after.bin bs=1M count=8 status=none", mp, bC)), "bob writes once alice's share is full")
 	})
 

@@ -152,7 +152,14 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (_ uint32, e
 func (h *handle) Flush(ctx context.Context) (errno syscall.Errno) {
 	b, k := h.h.Name()
 	defer h.n.fs.op(ctx, "flush", b, k, &errno)()
-	return h.n.fs.fail("close", b, k, h.h.Flush(ctx))
+	err := h.h.Flush(ctx)
+	if errors.Is(err, namespace.ErrDropped) {
+		// The file left its name: drop the kernel's entry after the reply.
+		if name, parent := h.n.Parent(); parent != nil {
+			go parent.NotifyEntry(name)
+		}
+	}
+	return h.n.fs.fail("close", b, k, err)
 }
 
 func (h *handle) Fsync(ctx context.Context, flags uint32) (errno syscall.Errno) {

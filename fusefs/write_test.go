@@ -544,7 +544,25 @@ func TestWrites(t *testing.T) {
 		if !errors.Is(werr, syscall.ENOSPC) {
 			t.Errorf("write past the staging limit = %v, want ENOSPC", werr)
 		}
-		f.Close()
+		c.ask(t, "fail none")
+		// The lost bytes were not written again: close says so, and no
+		// cut-short object is stored.
+		if err := f.Close(); !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("close after a lost write = %v, want ENOSPC", err)
+		}
+		if _, _, ok := c.object(t, "huge.bin"); ok {
+			t.Errorf("a cut-short huge.bin was uploaded")
+		}
+		// The kernel's entry is dropped just after close returns.
+		var seen error
+		for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			if _, seen = os.Stat(p("huge.bin")); seen != nil {
+				break
+			}
+		}
+		if seen == nil {
+			t.Errorf("huge.bin is still seen 2s after its close failed")
+		}
 		os.Remove(p("huge.bin"))
 	})
 	t.Run("failed upload is kept and retried", func(t *testing.T) {

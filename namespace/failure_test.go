@@ -146,6 +146,84 @@ func TestFailures(t *testing.T) {
 			err: syscall.ENOSPC,
 		},
 		{
+			name: "ENOSPC mid-file: a new file is not uploaded cut short",
+			do: func(e *env) error {
+				_, h, err := e.root().Create(ctx, "cut.bin", syscall.O_WRONLY)
+				if err != nil {
+					return err
+				}
+				defer h.Release(ctx)
+				if _, err := h.Write(ctx, make([]byte, 4<<20), 0); err != nil {
+					return err
+				}
+				if _, err := h.Write(ctx, make([]byte, 6<<20), 4<<20); !errors.Is(err, syscall.ENOSPC) {
+					return fmt.Errorf("write past the staging limit: %v, want ENOSPC", err)
+				}
+				return h.Flush(ctx)
+			},
+			err:    syscall.ENOSPC,
+			stored: map[string]string{"cut.bin": "-"},
+			listed: map[string]bool{"|cut.bin": false},
+		},
+		{
+			name: "ENOSPC mid-file: an overwrite keeps the old object",
+			do: func(e *env) error {
+				return e.withOpen(ctx, "file.txt", syscall.O_WRONLY|syscall.O_TRUNC, func(h *Handle) error {
+					if err := h.Truncate(ctx, 0); err != nil {
+						return err
+					}
+					if _, err := h.Write(ctx, []byte("new start "), 0); err != nil {
+						return err
+					}
+					if _, err := h.Write(ctx, make([]byte, 9<<20), 10); !errors.Is(err, syscall.ENOSPC) {
+						return fmt.Errorf("write past the staging limit: %v, want ENOSPC", err)
+					}
+					if _, err := h.Write(ctx, []byte("end"), 20); err != nil {
+						return err // a later write elsewhere does not mend the hole
+					}
+					if err := h.Flush(ctx); !errors.Is(err, syscall.ENOSPC) {
+						return fmt.Errorf("close: %v, want ENOSPC", err)
+					}
+					_, err := h.Write(ctx, []byte("x"), 0)
+					return err // the file is dropped: later writes fail too
+				})
+			},
+			err:    syscall.ENOSPC,
+			stored: map[string]string{"file.txt": "hello\n"},
+			listed: map[string]bool{"|file.txt": true},
+		},
+		{
+			name: "ENOSPC written again once there is room: uploaded whole",
+			do: func(e *env) error {
+				_, a, err := e.root().Create(ctx, "a.bin", syscall.O_WRONLY)
+				if err != nil {
+					return err
+				}
+				if _, err := a.Write(ctx, make([]byte, 6<<20), 0); err != nil {
+					return err
+				}
+				_, b, err := e.root().Create(ctx, "b.bin", syscall.O_WRONLY)
+				if err != nil {
+					return err
+				}
+				defer b.Release(ctx)
+				body := strings.Repeat("b", 4<<20)
+				if _, err := b.Write(ctx, []byte(body), 0); !errors.Is(err, syscall.ENOSPC) {
+					return fmt.Errorf("write past the staging limit: %v, want ENOSPC", err)
+				}
+				if err := a.Flush(ctx); err != nil {
+					return err
+				}
+				a.Release(ctx) // uploaded and closed: its room is free again
+				if _, err := b.Write(ctx, []byte(body), 0); err != nil {
+					return err
+				}
+				return b.Flush(ctx)
+			},
+			stored: map[string]string{"a.bin": string(make([]byte, 6<<20)), "b.bin": strings.Repeat("b", 4<<20)},
+			listed: map[string]bool{"|b.bin": true},
+		},
+		{
 			name: "object changed under an open writer",
 			do: func(e *env) error {
 				return e.withOpen(ctx, "file.txt", syscall.O_WRONLY, func(h *Handle) error {

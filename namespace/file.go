@@ -330,6 +330,7 @@ func (h *Handle) Write(ctx context.Context, data []byte, off int64) (int, error)
 	if n > 0 {
 		h.w.changed()
 	}
+	h.w.wrote(off, n, len(data), err)
 	return n, err
 }
 

@@ -130,7 +130,7 @@ func (v valuesCtx) Value(key any) any { return v.vals.Value(key) }
 func (w *wfile) refuse(err error) error {
 	w.mu.Lock()
 	bucket, key := w.bucket, w.key
-	w.refused = fmt.Errorf("upload %s/%s refused for this user: %w", bucket, key, err)
+	w.refused = fmt.Errorf("upload %s/%s refused for this user: %w (%w)", bucket, key, err, ErrDropped)
 	w.dirty = false
 	err = w.refused
 	w.mu.Unlock()

@@ -113,7 +113,8 @@ type wfile struct {
 	gen         uint64       // bumped on every change of st
 	failedGen   uint64       // gen whose upload failed last (0: none)
 	unlinked    bool         // the name is gone: nothing more is uploaded
-	refused     error        // S3 refused the writer's upload (identity.go): dropped
+	refused     error        // why the file is dropped (S3 refused the writer's upload, identity.go; or lost bytes, below)
+	lost        lostRange    // bytes a write failed to stage (ENOSPC) and no later write replaced
 	handles     int
 	mtime       time.Time
 }
@@ -248,6 +249,9 @@ func (w *wfile) truncate(ctx context.Context, size int64) error {
 		return err
 	}
 	w.changed()
+	w.mu.Lock()
+	w.lost.cut(size)
+	w.mu.Unlock()
 	return nil
 }
 
@@ -278,6 +282,10 @@ func (w *wfile) uploadLocked(ctx context.Context) error {
 	if !w.dirty || w.unlinked || w.st == nil {
 		w.mu.Unlock()
 		return nil
+	}
+	if w.lost.err != nil {
+		w.mu.Unlock()
+		return w.abandon()
 	}
 	bucket, key, st, gen := w.bucket, w.key, w.st, w.gen
 	opts := store.PutOptions{IfAbsent: w.created}
