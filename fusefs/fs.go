@@ -4,7 +4,6 @@ package fusefs
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync/atomic"
 	"syscall"
@@ -147,50 +146,10 @@ func fsOf(root fs.InodeEmbedder) *FS {
 	return nil
 }
 
-// errnos is the one table from errors to errno values, first match wins.
-// quiet errors are answers, not failures, and are not logged.
-var errnos = []struct {
-	err   error
-	errno syscall.Errno
-	quiet bool
-}{
-	{store.ErrNotFound, syscall.ENOENT, true},
-	{store.ErrAccessDenied, syscall.EACCES, false},
-	{store.ErrAuth, syscall.EACCES, false},
-	{store.ErrChanged, syscall.ESTALE, false},
-	{store.ErrExists, syscall.EIO, false}, // a create lost the race to another writer
-	{store.ErrUnsupported, syscall.ENOTSUP, false},
-	{namespace.ErrReadOnly, syscall.EROFS, true},
-	{namespace.ErrInvalid, syscall.EINVAL, true},
-	{namespace.ErrExist, syscall.EEXIST, true},
-	{namespace.ErrNotEmpty, syscall.ENOTEMPTY, true},
-	{namespace.ErrCrossDevice, syscall.EXDEV, true},
-	{namespace.ErrBusy, syscall.EBUSY, true},
-	{namespace.ErrNotWriter, syscall.EBADF, true},
-	{namespace.ErrNotPermitted, syscall.EPERM, true}, // the delete guard logs it
-	{namespace.ErrControl, syscall.EPERM, true},
-	{namespace.ErrNotSupported, syscall.ENOTSUP, true},
-	{syscall.ENOSPC, syscall.ENOSPC, true},
-	{context.Canceled, syscall.EINTR, true},
-}
-
-// toErrno maps an error to errno, the one place this happens; anything
-// not in the table is EIO.
-func toErrno(err error) (syscall.Errno, bool) {
-	if err == nil {
-		return 0, true
-	}
-	for _, e := range errnos {
-		if errors.Is(err, e.err) {
-			return e.errno, e.quiet
-		}
-	}
-	return syscall.EIO, false
-}
-
-// fail maps err, and logs it unless it is an ordinary answer.
+// fail maps err (namespace.Errno), and logs it unless it is an ordinary
+// answer.
 func (f *FS) fail(op, bucket, key string, err error) syscall.Errno {
-	e, quiet := toErrno(err)
+	e, quiet := namespace.Errno(err)
 	if !quiet {
 		f.log.Warn("request failed", "op", op, "bucket", bucket, "key", key, "errno", e.Error(), "err", err)
 	}
