@@ -55,8 +55,6 @@ var (
 	_ fs.FileFlusher     = (*handle)(nil)
 	_ fs.FileFsyncer     = (*handle)(nil)
 	_ fs.FileReleaser    = (*handle)(nil)
-	_ fs.FileGetattrer   = (*handle)(nil)
-	_ fs.FileSetattrer   = (*handle)(nil)
 )
 
 // Getattr reports the inode's version, with or without a handle: whether
@@ -64,12 +62,16 @@ var (
 func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := n.f.Name()
 	defer n.fs.op(ctx, "getattr", b, k, &errno)()
-	var h *namespace.Handle
-	if fh, ok := fh.(*handle); ok {
-		h = fh.h
-	}
-	n.fs.attr(ctx, &out.Attr, n.fs.fileMode(), n.f.AttrWith(ctx, h))
+	n.fs.attr(ctx, &out.Attr, n.fs.fileMode(), n.f.AttrWith(ctx, handleOf(fh)))
 	return 0
+}
+
+// handleOf is the namespace's handle of fh (nil: none).
+func handleOf(fh fs.FileHandle) *namespace.Handle {
+	if h, ok := fh.(*handle); ok {
+		return h.h
+	}
+	return nil
 }
 
 func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
@@ -98,20 +100,15 @@ func (f *FS) handle(n *fileNode, h *namespace.Handle) (fs.FileHandle, uint32) {
 	return &handle{n: n, h: h}, flags
 }
 
-// Setattr: a truncate by path is uploaded at once (namespace.File.Truncate);
-// times, modes and owners are ignored, as S3 keeps none.
+// Setattr sets the size (namespace.File.SetSize); times, modes and
+// owners are ignored, as S3 keeps none.
 func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := n.f.Name()
 	defer n.fs.op(ctx, "setattr", b, k, &errno)()
-	if h, ok := fh.(*handle); ok && !h.h.Pinned() {
-		return h.Setattr(ctx, in, out)
-	}
-	a := n.f.Attr()
-	if sz, ok := in.GetSize(); ok {
-		var err error
-		if a, err = n.f.Truncate(ctx, int64(sz)); err != nil {
-			return n.fs.fail("truncate", b, k, err)
-		}
+	sz, set := in.GetSize()
+	a, err := n.f.SetSize(ctx, handleOf(fh), int64(sz), set)
+	if err != nil {
+		return n.fs.fail("truncate", b, k, err)
 	}
 	n.fs.attr(ctx, &out.Attr, n.fs.fileMode(), a)
 	return 0
@@ -173,25 +170,6 @@ func (h *handle) Release(ctx context.Context) (errno syscall.Errno) {
 	defer h.n.fs.op(ctx, "release", b, k, &errno)()
 	h.h.Release(ctx)
 	h.n.open.Add(-1)
-	return 0
-}
-
-func (h *handle) Getattr(ctx context.Context, out *fuse.AttrOut) (errno syscall.Errno) {
-	b, k := h.h.Name()
-	defer h.n.fs.op(ctx, "getattr", b, k, &errno)()
-	h.n.fs.attr(ctx, &out.Attr, h.n.fs.fileMode(), h.h.Attr())
-	return 0
-}
-
-func (h *handle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
-	b, k := h.h.Name()
-	defer h.n.fs.op(ctx, "setattr", b, k, &errno)()
-	if sz, ok := in.GetSize(); ok {
-		if err := h.h.Truncate(ctx, int64(sz)); err != nil {
-			return h.n.fs.fail("truncate", b, k, err)
-		}
-	}
-	h.n.fs.attr(ctx, &out.Attr, h.n.fs.fileMode(), h.h.Attr())
 	return 0
 }
 

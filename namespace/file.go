@@ -212,6 +212,26 @@ func (f *File) Truncate(ctx context.Context, size int64) (Attr, error) {
 	return w.attr(), nil
 }
 
+// SetSize answers a setattr(2) of f through h (nil: by name), which sets
+// the size to size when set: a handle that writes truncates what it staged
+// (uploaded at its close), any other truncate is by name (Truncate). Times,
+// modes and owners S3 keeps none of: nothing else changes. It reports the
+// attributes to show: the handle's, or the file's.
+func (f *File) SetSize(ctx context.Context, h *Handle, size int64, set bool) (Attr, error) {
+	if h != nil && !h.Pinned() {
+		if set {
+			if err := h.Truncate(ctx, size); err != nil {
+				return Attr{}, err
+			}
+		}
+		return h.Attr(), nil
+	}
+	if !set {
+		return f.Attr(), nil
+	}
+	return f.Truncate(ctx, size)
+}
+
 // Handle is one open of a File: pinned to the version it opened (no
 // overlay), or on the overlay, reading and writing the staged bytes.
 type Handle struct {

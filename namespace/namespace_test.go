@@ -307,6 +307,7 @@ func TestReadOnly(t *testing.T) {
 		{"open for write", func() error { _, err := en.File.Open(ctx, syscall.O_WRONLY); return err }},
 		{"append", func() error { _, err := en.File.Open(ctx, syscall.O_RDONLY|syscall.O_APPEND); return err }},
 		{"truncate", func() error { _, err := en.File.Truncate(ctx, 0); return err }},
+		{"setattr size", func() error { _, err := en.File.SetSize(ctx, nil, 0, true); return err }},
 		{"mkdir", func() error { _, err := d.Mkdir(ctx, "d2"); return err }},
 		{"unlink", func() error { return d.Unlink(ctx, "file.txt") }},
 		{"rmdir", func() error { return d.Rmdir(ctx, "empty") }},
@@ -747,6 +748,50 @@ func TestRenameDirAfterClose(t *testing.T) {
 			}
 			<-done
 			e.check(t, tt.stored, nil)
+		})
+	}
+}
+
+// TestSetSize: a setattr(2) truncates through a handle that writes (staged,
+// uploaded at its close), and by name otherwise (uploaded at once); without
+// a size it changes nothing and shows the attributes as they are.
+func TestSetSize(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name     string
+		flags    int // the open the setattr goes through; -1: by name
+		size     int64
+		set      bool
+		wantSize int64
+		stored   string // file.txt after the setattr, before any close
+	}{
+		{"by name, size", -1, 2, true, 2, "he"},
+		{"by name, times only", -1, 0, false, 6, "hello\n"},
+		{"through a reader, size", syscall.O_RDONLY, 3, true, 3, "hel"},
+		{"through a writer, size", syscall.O_RDWR, 1, true, 1, "hello\n"},
+		{"through a writer, times only", syscall.O_RDWR, 0, false, 6, "hello\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, true)
+			en, err := e.root().Lookup(ctx, "file.txt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var h *Handle
+			if tt.flags >= 0 {
+				if h, err = en.File.Open(ctx, uint32(tt.flags)); err != nil {
+					t.Fatal(err)
+				}
+				defer h.Release(ctx)
+			}
+			a, err := en.File.SetSize(ctx, h, tt.size, tt.set)
+			if err != nil || a.Size != tt.wantSize {
+				t.Fatalf("SetSize = %+v, %v; want size %d", a, err, tt.wantSize)
+			}
+			if got, _ := e.object("file.txt"); got != tt.stored {
+				t.Errorf("stored %q, want %q", got, tt.stored)
+			}
 		})
 	}
 }
