@@ -43,15 +43,16 @@ var (
 	_ fs.FileFlusher   = (*controlHandle)(nil)
 )
 
-// attr: the content is as of now. Reads of what an open made go on to its
-// end whatever the size (0) says: handles are FOPEN_DIRECT_IO.
-func (n *controlFile) attr(ctx context.Context, out *fuse.Attr) {
-	n.fs.attr(ctx, out, syscall.S_IFREG|n.c.Perm, namespace.Attr{Ino: n.c.Ino(), ModTime: n.fs.cfg.Now()})
+// stat shows the file as of now (namespace.Show.Control). Reads of what
+// an open made go on to its end whatever the size (0) says: handles are
+// FOPEN_DIRECT_IO.
+func (n *controlFile) stat(ctx context.Context) namespace.Stat {
+	return n.fs.show.Control(n.c, n.fs.cfg.Now(), caller(ctx))
 }
 
 func (n *controlFile) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	defer n.fs.op(ctx, "getattr", "", ControlDir+"/"+n.c.Name, &errno)()
-	n.attr(ctx, &out.Attr)
+	attrOut(out, n.stat(ctx))
 	return 0
 }
 
@@ -61,7 +62,7 @@ func (n *controlFile) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.Se
 	if err := n.c.Setattr(sz, ok && in.Valid&^(fuse.FATTR_SIZE|fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == 0); err != nil {
 		return n.fs.fail("setattr", "", ControlDir+"/"+n.c.Name, err)
 	}
-	n.attr(ctx, &out.Attr)
+	attrOut(out, n.stat(ctx))
 	return 0
 }
 

@@ -3,7 +3,6 @@ package fusefs
 import (
 	"context"
 	"syscall"
-	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -39,14 +38,7 @@ var (
 
 func (d *dirNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	defer d.fs.op(ctx, "getattr", d.d.Bucket(), d.d.Prefix(), &errno)()
-	d.fs.attr(ctx, &out.Attr, d.fs.dirMode(d.d), namespace.Attr{Ino: d.d.Ino()})
-	if d.IsRoot() {
-		// The mount's root is every user's and never changes: it shows
-		// the mount's owner, and the kernel may keep it (each path walk
-		// checks its mode).
-		out.Owner = fuse.Owner{Uid: d.fs.cfg.UID, Gid: d.fs.cfg.GID}
-		out.SetTimeout(time.Hour)
-	}
+	attrOut(out, d.fs.show.Dir(d.d, caller(ctx)))
 	return 0
 }
 
@@ -229,7 +221,7 @@ func (d *dirNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAtt
 	if err := d.d.SetTimes(); err != nil {
 		return d.fs.fail("setattr", d.d.Bucket(), d.d.Prefix(), err)
 	}
-	d.fs.attr(ctx, &out.Attr, d.fs.dirMode(d.d), namespace.Attr{Ino: d.d.Ino()})
+	attrOut(out, d.fs.show.Dir(d.d, caller(ctx)))
 	return 0
 }
 

@@ -62,7 +62,7 @@ var (
 func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := n.f.Name()
 	defer n.fs.op(ctx, "getattr", b, k, &errno)()
-	n.fs.attr(ctx, &out.Attr, n.fs.fileMode(), n.f.AttrWith(ctx, handleOf(fh)))
+	attrOut(out, n.fs.show.File(n.f.AttrWith(ctx, handleOf(fh)), caller(ctx)))
 	return 0
 }
 
@@ -110,7 +110,7 @@ func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAt
 	if err != nil {
 		return n.fs.fail("truncate", b, k, err)
 	}
-	n.fs.attr(ctx, &out.Attr, n.fs.fileMode(), a)
+	attrOut(out, n.fs.show.File(a, caller(ctx)))
 	return 0
 }
 

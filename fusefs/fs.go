@@ -25,16 +25,13 @@ type Config struct {
 	// Bucket is the one bucket shown at the root ("": every bucket, each a
 	// directory), from Prefix ("" or ending in "/") on.
 	Bucket, Prefix string
-	// The owner and permission bits of every file and directory.
+	// The owner and permission bits of every file and directory, and the
+	// mtime of directories (namespace.Show; CallerOwns is its Caller).
 	UID, GID          uint32
 	FileMode, DirMode uint32
-	// CallerOwns shows every request its caller as the owner (a
-	// per-user mount: namespace.Owner), but for the root, which all
-	// users share.
-	CallerOwns bool
-	// MountTime is the mtime of directories (S3 has none for prefixes).
-	MountTime time.Time
-	Logger    *slog.Logger
+	CallerOwns        bool
+	MountTime         time.Time
+	Logger            *slog.Logger
 	// Writer, Staging and AllowDelete are the namespace's
 	// (namespace.Config); with Writer or Staging nil, changes fail (EROFS).
 	Writer  store.Writer
@@ -79,9 +76,10 @@ func (f *FS) plusFile() bool {
 
 // FS holds what every node shares.
 type FS struct {
-	cfg Config
-	ns  *namespace.NS
-	log *slog.Logger
+	cfg  Config
+	ns   *namespace.NS
+	show namespace.Show
+	log  *slog.Logger
 
 	guard watchdog.Guard // every request's (op.go)
 
@@ -111,7 +109,8 @@ func New(c *cache.Cache, cfg Config) fs.InodeEmbedder {
 	if cfg.Status != nil {
 		nc.Reserved = ControlDir
 	}
-	f := &FS{cfg: cfg, log: cfg.Logger, ns: namespace.New(c, nc), kept: forget.New(cfg.PlusFiles, (*fileNode).busy),
+	show := namespace.Show{UID: cfg.UID, GID: cfg.GID, FileMode: cfg.FileMode, DirMode: cfg.DirMode, Caller: cfg.CallerOwns, MountTime: cfg.MountTime}
+	f := &FS{cfg: cfg, log: cfg.Logger, ns: namespace.New(c, nc), show: show, kept: forget.New(cfg.PlusFiles, (*fileNode).busy),
 		guard: watchdog.Guard{Tracker: cfg.Tracker, Logger: cfg.Logger}}
 	go f.kept.Run(cfg.Context, (*fileNode).forget)
 	return &dirNode{fs: f, d: f.ns.Root(cfg.Bucket, cfg.Prefix)}
@@ -156,40 +155,35 @@ func (f *FS) fail(op, bucket, key string, err error) syscall.Errno {
 	return e
 }
 
-// attr fills out: the one place the kernel is given attributes. mode is
-// the kind and permission bits; a directory shows the mount's time (S3
-// keeps none) and a disk directory's size and links.
-func (f *FS) attr(ctx context.Context, out *fuse.Attr, mode uint32, a namespace.Attr) {
-	out.Mode = mode
-	out.Ino = a.Ino
-	out.Nlink = 1
-	out.Size = uint64(a.Size)
-	out.Blocks = (out.Size + 511) / 512
-	out.Blksize = 1 << 20
-	if mode&syscall.S_IFMT == syscall.S_IFDIR {
-		out.Nlink, out.Size, out.Blocks, out.Blksize = 2, 4096, 0, 4096
-		a.ModTime = f.cfg.MountTime
-	}
-	out.Owner = f.owner(ctx)
-	t := a.ModTime
-	out.SetTimes(&t, &t, &t)
+// setAttr fills out with st: the one place the kernel is given
+// attributes (namespace.Show decides them).
+func setAttr(out *fuse.Attr, st namespace.Stat) {
+	out.Mode = st.Mode
+	out.Ino = st.Ino
+	out.Nlink = st.Nlink
+	out.Size = st.Size
+	out.Blocks = st.Blocks
+	out.Blksize = st.Blksize
+	out.Owner = fuse.Owner{Uid: st.UID, Gid: st.GID}
+	out.SetTimes(&st.Time, &st.Time, &st.Time)
 }
 
-// owner is who every file and directory shows as its owner, for the
-// request ctx.
-func (f *FS) owner(ctx context.Context) fuse.Owner {
+// attrOut is setAttr for a GETATTR or SETATTR reply, with its timeout.
+func attrOut(out *fuse.AttrOut, st namespace.Stat) {
+	setAttr(&out.Attr, st)
+	if st.Timeout > 0 {
+		out.SetTimeout(st.Timeout)
+	}
+}
+
+// caller is who made the request of ctx.
+func caller(ctx context.Context) namespace.Caller {
 	c, ok := fuse.FromContext(ctx)
 	if !ok {
-		c = &fuse.Caller{}
+		return namespace.Caller{}
 	}
-	uid, gid := namespace.Owner{UID: f.cfg.UID, GID: f.cfg.GID, Caller: f.cfg.CallerOwns}.Of(c.Uid, c.Gid, ok)
-	return fuse.Owner{Uid: uid, Gid: gid}
+	return namespace.Caller{UID: c.Uid, GID: c.Gid, Known: true}
 }
-
-// dirMode and fileMode are the modes of a directory and of the buckets'
-// files.
-func (f *FS) dirMode(d *namespace.Dir) uint32 { return syscall.S_IFDIR | d.Perm(f.cfg.DirMode) }
-func (f *FS) fileMode() uint32                { return syscall.S_IFREG | f.cfg.FileMode }
 
 // entry makes (or finds, by inode number) the inode of e under parent and
 // fills out with its attributes.
@@ -200,15 +194,14 @@ func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out
 	ch := parent.GetChild(e.Name)
 	switch {
 	case e.Dir != nil:
-		f.attr(ctx, out, f.dirMode(e.Dir), namespace.Attr{Ino: e.Dir.Ino()})
+		setAttr(out, f.show.Dir(e.Dir, caller(ctx)))
 		if ch != nil && ch.IsDir() && ch.StableAttr().Ino == e.Dir.Ino() {
 			return ch
 		}
 		return parent.NewInode(ctx, &dirNode{fs: f, d: e.Dir}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: e.Dir.Ino()})
 	case e.Control != nil:
-		n := &controlFile{fs: f, c: *e.Control}
-		n.attr(ctx, out)
-		return parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.Control.Ino()})
+		setAttr(out, f.show.Control(*e.Control, f.cfg.Now(), caller(ctx)))
+		return parent.NewInode(ctx, &controlFile{fs: f, c: *e.Control}, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.Control.Ino()})
 	}
 	var known *namespace.File
 	if ch != nil {
@@ -216,7 +209,7 @@ func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out
 			known = n.f
 		}
 	}
-	f.attr(ctx, out, f.fileMode(), e.File.AttrAs(known))
+	setAttr(out, f.show.File(e.File.AttrAs(known), caller(ctx)))
 	if known == nil || ch.StableAttr().Ino != e.File.Ino() {
 		n := &fileNode{fs: f, f: e.File}
 		ch = parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.File.Ino()})
