@@ -49,7 +49,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return nil, d.fs.fail("lookup", d.d.Bucket(), d.d.Prefix()+name, err)
 	}
 	if e.File != nil {
-		d.fs.fileLookupAt.Store(d.fs.cfg.Now().UnixNano()) // someone stats files: see Config.PlusFiles
+		d.fs.plus.LookedUp() // someone stats files: see Config.PlusFiles
 	}
 	return d.fs.entry(ctx, d.EmbeddedInode(), e, &out.Attr), 0
 }
@@ -111,7 +111,7 @@ func dots(n *int, in *fs.Inode) *fuse.DirEntry {
 // request; past Config.PlusFiles a file goes as its name only.
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
 	defer h.fs.op(ctx, "readdirplus", h.bucket, h.prefix+name, &errno)()
-	if h.last.File != nil && !h.fs.plusFile() {
+	if h.last.File != nil && !h.fs.plus.File() {
 		// Zero node ID: the kernel takes the name without attributes.
 		return nil, syscall.EAGAIN
 	}

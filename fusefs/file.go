@@ -20,7 +20,7 @@ type fileNode struct {
 	node
 	fs *FS
 	f  *namespace.File
-	// counted says the node is in FS.fileInodes, until the kernel forgets it.
+	// counted says the node is counted in FS.plus, until the kernel forgets it.
 	counted atomic.Bool
 	open    atomic.Int32 // handles open
 }
@@ -28,7 +28,7 @@ type fileNode struct {
 // OnForget: the kernel no longer holds the inode.
 func (n *fileNode) OnForget() {
 	if n.counted.CompareAndSwap(true, false) {
-		n.fs.fileInodes.Add(-1)
+		n.fs.plus.Hold(-1)
 	}
 	n.fs.kept.Drop(n)
 }

@@ -5,7 +5,6 @@ package fusefs
 import (
 	"context"
 	"log/slog"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,8 +48,8 @@ type Config struct {
 	// DefaultPlusFiles; each costs ~450 bytes until the kernel forgets it,
 	// which it does only under memory pressure). Past it, directory reads
 	// pass files as names only unless files are being looked up by name
-	// (plusFile), and the kernel is asked to forget the least recently
-	// given files not in use (package forget).
+	// (forget.Plus), and the kernel is asked to forget the least recently
+	// given files not in use (forget.LRU).
 	PlusFiles int
 	// Context bounds the background work (forgetting inodes); nil: never
 	// cancelled.
@@ -62,18 +61,6 @@ type Config struct {
 // DefaultPlusFiles is Config.PlusFiles when zero.
 const DefaultPlusFiles = 100_000
 
-// statWindow is how long after a file was last looked up by name
-// directory reads past Config.PlusFiles still give files' attributes.
-const statWindow = time.Second
-
-// plusFile reports whether a directory read gives a file's attributes.
-func (f *FS) plusFile() bool {
-	if f.fileInodes.Load() < int64(f.cfg.PlusFiles) {
-		return true
-	}
-	return f.cfg.Now().UnixNano()-f.fileLookupAt.Load() < int64(statWindow)
-}
-
 // FS holds what every node shares.
 type FS struct {
 	cfg  Config
@@ -83,9 +70,8 @@ type FS struct {
 
 	guard watchdog.Guard // every request's (op.go)
 
-	fileInodes   atomic.Int64 // file inodes the kernel holds (see Config.PlusFiles)
-	fileLookupAt atomic.Int64 // when the kernel last looked a file up by name, Unix nanoseconds
-	kept         *forget.LRU[*fileNode]
+	plus *forget.Plus // whether directory reads give files' attributes
+	kept *forget.LRU[*fileNode]
 }
 
 // New returns the root node for cfg over c.
@@ -110,8 +96,8 @@ func New(c *cache.Cache, cfg Config) fs.InodeEmbedder {
 		nc.Reserved = ControlDir
 	}
 	show := namespace.Show{UID: cfg.UID, GID: cfg.GID, FileMode: cfg.FileMode, DirMode: cfg.DirMode, Caller: cfg.CallerOwns, MountTime: cfg.MountTime}
-	f := &FS{cfg: cfg, log: cfg.Logger, ns: namespace.New(c, nc), show: show, kept: forget.New(cfg.PlusFiles, (*fileNode).busy),
-		guard: watchdog.Guard{Tracker: cfg.Tracker, Logger: cfg.Logger}}
+	f := &FS{cfg: cfg, log: cfg.Logger, ns: namespace.New(c, nc), show: show, guard: watchdog.Guard{Tracker: cfg.Tracker, Logger: cfg.Logger},
+		plus: forget.NewPlus(cfg.PlusFiles, cfg.Now), kept: forget.New(cfg.PlusFiles, (*fileNode).busy)}
 	go f.kept.Run(cfg.Context, (*fileNode).forget)
 	return &dirNode{fs: f, d: f.ns.Root(cfg.Bucket, cfg.Prefix)}
 }
@@ -214,7 +200,7 @@ func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out
 		n := &fileNode{fs: f, f: e.File}
 		ch = parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.File.Ino()})
 		if ch.Operations() == n && n.counted.CompareAndSwap(false, true) {
-			f.fileInodes.Add(1) // a new inode, not one the kernel already had
+			f.plus.Hold(1) // a new inode, not one the kernel already had
 		}
 	}
 	if n, ok := ch.Operations().(*fileNode); ok {
