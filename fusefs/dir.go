@@ -171,17 +171,8 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 	if err != nil {
 		return d.fs.fail("rename", d.d.Bucket(), d.d.Prefix()+name, err)
 	}
-	var known namespace.Entry
 	child := d.GetChild(name)
-	if child != nil {
-		switch n := child.Operations().(type) {
-		case *dirNode:
-			known.Dir = n.d
-		case *fileNode:
-			known.File = n.f
-		}
-	}
-	mv, err := d.d.Rename(ctx, name, np.d, newName, noReplace, known)
+	mv, err := d.d.Rename(ctx, name, np.d, newName, noReplace, entryOf(child))
 	if err != nil {
 		return d.fs.fail("rename", d.d.Bucket(), d.d.Prefix()+name, err)
 	}
@@ -204,12 +195,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 // moveTree points the inodes at and below a renamed directory at their
 // new keys.
 func moveTree(in *fs.Inode, mv *namespace.Move) {
-	switch n := in.Operations().(type) {
-	case *dirNode:
-		mv.Dir(n.d)
-	case *fileNode:
-		mv.File(n.f)
-	}
+	mv.Follow(entryOf(in))
 	for _, c := range in.Children() {
 		moveTree(c, mv)
 	}

@@ -85,20 +85,14 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ u
 	return fh, fuseFlags, 0
 }
 
-// handle wraps an open. A pinned version keeps the kernel's page cache
-// (an inode is one version); other opens drop it, and a writer bypasses
-// it (the staged file holds the bytes).
+// handle wraps an open, with the kernel's page cache as h.Pages says.
 func (f *FS) handle(n *fileNode, h *namespace.Handle) (fs.FileHandle, uint32) {
-	var flags uint32
-	switch {
-	case h.Pinned():
-		flags = fuse.FOPEN_KEEP_CACHE
-	case h.Writer():
-		flags = fuse.FOPEN_DIRECT_IO
-	}
 	n.open.Add(1)
-	return &handle{n: n, h: h}, flags
+	return &handle{n: n, h: h}, openFlags[h.Pages()]
 }
+
+// openFlags are the open flags of each namespace.PageCache.
+var openFlags = [...]uint32{namespace.PagesKeep: fuse.FOPEN_KEEP_CACHE, namespace.PagesBypass: fuse.FOPEN_DIRECT_IO}
 
 // Setattr sets the size (namespace.File.SetSize); times, modes and
 // owners are ignored, as S3 keeps none.

@@ -189,12 +189,7 @@ func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out
 		setAttr(out, f.show.Control(*e.Control, f.cfg.Now(), caller(ctx)))
 		return parent.NewInode(ctx, &controlFile{fs: f, c: *e.Control}, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.Control.Ino()})
 	}
-	var known *namespace.File
-	if ch != nil {
-		if n, ok := ch.Operations().(*fileNode); ok {
-			known = n.f
-		}
-	}
+	known := entryOf(ch).File
 	setAttr(out, f.show.File(e.File.AttrAs(known), caller(ctx)))
 	if known == nil || ch.StableAttr().Ino != e.File.Ino() {
 		n := &fileNode{fs: f, f: e.File}
@@ -207,6 +202,21 @@ func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out
 		f.kept.Use(n)
 	}
 	return ch
+}
+
+// entryOf is what the inode in (nil: none) is in the namespace: a
+// directory or a file, or Entry{}.
+func entryOf(in *fs.Inode) (e namespace.Entry) {
+	if in == nil {
+		return e
+	}
+	switch n := in.Operations().(type) {
+	case *dirNode:
+		e.Dir = n.d
+	case *fileNode:
+		e.File = n.f
+	}
+	return e
 }
 
 // node is what every node embeds: its inode, and Statfs.

@@ -248,6 +248,27 @@ type Handle struct {
 // bytes never change, so the kernel may keep its page cache.
 func (h *Handle) Pinned() bool { return h.w == nil }
 
+// PageCache is what the kernel's page cache does for an open file.
+type PageCache int
+
+const (
+	PagesDrop   PageCache = iota // dropped at the open: the bytes may have changed
+	PagesKeep                    // kept: one version's bytes never change (an inode is one version)
+	PagesBypass                  // bypassed: the staged file holds the bytes
+)
+
+// Pages says what the kernel's page cache does for h: a pinned handle
+// keeps it, a writer bypasses it, and any other drops it.
+func (h *Handle) Pages() PageCache {
+	switch {
+	case h.Pinned():
+		return PagesKeep
+	case h.Writer():
+		return PagesBypass
+	}
+	return PagesDrop
+}
+
 // Writer reports whether the handle may write.
 func (h *Handle) Writer() bool { return h.flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 }
 

@@ -532,10 +532,9 @@ func TestRenameFollows(t *testing.T) {
 	if err != nil || mv == nil {
 		t.Fatalf("rename dir: %v, move %v", err, mv)
 	}
-	for _, x := range []*Dir{dir.Dir, sub.Dir} {
-		mv.Dir(x)
+	for _, x := range []Entry{dir, sub, a} {
+		mv.Follow(x)
 	}
-	mv.File(a.File)
 	if dir.Dir.Prefix() != "dir2/" || sub.Dir.Prefix() != "dir2/sub/" {
 		t.Errorf("prefixes after the move: %q, %q", dir.Dir.Prefix(), sub.Dir.Prefix())
 	}
@@ -793,5 +792,38 @@ func TestSetSize(t *testing.T) {
 				t.Errorf("stored %q, want %q", got, tt.stored)
 			}
 		})
+	}
+}
+
+// TestPages: the kernel keeps the pages of one version, bypasses them for
+// a writer, and drops them at the open of a file being written.
+func TestPages(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, true)
+	open := func(flags uint32) *Handle {
+		t.Helper()
+		en, err := e.root().Lookup(ctx, "file.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := en.File.Open(ctx, flags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Release(ctx) })
+		return h
+	}
+	for _, tc := range []struct {
+		name  string
+		flags uint32
+		want  PageCache
+	}{
+		{"a reader of an object", syscall.O_RDONLY, PagesKeep},
+		{"a writer", syscall.O_RDWR, PagesBypass},
+		{"a reader of the file being written", syscall.O_RDONLY, PagesDrop},
+	} {
+		if got := open(tc.flags).Pages(); got != tc.want {
+			t.Errorf("%s: Pages = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
