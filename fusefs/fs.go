@@ -93,7 +93,7 @@ func New(c *cache.Cache, cfg Config) fs.InodeEmbedder {
 	}
 	nc := namespace.Config{Writer: cfg.Writer, Staging: cfg.Staging, AllowDelete: cfg.AllowDelete, Identities: cfg.Identities, Logger: cfg.Logger}
 	if cfg.Status != nil {
-		nc.Reserved = ControlDir
+		nc.Reserved = namespace.ControlDir
 	}
 	show := namespace.Show{UID: cfg.UID, GID: cfg.GID, FileMode: cfg.FileMode, DirMode: cfg.DirMode, Caller: cfg.CallerOwns, MountTime: cfg.MountTime}
 	f := &FS{cfg: cfg, log: cfg.Logger, ns: namespace.New(c, nc), show: show, guard: watchdog.Guard{Tracker: cfg.Tracker, Logger: cfg.Logger},
@@ -117,16 +117,8 @@ func Options(c *cache.Cache) *fs.Options {
 // Drain uploads, once more, every file whose upload failed, after the
 // unmount, and reports the staging files kept (namespace.NS.Drain).
 func Drain(ctx context.Context, root fs.InodeEmbedder) (kept []string) {
-	if f := fsOf(root); f != nil {
-		return f.ns.Drain(ctx)
-	}
-	return nil
-}
-
-// fsOf returns the FS of a root New made.
-func fsOf(root fs.InodeEmbedder) *FS {
 	if d, ok := root.(*dirNode); ok {
-		return d.fs
+		return d.fs.ns.Drain(ctx)
 	}
 	return nil
 }

@@ -138,7 +138,7 @@ func serveForTest(mp, name string) error {
 		}
 	}
 	root := New(c, fcfg)
-	served = fsOf(root)
+	served = root.(*dirNode).fs
 	return serveUntilSignal(mp, root, opts, func() { control(ctx, mem) })
 }
 
