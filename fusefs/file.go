@@ -2,7 +2,6 @@ package fusefs
 
 import (
 	"context"
-	"errors"
 	"sync/atomic"
 	"syscall"
 
@@ -11,7 +10,6 @@ import (
 
 	"github.com/bucketfs/bucketfs/cache"
 	"github.com/bucketfs/bucketfs/namespace"
-	"github.com/bucketfs/bucketfs/store"
 )
 
 // fileNode is a file: one version of an object, or a file the mount
@@ -42,6 +40,15 @@ func (n *fileNode) busy() bool { return n.open.Load() > 0 || !n.f.Pinned() }
 func (n *fileNode) forget() {
 	if name, parent := n.Parent(); parent != nil {
 		parent.NotifyEntry(name)
+	}
+}
+
+// forgetAfter drops the kernel's entry of n (namespace.Handle.Stale) once
+// the request is answered: from inside it, it deadlocked with a LOOKUP
+// waiting for the request (notify_test.go).
+func (n *fileNode) forgetAfter() {
+	if name, parent := n.Parent(); parent != nil {
+		go parent.NotifyEntry(name)
 	}
 }
 
@@ -119,13 +126,8 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadR
 	defer h.n.fs.op(ctx, "read", b, k, &errno)()
 	head, tail, hold, err := h.h.ReadSpan(ctx, dest, off)
 	if err != nil {
-		if h.h.Pinned() && errors.Is(err, store.ErrChanged) {
-			// Drop the kernel's entry, which leads to this old inode,
-			// after the READ is answered: from inside it, it deadlocked
-			// with a LOOKUP waiting for this read (notify_test.go).
-			if name, parent := h.n.Parent(); parent != nil {
-				go parent.NotifyEntry(name)
-			}
+		if h.h.Stale(err) {
+			h.n.forgetAfter()
 		}
 		return nil, h.n.fs.fail("read", b, k, err)
 	}
@@ -144,11 +146,8 @@ func (h *handle) Flush(ctx context.Context) (errno syscall.Errno) {
 	b, k := h.h.Name()
 	defer h.n.fs.op(ctx, "flush", b, k, &errno)()
 	err := h.h.Flush(ctx)
-	if errors.Is(err, namespace.ErrDropped) {
-		// The file left its name: drop the kernel's entry after the reply.
-		if name, parent := h.n.Parent(); parent != nil {
-			go parent.NotifyEntry(name)
-		}
+	if h.h.Stale(err) {
+		h.n.forgetAfter()
 	}
 	return h.n.fs.fail("close", b, k, err)
 }

@@ -269,6 +269,14 @@ func (h *Handle) Pages() PageCache {
 	return PagesDrop
 }
 
+// Stale reports whether err, from a read or close of h, says the name the
+// caller looked up no longer leads to h's file: a pinned version changed or
+// went (store.ErrChanged), or the file was dropped (ErrDropped). The
+// kernel's entry for the name is then to be forgotten.
+func (h *Handle) Stale(err error) bool {
+	return errors.Is(err, ErrDropped) || h.Pinned() && errors.Is(err, store.ErrChanged)
+}
+
 // Writer reports whether the handle may write.
 func (h *Handle) Writer() bool { return h.flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 }
 

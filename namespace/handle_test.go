@@ -2,8 +2,11 @@ package namespace
 
 import (
 	"context"
+	"fmt"
 	"syscall"
 	"testing"
+
+	"github.com/bucketfs/bucketfs/store"
 )
 
 // TestSetSize: a setattr(2) truncates through a handle that writes (staged,
@@ -79,6 +82,44 @@ func TestPages(t *testing.T) {
 	} {
 		if got := open(tc.flags).Pages(); got != tc.want {
 			t.Errorf("%s: Pages = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestStale: the kernel forgets the name after a read of a pinned version
+// that changed or went, and after a close that dropped the file; not after
+// other failures, nor after a writer's read of a changed object.
+func TestStale(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, true)
+	en, err := e.root().Lookup(ctx, "file.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader, err := en.File.Open(ctx, syscall.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Release(ctx)
+	writer, err := en.File.Open(ctx, syscall.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Release(ctx)
+	for _, tc := range []struct {
+		name string
+		h    *Handle
+		err  error
+		want bool
+	}{
+		{"a pinned version changed", reader, fmt.Errorf("read: %w", store.ErrChanged), true},
+		{"a pinned version failed otherwise", reader, store.ErrThrottled, false},
+		{"no error", reader, nil, false},
+		{"a writer's object changed", writer, store.ErrChanged, false},
+		{"a writer's file dropped", writer, fmt.Errorf("upload: %w (%w)", syscall.ENOSPC, ErrDropped), true},
+	} {
+		if got := tc.h.Stale(tc.err); got != tc.want {
+			t.Errorf("%s: Stale = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
