@@ -16,18 +16,18 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	s3store "github.com/bucketfs/bucketfs/store/s3"
+	"github.com/bucketfs/bucketfs/store/s3"
 )
 
 // writer returns a store on the test server that uploads objects larger
 // than 16 MiB in parts, so they get multipart ETags ("MD5-N").
-func (s *suite) writer() *s3store.Store {
+func (s *suite) writer() *s3.Store {
 	cfg := aws.Config{
 		Region:      s.region,
 		HTTPClient:  awshttp.NewBuildableClient(),
 		Credentials: credentials.NewStaticCredentialsProvider(s.access, s.secret, ""),
 	}
-	return s3store.New(cfg, s3store.Options{Endpoint: s.endpoint, PathStyle: true})
+	return s3.New(cfg, s3.Options{Endpoint: s.endpoint, PathStyle: true})
 }
 
 // TestChangingObjects: objects overwritten, replaced by another size

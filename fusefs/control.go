@@ -10,15 +10,6 @@ import (
 	"github.com/bucketfs/bucketfs/namespace"
 )
 
-// The control directory and its files (namespace.ControlFiles says what
-// each is; Config.Status makes the status).
-const (
-	ControlDir     = namespace.ControlDir
-	StatusFile     = namespace.StatusFile
-	StatusJSONFile = namespace.StatusJSONFile
-	RefreshFile    = namespace.RefreshFile
-)
-
 // controlFile is one of namespace.ControlFiles.
 type controlFile struct {
 	node
@@ -27,7 +18,7 @@ type controlFile struct {
 }
 
 // controlHandle is one open of a control file: the status made at open,
-// or the lines written to RefreshFile.
+// or the lines written to namespace.RefreshFile.
 type controlHandle struct {
 	n     *controlFile
 	data  []byte
@@ -43,44 +34,37 @@ var (
 	_ fs.FileFlusher   = (*controlHandle)(nil)
 )
 
-// attr: the content is as of now. Reads of what an open made go on to its
-// end whatever the size (0) says: handles are FOPEN_DIRECT_IO.
-func (n *controlFile) attr(ctx context.Context, out *fuse.Attr) {
-	n.fs.attr(ctx, out, syscall.S_IFREG|n.c.Perm, namespace.Attr{Ino: n.c.Ino(), ModTime: n.fs.cfg.Now()})
+// stat shows the file as of now (namespace.Show.Control). Reads of what
+// an open made go on to its end whatever the size (0) says: handles are
+// FOPEN_DIRECT_IO.
+func (n *controlFile) stat(ctx context.Context) namespace.Stat {
+	return n.fs.show.Control(n.c, n.fs.cfg.Now(), caller(ctx))
 }
 
 func (n *controlFile) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
-	defer n.fs.op(ctx, "getattr", "", ControlDir+"/"+n.c.Name, &errno)()
-	n.attr(ctx, &out.Attr)
+	defer n.fs.op(ctx, "getattr", "", n.c.Path(), &errno)()
+	attrOut(out, n.stat(ctx))
 	return 0
 }
 
 func (n *controlFile) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
-	defer n.fs.op(ctx, "setattr", "", ControlDir+"/"+n.c.Name, &errno)()
+	defer n.fs.op(ctx, "setattr", "", n.c.Path(), &errno)()
 	sz, ok := in.GetSize()
 	if err := n.c.Setattr(sz, ok && in.Valid&^(fuse.FATTR_SIZE|fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == 0); err != nil {
-		return n.fs.fail("setattr", "", ControlDir+"/"+n.c.Name, err)
+		return n.fs.fail("setattr", "", n.c.Path(), err)
 	}
-	n.attr(ctx, &out.Attr)
+	attrOut(out, n.stat(ctx))
 	return 0
 }
 
 // Open of a file that is read makes its content: each open sees the mount
 // as it is then, and keeps that one snapshot however it reads it.
 func (n *controlFile) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
-	defer n.fs.op(ctx, "open", "", ControlDir+"/"+n.c.Name, &errno)()
+	defer n.fs.op(ctx, "open", "", n.c.Path(), &errno)()
 	if err := n.c.Open(flags); err != nil {
-		return nil, 0, n.fs.fail("open", "", ControlDir+"/"+n.c.Name, err)
+		return nil, 0, n.fs.fail("open", "", n.c.Path(), err)
 	}
-	h := &controlHandle{n: n}
-	if !n.c.Written {
-		text, js := n.fs.cfg.Status()
-		h.data = text
-		if n.c.JSON {
-			h.data = js
-		}
-	}
-	return h, fuse.FOPEN_DIRECT_IO, 0
+	return &controlHandle{n: n, data: n.c.Content(n.fs.cfg.Status)}, fuse.FOPEN_DIRECT_IO, 0
 }
 
 func (h *controlHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -91,17 +75,17 @@ func (h *controlHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.
 	return fuse.ReadResultData(h.data[off:end]), 0
 }
 
-// Write refreshes each line as it completes (RefreshFile).
+// Write refreshes each line as it completes (namespace.RefreshFile).
 func (h *controlHandle) Write(ctx context.Context, data []byte, off int64) (_ uint32, errno syscall.Errno) {
-	defer h.n.fs.op(ctx, "write", "", ControlDir+"/"+h.n.c.Name, &errno)()
+	defer h.n.fs.op(ctx, "write", "", h.n.c.Path(), &errno)()
 	if err := h.lines.Write(data, h.n.refresh); err != nil {
-		return 0, h.n.fs.fail("refresh", "", ControlDir+"/"+h.n.c.Name, err)
+		return 0, h.n.fs.fail("refresh", "", h.n.c.Path(), err)
 	}
 	return uint32(len(data)), 0
 }
 
 // Flush refreshes a last line written without a newline.
 func (h *controlHandle) Flush(ctx context.Context) (errno syscall.Errno) {
-	defer h.n.fs.op(ctx, "flush", "", ControlDir+"/"+h.n.c.Name, &errno)()
-	return h.n.fs.fail("refresh", "", ControlDir+"/"+h.n.c.Name, h.lines.Flush(h.n.refresh))
+	defer h.n.fs.op(ctx, "flush", "", h.n.c.Path(), &errno)()
+	return h.n.fs.fail("refresh", "", h.n.c.Path(), h.lines.Flush(h.n.refresh))
 }

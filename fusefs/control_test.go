@@ -25,6 +25,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/bucketfs/bucketfs/cache"
+	"github.com/bucketfs/bucketfs/namespace"
 	"github.com/bucketfs/bucketfs/stage"
 	"github.com/bucketfs/bucketfs/store"
 	"github.com/bucketfs/bucketfs/store/memstore"
@@ -174,14 +175,14 @@ func TestControlDir(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			c := mountControl(t, kind)
 			mp := c.mp
-			ctl := filepath.Join(mp, ControlDir)
-			status, statusJSON := filepath.Join(ctl, StatusFile), filepath.Join(ctl, StatusJSONFile)
+			ctl := filepath.Join(mp, namespace.ControlDir)
+			status, statusJSON := filepath.Join(ctl, namespace.StatusFile), filepath.Join(ctl, namespace.StatusJSONFile)
 
 			// Found by lookup, with the configured owner and read-only modes.
 			for _, p := range []struct {
 				path string
 				mode os.FileMode
-			}{{ctl, os.ModeDir | 0o555}, {status, 0o444}, {statusJSON, 0o444}, {filepath.Join(ctl, RefreshFile), 0o222}} {
+			}{{ctl, os.ModeDir | 0o555}, {status, 0o444}, {statusJSON, 0o444}, {filepath.Join(ctl, namespace.RefreshFile), 0o222}} {
 				fi, err := os.Stat(p.path)
 				if err != nil {
 					t.Fatal(err)
@@ -212,8 +213,8 @@ func TestControlDir(t *testing.T) {
 				}
 				for _, line := range strings.Split(string(out), "\n") {
 					rel := strings.TrimPrefix(line, mp+"/")
-					if strings.HasSuffix(line, " "+ControlDir) || line == ControlDir || strings.HasPrefix(rel, ControlDir+"/") ||
-						rel == ControlDir || rel == ControlDir+":" {
+					if strings.HasSuffix(line, " "+namespace.ControlDir) || line == namespace.ControlDir || strings.HasPrefix(rel, namespace.ControlDir+"/") ||
+						rel == namespace.ControlDir || rel == namespace.ControlDir+":" {
 						t.Errorf("%q shows %q", cmd, line)
 					}
 				}
@@ -341,7 +342,7 @@ func TestControlDir(t *testing.T) {
 		if got := ls(t, mp); got != ".bucketfs.bucketfs-file .bucketfs/ data/ dir/ x.txt" {
 			t.Errorf("ls = %q", got)
 		}
-		if got := ls(t, filepath.Join(mp, ControlDir)); got != "real.txt" {
+		if got := ls(t, filepath.Join(mp, namespace.ControlDir)); got != "real.txt" {
 			t.Errorf("ls .bucketfs = %q", got)
 		}
 	})

@@ -3,7 +3,6 @@ package fusefs
 import (
 	"context"
 	"syscall"
-	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -39,14 +38,7 @@ var (
 
 func (d *dirNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	defer d.fs.op(ctx, "getattr", d.d.Bucket(), d.d.Prefix(), &errno)()
-	d.fs.attr(ctx, &out.Attr, d.fs.dirMode(d.d), namespace.Attr{Ino: d.d.Ino()})
-	if d.IsRoot() {
-		// The mount's root is every user's and never changes: it shows
-		// the mount's owner, and the kernel may keep it (each path walk
-		// checks its mode).
-		out.Owner = fuse.Owner{Uid: d.fs.cfg.UID, Gid: d.fs.cfg.GID}
-		out.SetTimeout(time.Hour)
-	}
+	attrOut(out, d.fs.show.Dir(d.d, caller(ctx)))
 	return 0
 }
 
@@ -57,7 +49,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return nil, d.fs.fail("lookup", d.d.Bucket(), d.d.Prefix()+name, err)
 	}
 	if e.File != nil {
-		d.fs.fileLookupAt.Store(d.fs.cfg.Now().UnixNano()) // someone stats files: see Config.PlusFiles
+		d.fs.plus.LookedUp() // someone stats files: see Config.PlusFiles
 	}
 	return d.fs.entry(ctx, d.EmbeddedInode(), e, &out.Attr), 0
 }
@@ -119,7 +111,7 @@ func dots(n *int, in *fs.Inode) *fuse.DirEntry {
 // request; past Config.PlusFiles a file goes as its name only.
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
 	defer h.fs.op(ctx, "readdirplus", h.bucket, h.prefix+name, &errno)()
-	if h.last.File != nil && !h.fs.plusFile() {
+	if h.last.File != nil && !h.fs.plus.File() {
 		// Zero node ID: the kernel takes the name without attributes.
 		return nil, syscall.EAGAIN
 	}
@@ -179,17 +171,8 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 	if err != nil {
 		return d.fs.fail("rename", d.d.Bucket(), d.d.Prefix()+name, err)
 	}
-	var known namespace.Entry
 	child := d.GetChild(name)
-	if child != nil {
-		switch n := child.Operations().(type) {
-		case *dirNode:
-			known.Dir = n.d
-		case *fileNode:
-			known.File = n.f
-		}
-	}
-	mv, err := d.d.Rename(ctx, name, np.d, newName, noReplace, known)
+	mv, err := d.d.Rename(ctx, name, np.d, newName, noReplace, entryOf(child))
 	if err != nil {
 		return d.fs.fail("rename", d.d.Bucket(), d.d.Prefix()+name, err)
 	}
@@ -212,12 +195,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 // moveTree points the inodes at and below a renamed directory at their
 // new keys.
 func moveTree(in *fs.Inode, mv *namespace.Move) {
-	switch n := in.Operations().(type) {
-	case *dirNode:
-		mv.Dir(n.d)
-	case *fileNode:
-		mv.File(n.f)
-	}
+	mv.Follow(entryOf(in))
 	for _, c := range in.Children() {
 		moveTree(c, mv)
 	}
@@ -229,7 +207,7 @@ func (d *dirNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAtt
 	if err := d.d.SetTimes(); err != nil {
 		return d.fs.fail("setattr", d.d.Bucket(), d.d.Prefix(), err)
 	}
-	d.fs.attr(ctx, &out.Attr, d.fs.dirMode(d.d), namespace.Attr{Ino: d.d.Ino()})
+	attrOut(out, d.fs.show.Dir(d.d, caller(ctx)))
 	return 0
 }
 

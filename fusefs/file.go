@@ -2,7 +2,6 @@ package fusefs
 
 import (
 	"context"
-	"errors"
 	"sync/atomic"
 	"syscall"
 
@@ -11,7 +10,6 @@ import (
 
 	"github.com/bucketfs/bucketfs/cache"
 	"github.com/bucketfs/bucketfs/namespace"
-	"github.com/bucketfs/bucketfs/store"
 )
 
 // fileNode is a file: one version of an object, or a file the mount
@@ -20,7 +18,7 @@ type fileNode struct {
 	node
 	fs *FS
 	f  *namespace.File
-	// counted says the node is in FS.fileInodes, until the kernel forgets it.
+	// counted says the node is counted in FS.plus, until the kernel forgets it.
 	counted atomic.Bool
 	open    atomic.Int32 // handles open
 }
@@ -28,7 +26,7 @@ type fileNode struct {
 // OnForget: the kernel no longer holds the inode.
 func (n *fileNode) OnForget() {
 	if n.counted.CompareAndSwap(true, false) {
-		n.fs.fileInodes.Add(-1)
+		n.fs.plus.Hold(-1)
 	}
 	n.fs.kept.Drop(n)
 }
@@ -45,6 +43,15 @@ func (n *fileNode) forget() {
 	}
 }
 
+// forgetAfter drops the kernel's entry of n (namespace.Handle.Stale) once
+// the request is answered: from inside it, it deadlocked with a LOOKUP
+// waiting for the request (notify_test.go).
+func (n *fileNode) forgetAfter() {
+	if name, parent := n.Parent(); parent != nil {
+		go parent.NotifyEntry(name)
+	}
+}
+
 var (
 	_ fs.NodeGetattrer   = (*fileNode)(nil)
 	_ fs.NodeOpener      = (*fileNode)(nil)
@@ -55,8 +62,6 @@ var (
 	_ fs.FileFlusher     = (*handle)(nil)
 	_ fs.FileFsyncer     = (*handle)(nil)
 	_ fs.FileReleaser    = (*handle)(nil)
-	_ fs.FileGetattrer   = (*handle)(nil)
-	_ fs.FileSetattrer   = (*handle)(nil)
 )
 
 // Getattr reports the inode's version, with or without a handle: whether
@@ -64,12 +69,16 @@ var (
 func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := n.f.Name()
 	defer n.fs.op(ctx, "getattr", b, k, &errno)()
-	var h *namespace.Handle
-	if fh, ok := fh.(*handle); ok {
-		h = fh.h
-	}
-	n.fs.attr(ctx, &out.Attr, n.fs.fileMode(), n.f.AttrWith(ctx, h))
+	attrOut(out, n.fs.show.File(n.f.AttrWith(ctx, handleOf(fh)), caller(ctx)))
 	return 0
+}
+
+// handleOf is the namespace's handle of fh (nil: none).
+func handleOf(fh fs.FileHandle) *namespace.Handle {
+	if h, ok := fh.(*handle); ok {
+		return h.h
+	}
+	return nil
 }
 
 func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
@@ -83,37 +92,26 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ u
 	return fh, fuseFlags, 0
 }
 
-// handle wraps an open. A pinned version keeps the kernel's page cache
-// (an inode is one version); other opens drop it, and a writer bypasses
-// it (the staged file holds the bytes).
+// handle wraps an open, with the kernel's page cache as h.Pages says.
 func (f *FS) handle(n *fileNode, h *namespace.Handle) (fs.FileHandle, uint32) {
-	var flags uint32
-	switch {
-	case h.Pinned():
-		flags = fuse.FOPEN_KEEP_CACHE
-	case h.Writer():
-		flags = fuse.FOPEN_DIRECT_IO
-	}
 	n.open.Add(1)
-	return &handle{n: n, h: h}, flags
+	return &handle{n: n, h: h}, openFlags[h.Pages()]
 }
 
-// Setattr: a truncate by path is uploaded at once (namespace.File.Truncate);
-// times, modes and owners are ignored, as S3 keeps none.
+// openFlags are the open flags of each namespace.PageCache.
+var openFlags = [...]uint32{namespace.PagesKeep: fuse.FOPEN_KEEP_CACHE, namespace.PagesBypass: fuse.FOPEN_DIRECT_IO}
+
+// Setattr sets the size (namespace.File.SetSize); times, modes and
+// owners are ignored, as S3 keeps none.
 func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := n.f.Name()
 	defer n.fs.op(ctx, "setattr", b, k, &errno)()
-	if h, ok := fh.(*handle); ok && !h.h.Pinned() {
-		return h.Setattr(ctx, in, out)
+	sz, set := in.GetSize()
+	a, err := n.f.SetSize(ctx, handleOf(fh), int64(sz), set)
+	if err != nil {
+		return n.fs.fail("truncate", b, k, err)
 	}
-	a := n.f.Attr()
-	if sz, ok := in.GetSize(); ok {
-		var err error
-		if a, err = n.f.Truncate(ctx, int64(sz)); err != nil {
-			return n.fs.fail("truncate", b, k, err)
-		}
-	}
-	n.fs.attr(ctx, &out.Attr, n.fs.fileMode(), a)
+	attrOut(out, n.fs.show.File(a, caller(ctx)))
 	return 0
 }
 
@@ -128,13 +126,8 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadR
 	defer h.n.fs.op(ctx, "read", b, k, &errno)()
 	head, tail, hold, err := h.h.ReadSpan(ctx, dest, off)
 	if err != nil {
-		if h.h.Pinned() && errors.Is(err, store.ErrChanged) {
-			// Drop the kernel's entry, which leads to this old inode,
-			// after the READ is answered: from inside it, it deadlocked
-			// with a LOOKUP waiting for this read (notify_test.go).
-			if name, parent := h.n.Parent(); parent != nil {
-				go parent.NotifyEntry(name)
-			}
+		if h.h.Stale(err) {
+			h.n.forgetAfter()
 		}
 		return nil, h.n.fs.fail("read", b, k, err)
 	}
@@ -153,11 +146,8 @@ func (h *handle) Flush(ctx context.Context) (errno syscall.Errno) {
 	b, k := h.h.Name()
 	defer h.n.fs.op(ctx, "flush", b, k, &errno)()
 	err := h.h.Flush(ctx)
-	if errors.Is(err, namespace.ErrDropped) {
-		// The file left its name: drop the kernel's entry after the reply.
-		if name, parent := h.n.Parent(); parent != nil {
-			go parent.NotifyEntry(name)
-		}
+	if h.h.Stale(err) {
+		h.n.forgetAfter()
 	}
 	return h.n.fs.fail("close", b, k, err)
 }
@@ -173,25 +163,6 @@ func (h *handle) Release(ctx context.Context) (errno syscall.Errno) {
 	defer h.n.fs.op(ctx, "release", b, k, &errno)()
 	h.h.Release(ctx)
 	h.n.open.Add(-1)
-	return 0
-}
-
-func (h *handle) Getattr(ctx context.Context, out *fuse.AttrOut) (errno syscall.Errno) {
-	b, k := h.h.Name()
-	defer h.n.fs.op(ctx, "getattr", b, k, &errno)()
-	h.n.fs.attr(ctx, &out.Attr, h.n.fs.fileMode(), h.h.Attr())
-	return 0
-}
-
-func (h *handle) Setattr(ctx context.Context, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
-	b, k := h.h.Name()
-	defer h.n.fs.op(ctx, "setattr", b, k, &errno)()
-	if sz, ok := in.GetSize(); ok {
-		if err := h.h.Truncate(ctx, int64(sz)); err != nil {
-			return h.n.fs.fail("truncate", b, k, err)
-		}
-	}
-	h.n.fs.attr(ctx, &out.Attr, h.n.fs.fileMode(), h.h.Attr())
 	return 0
 }
 

@@ -4,9 +4,7 @@ package fusefs
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,16 +24,13 @@ type Config struct {
 	// Bucket is the one bucket shown at the root ("": every bucket, each a
 	// directory), from Prefix ("" or ending in "/") on.
 	Bucket, Prefix string
-	// The owner and permission bits of every file and directory.
+	// The owner and permission bits of every file and directory, and the
+	// mtime of directories (namespace.Show; CallerOwns is its Caller).
 	UID, GID          uint32
 	FileMode, DirMode uint32
-	// CallerOwns shows every request its caller as the owner (a
-	// per-user mount: namespace.Owner), but for the root, which all
-	// users share.
-	CallerOwns bool
-	// MountTime is the mtime of directories (S3 has none for prefixes).
-	MountTime time.Time
-	Logger    *slog.Logger
+	CallerOwns        bool
+	MountTime         time.Time
+	Logger            *slog.Logger
 	// Writer, Staging and AllowDelete are the namespace's
 	// (namespace.Config); with Writer or Staging nil, changes fail (EROFS).
 	Writer  store.Writer
@@ -53,8 +48,8 @@ type Config struct {
 	// DefaultPlusFiles; each costs ~450 bytes until the kernel forgets it,
 	// which it does only under memory pressure). Past it, directory reads
 	// pass files as names only unless files are being looked up by name
-	// (plusFile), and the kernel is asked to forget the least recently
-	// given files not in use (package forget).
+	// (forget.Plus), and the kernel is asked to forget the least recently
+	// given files not in use (forget.LRU).
 	PlusFiles int
 	// Context bounds the background work (forgetting inodes); nil: never
 	// cancelled.
@@ -66,29 +61,17 @@ type Config struct {
 // DefaultPlusFiles is Config.PlusFiles when zero.
 const DefaultPlusFiles = 100_000
 
-// statWindow is how long after a file was last looked up by name
-// directory reads past Config.PlusFiles still give files' attributes.
-const statWindow = time.Second
-
-// plusFile reports whether a directory read gives a file's attributes.
-func (f *FS) plusFile() bool {
-	if f.fileInodes.Load() < int64(f.cfg.PlusFiles) {
-		return true
-	}
-	return f.cfg.Now().UnixNano()-f.fileLookupAt.Load() < int64(statWindow)
-}
-
 // FS holds what every node shares.
 type FS struct {
-	cfg Config
-	ns  *namespace.NS
-	log *slog.Logger
+	cfg  Config
+	ns   *namespace.NS
+	show namespace.Show
+	log  *slog.Logger
 
 	guard watchdog.Guard // every request's (op.go)
 
-	fileInodes   atomic.Int64 // file inodes the kernel holds (see Config.PlusFiles)
-	fileLookupAt atomic.Int64 // when the kernel last looked a file up by name, Unix nanoseconds
-	kept         *forget.LRU[*fileNode]
+	plus *forget.Plus // whether directory reads give files' attributes
+	kept *forget.LRU[*fileNode]
 }
 
 // New returns the root node for cfg over c.
@@ -110,10 +93,11 @@ func New(c *cache.Cache, cfg Config) fs.InodeEmbedder {
 	}
 	nc := namespace.Config{Writer: cfg.Writer, Staging: cfg.Staging, AllowDelete: cfg.AllowDelete, Identities: cfg.Identities, Logger: cfg.Logger}
 	if cfg.Status != nil {
-		nc.Reserved = ControlDir
+		nc.Reserved = namespace.ControlDir
 	}
-	f := &FS{cfg: cfg, log: cfg.Logger, ns: namespace.New(c, nc), kept: forget.New(cfg.PlusFiles, (*fileNode).busy),
-		guard: watchdog.Guard{Tracker: cfg.Tracker, Logger: cfg.Logger}}
+	show := namespace.Show{UID: cfg.UID, GID: cfg.GID, FileMode: cfg.FileMode, DirMode: cfg.DirMode, Caller: cfg.CallerOwns, MountTime: cfg.MountTime}
+	f := &FS{cfg: cfg, log: cfg.Logger, ns: namespace.New(c, nc), show: show, guard: watchdog.Guard{Tracker: cfg.Tracker, Logger: cfg.Logger},
+		plus: forget.NewPlus(cfg.PlusFiles, cfg.Now), kept: forget.New(cfg.PlusFiles, (*fileNode).busy)}
 	go f.kept.Run(cfg.Context, (*fileNode).forget)
 	return &dirNode{fs: f, d: f.ns.Root(cfg.Bucket, cfg.Prefix)}
 }
@@ -133,104 +117,51 @@ func Options(c *cache.Cache) *fs.Options {
 // Drain uploads, once more, every file whose upload failed, after the
 // unmount, and reports the staging files kept (namespace.NS.Drain).
 func Drain(ctx context.Context, root fs.InodeEmbedder) (kept []string) {
-	if f := fsOf(root); f != nil {
-		return f.ns.Drain(ctx)
-	}
-	return nil
-}
-
-// fsOf returns the FS of a root New made.
-func fsOf(root fs.InodeEmbedder) *FS {
 	if d, ok := root.(*dirNode); ok {
-		return d.fs
+		return d.fs.ns.Drain(ctx)
 	}
 	return nil
 }
 
-// errnos is the one table from errors to errno values, first match wins.
-// quiet errors are answers, not failures, and are not logged.
-var errnos = []struct {
-	err   error
-	errno syscall.Errno
-	quiet bool
-}{
-	{store.ErrNotFound, syscall.ENOENT, true},
-	{store.ErrAccessDenied, syscall.EACCES, false},
-	{store.ErrAuth, syscall.EACCES, false},
-	{store.ErrChanged, syscall.ESTALE, false},
-	{store.ErrExists, syscall.EIO, false}, // a create lost the race to another writer
-	{store.ErrUnsupported, syscall.ENOTSUP, false},
-	{namespace.ErrReadOnly, syscall.EROFS, true},
-	{namespace.ErrInvalid, syscall.EINVAL, true},
-	{namespace.ErrExist, syscall.EEXIST, true},
-	{namespace.ErrNotEmpty, syscall.ENOTEMPTY, true},
-	{namespace.ErrCrossDevice, syscall.EXDEV, true},
-	{namespace.ErrBusy, syscall.EBUSY, true},
-	{namespace.ErrNotWriter, syscall.EBADF, true},
-	{namespace.ErrNotPermitted, syscall.EPERM, true}, // the delete guard logs it
-	{namespace.ErrControl, syscall.EPERM, true},
-	{namespace.ErrNotSupported, syscall.ENOTSUP, true},
-	{syscall.ENOSPC, syscall.ENOSPC, true},
-	{context.Canceled, syscall.EINTR, true},
-}
-
-// toErrno maps an error to errno, the one place this happens; anything
-// not in the table is EIO.
-func toErrno(err error) (syscall.Errno, bool) {
-	if err == nil {
-		return 0, true
-	}
-	for _, e := range errnos {
-		if errors.Is(err, e.err) {
-			return e.errno, e.quiet
-		}
-	}
-	return syscall.EIO, false
-}
-
-// fail maps err, and logs it unless it is an ordinary answer.
+// fail maps err (namespace.Errno), and logs it unless it is an ordinary
+// answer.
 func (f *FS) fail(op, bucket, key string, err error) syscall.Errno {
-	e, quiet := toErrno(err)
+	e, quiet := namespace.Errno(err)
 	if !quiet {
 		f.log.Warn("request failed", "op", op, "bucket", bucket, "key", key, "errno", e.Error(), "err", err)
 	}
 	return e
 }
 
-// attr fills out: the one place the kernel is given attributes. mode is
-// the kind and permission bits; a directory shows the mount's time (S3
-// keeps none) and a disk directory's size and links.
-func (f *FS) attr(ctx context.Context, out *fuse.Attr, mode uint32, a namespace.Attr) {
-	out.Mode = mode
-	out.Ino = a.Ino
-	out.Nlink = 1
-	out.Size = uint64(a.Size)
-	out.Blocks = (out.Size + 511) / 512
-	out.Blksize = 1 << 20
-	if mode&syscall.S_IFMT == syscall.S_IFDIR {
-		out.Nlink, out.Size, out.Blocks, out.Blksize = 2, 4096, 0, 4096
-		a.ModTime = f.cfg.MountTime
-	}
-	out.Owner = f.owner(ctx)
-	t := a.ModTime
-	out.SetTimes(&t, &t, &t)
+// setAttr fills out with st: the one place the kernel is given
+// attributes (namespace.Show decides them).
+func setAttr(out *fuse.Attr, st namespace.Stat) {
+	out.Mode = st.Mode
+	out.Ino = st.Ino
+	out.Nlink = st.Nlink
+	out.Size = st.Size
+	out.Blocks = st.Blocks
+	out.Blksize = st.Blksize
+	out.Owner = fuse.Owner{Uid: st.UID, Gid: st.GID}
+	out.SetTimes(&st.Time, &st.Time, &st.Time)
 }
 
-// owner is who every file and directory shows as its owner, for the
-// request ctx.
-func (f *FS) owner(ctx context.Context) fuse.Owner {
+// attrOut is setAttr for a GETATTR or SETATTR reply, with its timeout.
+func attrOut(out *fuse.AttrOut, st namespace.Stat) {
+	setAttr(&out.Attr, st)
+	if st.Timeout > 0 {
+		out.SetTimeout(st.Timeout)
+	}
+}
+
+// caller is who made the request of ctx.
+func caller(ctx context.Context) namespace.Caller {
 	c, ok := fuse.FromContext(ctx)
 	if !ok {
-		c = &fuse.Caller{}
+		return namespace.Caller{}
 	}
-	uid, gid := namespace.Owner{UID: f.cfg.UID, GID: f.cfg.GID, Caller: f.cfg.CallerOwns}.Of(c.Uid, c.Gid, ok)
-	return fuse.Owner{Uid: uid, Gid: gid}
+	return namespace.Caller{UID: c.Uid, GID: c.Gid, Known: true}
 }
-
-// dirMode and fileMode are the modes of a directory and of the buckets'
-// files.
-func (f *FS) dirMode(d *namespace.Dir) uint32 { return syscall.S_IFDIR | d.Perm(f.cfg.DirMode) }
-func (f *FS) fileMode() uint32                { return syscall.S_IFREG | f.cfg.FileMode }
 
 // entry makes (or finds, by inode number) the inode of e under parent and
 // fills out with its attributes.
@@ -241,34 +172,43 @@ func (f *FS) entry(ctx context.Context, parent *fs.Inode, e namespace.Entry, out
 	ch := parent.GetChild(e.Name)
 	switch {
 	case e.Dir != nil:
-		f.attr(ctx, out, f.dirMode(e.Dir), namespace.Attr{Ino: e.Dir.Ino()})
+		setAttr(out, f.show.Dir(e.Dir, caller(ctx)))
 		if ch != nil && ch.IsDir() && ch.StableAttr().Ino == e.Dir.Ino() {
 			return ch
 		}
 		return parent.NewInode(ctx, &dirNode{fs: f, d: e.Dir}, fs.StableAttr{Mode: syscall.S_IFDIR, Ino: e.Dir.Ino()})
 	case e.Control != nil:
-		n := &controlFile{fs: f, c: *e.Control}
-		n.attr(ctx, out)
-		return parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.Control.Ino()})
+		setAttr(out, f.show.Control(*e.Control, f.cfg.Now(), caller(ctx)))
+		return parent.NewInode(ctx, &controlFile{fs: f, c: *e.Control}, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.Control.Ino()})
 	}
-	var known *namespace.File
-	if ch != nil {
-		if n, ok := ch.Operations().(*fileNode); ok {
-			known = n.f
-		}
-	}
-	f.attr(ctx, out, f.fileMode(), e.File.AttrAs(known))
+	known := entryOf(ch).File
+	setAttr(out, f.show.File(e.File.AttrAs(known), caller(ctx)))
 	if known == nil || ch.StableAttr().Ino != e.File.Ino() {
 		n := &fileNode{fs: f, f: e.File}
 		ch = parent.NewInode(ctx, n, fs.StableAttr{Mode: syscall.S_IFREG, Ino: e.File.Ino()})
 		if ch.Operations() == n && n.counted.CompareAndSwap(false, true) {
-			f.fileInodes.Add(1) // a new inode, not one the kernel already had
+			f.plus.Hold(1) // a new inode, not one the kernel already had
 		}
 	}
 	if n, ok := ch.Operations().(*fileNode); ok {
 		f.kept.Use(n)
 	}
 	return ch
+}
+
+// entryOf is what the inode in (nil: none) is in the namespace: a
+// directory or a file, or Entry{}.
+func entryOf(in *fs.Inode) (e namespace.Entry) {
+	if in == nil {
+		return e
+	}
+	switch n := in.Operations().(type) {
+	case *dirNode:
+		e.Dir = n.d
+	case *fileNode:
+		e.File = n.f
+	}
+	return e
 }
 
 // node is what every node embeds: its inode, and Statfs.

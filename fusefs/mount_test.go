@@ -138,7 +138,7 @@ func serveForTest(mp, name string) error {
 		}
 	}
 	root := New(c, fcfg)
-	served = fsOf(root)
+	served = root.(*dirNode).fs
 	return serveUntilSignal(mp, root, opts, func() { control(ctx, mem) })
 }
 
@@ -181,7 +181,8 @@ func control(ctx context.Context, mem *memstore.Store) {
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		if sc.Text() == "inodes" {
-			fmt.Println("ok", served.fileInodes.Load(), served.fileLookupAt.Load())
+			inodes, lookupAt := served.plus.Stats()
+			fmt.Println("ok", inodes, lookupAt)
 			continue
 		}
 		if err := runCommand(ctx, mem, sc.Text()); err != nil {

@@ -7,54 +7,21 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bucketfs/bucketfs/store/memstore"
 )
 
-// Directory reads give files' attributes while the kernel holds fewer file
-// inodes than PlusFiles, and past it only while files are being looked up
-// by name (ls -l of names passed without attributes).
-func TestPlusFile(t *testing.T) {
-	var mu sync.Mutex
-	now := time.Unix(1_700_000_000, 0)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	f := New(nil, Config{Bucket: "b", PlusFiles: 3, Now: clock}).(*dirNode).fs
-	lookup := func() { f.fileLookupAt.Store(clock().UnixNano()) }
-	steps := []struct {
-		name   string
-		do     func()
-		inodes int64
-		want   bool
-	}{
-		{"below the bound", func() {}, 2, true},
-		{"at the bound, no one stats", func() {}, 3, false},
-		{"a file looked up by name", lookup, 3, true},
-		{"still within the window", func() { advance(statWindow / 2) }, 5, true},
-		{"the window passed", func() { advance(statWindow) }, 5, false},
-		{"the kernel forgot inodes", func() {}, 1, true},
-	}
-	for _, s := range steps {
-		s.do()
-		f.fileInodes.Store(s.inodes)
-		if got := f.plusFile(); got != s.want {
-			t.Errorf("%s: plusFile = %v, want %v", s.name, got, s.want)
-		}
-	}
-}
-
 // A file node counts itself once, and uncounts itself when forgotten.
 func TestFileInodeCount(t *testing.T) {
 	f := New(nil, Config{Bucket: "b"}).(*dirNode).fs
 	n := &fileNode{fs: f}
 	n.counted.Store(true)
-	f.fileInodes.Add(1)
+	f.plus.Hold(1)
 	n.OnForget()
 	n.OnForget() // a spurious second forget changes nothing
-	if got := f.fileInodes.Load(); got != 0 {
+	if got, _ := f.plus.Stats(); got != 0 {
 		t.Errorf("file inodes after forget = %d, want 0", got)
 	}
 	if f.cfg.PlusFiles != DefaultPlusFiles {

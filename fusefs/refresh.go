@@ -4,9 +4,11 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
+
+	"github.com/bucketfs/bucketfs/namespace"
 )
 
-// refresh forgets the path written as line to RefreshFile and what is
+// refresh forgets the path written as line to namespace.RefreshFile and what is
 // below it: the namespace's caches (namespace.NS.RefreshLine), then the
 // kernel's entries and attributes, so the next look asks.
 func (n *controlFile) refresh(line string) error {
@@ -24,7 +26,7 @@ func (n *controlFile) refresh(line string) error {
 		defer close(done)
 		dir := n.Root()
 		for i, s := range segs {
-			if i == 0 && s == ControlDir {
+			if i == 0 && s == namespace.ControlDir {
 				return
 			}
 			_ = dir.NotifyEntry(s)
@@ -53,7 +55,7 @@ const refreshKernelWait = 2 * time.Second
 func forgetKernel(n *fs.Inode) {
 	_ = n.NotifyContent(0, 0)
 	for name, child := range n.Children() {
-		if name == ControlDir {
+		if name == namespace.ControlDir {
 			continue
 		}
 		_ = n.NotifyEntry(name)

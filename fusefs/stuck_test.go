@@ -18,6 +18,7 @@ import (
 	"github.com/bucketfs/bucketfs/cache"
 	"github.com/bucketfs/bucketfs/internal/watchdog"
 	"github.com/bucketfs/bucketfs/metrics"
+	"github.com/bucketfs/bucketfs/namespace"
 	"github.com/bucketfs/bucketfs/store"
 	"github.com/bucketfs/bucketfs/store/faultstore"
 	"github.com/bucketfs/bucketfs/store/memstore"
@@ -112,7 +113,7 @@ func TestStuckRead(t *testing.T) {
 	line := regexp.MustCompile(`(?m)^  read +bkt/` + stuckKey + ` for \d+s \(pid \d+, uid \d+\)$`)
 	waitFor(t, 10*time.Second, "status line", func() bool {
 		var err error
-		status, err = os.ReadFile(filepath.Join(c.mp, ControlDir, "status"))
+		status, err = os.ReadFile(filepath.Join(c.mp, namespace.ControlDir, "status"))
 		return err == nil && line.Match(status)
 	})
 	// The metrics.

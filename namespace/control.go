@@ -63,6 +63,22 @@ func Control(name string) (ControlFile, bool) {
 // ControlDir for "": no bucket's name gives it (bucket names hold no NUL).
 func ControlIno(name string) uint64 { return Ino("\x00"+ControlDir, name, name == "") }
 
+// Content is what an open of c reads, made now from status (the text
+// and the JSON): nil for a file that is written.
+func (c ControlFile) Content(status func() (text, json []byte)) []byte {
+	if c.Written {
+		return nil
+	}
+	text, js := status()
+	if c.JSON {
+		return js
+	}
+	return text
+}
+
+// Path is c's path from the mount's root.
+func (c ControlFile) Path() string { return ControlDir + "/" + c.Name }
+
 // Ino is c's inode number.
 func (c ControlFile) Ino() uint64 { return ControlIno(c.Name) }
 

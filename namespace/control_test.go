@@ -64,6 +64,14 @@ func TestControlFiles(t *testing.T) {
 		}
 	}
 
+	status := func() (text, json []byte) { return []byte("text"), []byte("json") }
+	for name, want := range map[string]string{StatusFile: "text", StatusJSONFile: "json", RefreshFile: ""} {
+		c, _ := Control(name)
+		if got := c.Content(status); string(got) != want || c.Path() != ControlDir+"/"+name {
+			t.Errorf("%s (%s): content %q, want %q", name, c.Path(), got, want)
+		}
+	}
+
 	var names []string
 	inos := map[uint64]string{ControlIno(""): ControlDir, Ino(ControlDir, "", true): "a bucket named like it"}
 	for _, c := range ControlFiles {

@@ -212,6 +212,26 @@ func (f *File) Truncate(ctx context.Context, size int64) (Attr, error) {
 	return w.attr(), nil
 }
 
+// SetSize answers a setattr(2) of f through h (nil: by name), which sets
+// the size to size when set: a handle that writes truncates what it staged
+// (uploaded at its close), any other truncate is by name (Truncate). Times,
+// modes and owners S3 keeps none of: nothing else changes. It reports the
+// attributes to show: the handle's, or the file's.
+func (f *File) SetSize(ctx context.Context, h *Handle, size int64, set bool) (Attr, error) {
+	if h != nil && !h.Pinned() {
+		if set {
+			if err := h.Truncate(ctx, size); err != nil {
+				return Attr{}, err
+			}
+		}
+		return h.Attr(), nil
+	}
+	if !set {
+		return f.Attr(), nil
+	}
+	return f.Truncate(ctx, size)
+}
+
 // Handle is one open of a File: pinned to the version it opened (no
 // overlay), or on the overlay, reading and writing the staged bytes.
 type Handle struct {
@@ -227,6 +247,35 @@ type Handle struct {
 // Pinned reports whether the handle reads one version of an object: its
 // bytes never change, so the kernel may keep its page cache.
 func (h *Handle) Pinned() bool { return h.w == nil }
+
+// PageCache is what the kernel's page cache does for an open file.
+type PageCache int
+
+const (
+	PagesDrop   PageCache = iota // dropped at the open: the bytes may have changed
+	PagesKeep                    // kept: one version's bytes never change (an inode is one version)
+	PagesBypass                  // bypassed: the staged file holds the bytes
+)
+
+// Pages says what the kernel's page cache does for h: a pinned handle
+// keeps it, a writer bypasses it, and any other drops it.
+func (h *Handle) Pages() PageCache {
+	switch {
+	case h.Pinned():
+		return PagesKeep
+	case h.Writer():
+		return PagesBypass
+	}
+	return PagesDrop
+}
+
+// Stale reports whether err, from a read or close of h, says the name the
+// caller looked up no longer leads to h's file: a pinned version changed or
+// went (store.ErrChanged), or the file was dropped (ErrDropped). The
+// kernel's entry for the name is then to be forgotten.
+func (h *Handle) Stale(err error) bool {
+	return errors.Is(err, ErrDropped) || h.Pinned() && errors.Is(err, store.ErrChanged)
+}
 
 // Writer reports whether the handle may write.
 func (h *Handle) Writer() bool { return h.flags&(syscall.O_WRONLY|syscall.O_RDWR) != 0 }

@@ -2,9 +2,9 @@
 // a shadowed file, a file being written, a control file) and how every change lands in the store.
 //
 // It imports cache, stage and store, never go-fuse: package fusefs translates
-// kernel requests into calls on Dir, File and Handle, and their errors into
-// errno values through one table. Everything here is testable without
-// /dev/fuse.
+// kernel requests into calls on Dir, File and Handle, their errors into errno
+// values through one table (Errno), and their attributes as Show decides
+// them. Everything here is testable without /dev/fuse.
 package namespace
 
 import (
@@ -21,7 +21,7 @@ import (
 )
 
 // Errors of the namespace's own decisions. Store errors (store.ErrNotFound,
-// store.ErrExists...) and staging's ENOSPC come through wrapped; package fusefs
+// store.ErrExists...) and staging's ENOSPC come through wrapped; Errno
 // maps both to errno values in one table.
 var (
 	ErrReadOnly     = errors.New("read-only mount")                        // EROFS

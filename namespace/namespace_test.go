@@ -307,6 +307,7 @@ func TestReadOnly(t *testing.T) {
 		{"open for write", func() error { _, err := en.File.Open(ctx, syscall.O_WRONLY); return err }},
 		{"append", func() error { _, err := en.File.Open(ctx, syscall.O_RDONLY|syscall.O_APPEND); return err }},
 		{"truncate", func() error { _, err := en.File.Truncate(ctx, 0); return err }},
+		{"setattr size", func() error { _, err := en.File.SetSize(ctx, nil, 0, true); return err }},
 		{"mkdir", func() error { _, err := d.Mkdir(ctx, "d2"); return err }},
 		{"unlink", func() error { return d.Unlink(ctx, "file.txt") }},
 		{"rmdir", func() error { return d.Rmdir(ctx, "empty") }},
@@ -531,10 +532,9 @@ func TestRenameFollows(t *testing.T) {
 	if err != nil || mv == nil {
 		t.Fatalf("rename dir: %v, move %v", err, mv)
 	}
-	for _, x := range []*Dir{dir.Dir, sub.Dir} {
-		mv.Dir(x)
+	for _, x := range []Entry{dir, sub, a} {
+		mv.Follow(x)
 	}
-	mv.File(a.File)
 	if dir.Dir.Prefix() != "dir2/" || sub.Dir.Prefix() != "dir2/sub/" {
 		t.Errorf("prefixes after the move: %q, %q", dir.Dir.Prefix(), sub.Dir.Prefix())
 	}

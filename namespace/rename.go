@@ -20,29 +20,39 @@ import (
 // failure).
 const MaxDirRename = 1000
 
-// Move is a directory rename done: Dir and File point what the kernel
-// still holds under the old name at the new keys.
+// Move is a directory rename done: Follow points what the kernel still
+// holds under the old name at the new keys.
 type Move struct {
 	src, dst string                  // prefixes, ending in "/"
 	made     map[string]store.Object // the copies, by key
 	id       Identity                // who renamed it (identity.go)
 }
 
-// Dir points d, if it is at or below the renamed directory, at its new
+// Follow points the directory or file e at its new key (dir, file).
+func (m *Move) Follow(e Entry) {
+	switch {
+	case e.Dir != nil:
+		m.dir(e.Dir)
+	case e.File != nil:
+		m.file(e.File)
+	}
+}
+
+// dir points d, if it is at or below the renamed directory, at its new
 // prefix: it lists the new keys from now on.
-func (m *Move) Dir(d *Dir) {
+func (m *Move) dir(d *Dir) {
 	if p := d.Prefix(); strings.HasPrefix(p, m.src) {
 		np := m.dst + strings.TrimPrefix(p, m.src)
 		d.moved.Store(&np)
 	}
 }
 
-// File points f, if it is below the renamed directory, at its copy. On a
+// file points f, if it is below the renamed directory, at its copy. On a
 // mount of many identities only the renamer's files being written follow:
 // an object's inode stays its version's (a reader of it gets ESTALE, as
 // after a rename by another host), and a file another user is writing is
 // theirs (it is uploaded under its old name).
-func (m *Move) File(f *File) {
+func (m *Move) file(f *File) {
 	w := f.ov.Load()
 	switch {
 	case w == nil && f.ns.scoped():

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/bucketfs/bucketfs/fusefs"
+	"github.com/bucketfs/bucketfs/namespace"
 )
 
 const refreshUsage = `Usage:
@@ -80,7 +80,7 @@ func refreshPath(p string) error {
 		return deadMountError(mp)
 	}
 	rel := strings.TrimPrefix(strings.TrimPrefix(abs, mp), "/")
-	ctl := filepath.Join(mp, fusefs.ControlDir, fusefs.RefreshFile)
+	ctl := filepath.Join(mp, namespace.ControlDir, namespace.RefreshFile)
 	f, err := os.OpenFile(ctl, os.O_WRONLY, 0)
 	if err == nil {
 		_, err = f.WriteString(rel + "\n")

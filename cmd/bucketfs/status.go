@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/bucketfs/bucketfs/fusefs"
 	"github.com/bucketfs/bucketfs/metrics"
+	"github.com/bucketfs/bucketfs/namespace"
 )
 
 const statusUsage = `Usage:
@@ -80,9 +80,9 @@ func deadMountError(mp string) error {
 }
 
 // statusPath is the control file "bucketfs status" reads; cat shows the
-// text version beside it (fusefs.StatusFile).
+// text version beside it (namespace.StatusFile).
 func statusPath(mp string) string {
-	return filepath.Join(mp, fusefs.ControlDir, fusefs.StatusJSONFile)
+	return filepath.Join(mp, namespace.ControlDir, namespace.StatusJSONFile)
 }
 
 // readStatus reads the mount's status file with readFile, which is

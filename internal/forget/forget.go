@@ -1,6 +1,7 @@
 // Package forget keeps the file inodes the kernel holds within a bound: an
 // LRU of the names the kernel was given, and one goroutine that asks the
-// kernel to forget the least recently used past the bound.
+// kernel to forget the least recently used past the bound; Plus decides
+// when directory reads give files' attributes, each an inode more.
 //
 // The kernel keeps every inode it was given until it forgets it, which it
 // does only under memory pressure; each costs the daemon a node (~450

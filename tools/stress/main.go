@@ -32,7 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	s3store "github.com/bucketfs/bucketfs/store/s3"
+	"github.com/bucketfs/bucketfs/store/s3"
 )
 
 const bucket = "stress"
@@ -160,7 +160,7 @@ func logf(format string, a ...any) {
 }
 
 // newStore is an S3 client with environment credentials only.
-func newStore(ctx context.Context, endpoint string) (*s3store.Store, error) {
+func newStore(ctx context.Context, endpoint string) (*s3.Store, error) {
 	id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
 	if id == "" || secret == "" {
 		return nil, errors.New("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set")
@@ -172,7 +172,7 @@ func newStore(ctx context.Context, endpoint string) (*s3store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s3store.New(cfg, s3store.Options{Endpoint: endpoint, PathStyle: true}), nil
+	return s3.New(cfg, s3.Options{Endpoint: endpoint, PathStyle: true}), nil
 }
 
 // startMount mounts the bucket at WORK/NAME through the proxy and finds
@@ -243,7 +243,7 @@ func unmount(o options, m *mount) error {
 // runner holds the workers and what they saw.
 type runner struct {
 	o       options
-	st      *s3store.Store
+	st      *s3.Store
 	mounts  []*mount
 	stop    chan struct{}
 	wg      sync.WaitGroup

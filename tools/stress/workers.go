@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	s3store "github.com/bucketfs/bucketfs/store/s3"
+	"github.com/bucketfs/bucketfs/store/s3"
 )
 
 // The data: large objects read sequentially and at random, small files in
@@ -114,7 +114,7 @@ func csvData(i int) []byte {
 	return b.Bytes()
 }
 
-func seed(ctx context.Context, st *s3store.Store) error {
+func seed(ctx context.Context, st *s3.Store) error {
 	if err := st.CreateBucket(ctx, bucket); err != nil {
 		return err
 	}
