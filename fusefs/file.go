@@ -155,7 +155,11 @@ func (h *handle) Flush(ctx context.Context) (errno syscall.Errno) {
 func (h *handle) Fsync(ctx context.Context, flags uint32) (errno syscall.Errno) {
 	b, k := h.h.Name()
 	defer h.n.fs.op(ctx, "fsync", b, k, &errno)()
-	return h.n.fs.fail("fsync", b, k, h.h.Fsync(ctx))
+	err := h.h.Fsync(ctx)
+	if h.h.Stale(err) {
+		h.n.forgetAfter()
+	}
+	return h.n.fs.fail("fsync", b, k, err)
 }
 
 func (h *handle) Release(ctx context.Context) (errno syscall.Errno) {

@@ -269,7 +269,7 @@ func (h *Handle) Pages() PageCache {
 	return PagesDrop
 }
 
-// Stale reports whether err, from a read or close of h, says the name the
+// Stale reports whether err, from a read, close or fsync of h, says the name the
 // caller looked up no longer leads to h's file: a pinned version changed or
 // went (store.ErrChanged), or the file was dropped (ErrDropped). The
 // kernel's entry for the name is then to be forgotten.
