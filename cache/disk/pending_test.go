@@ -21,7 +21,8 @@ func until(t *testing.T, what string, cond func() bool) {
 // TestLandGetWaits: a Get of a block being landed waits for its write and
 // finds it, where it used to miss (and the memory tier then sent a GET).
 func TestLandGetWaits(t *testing.T) {
-	c := open(t, Config{Dir: t.TempDir()})
+	// A wait long enough for two writes on a loaded machine.
+	c := open(t, Config{Dir: t.TempDir(), PutWait: time.Minute})
 	ks := []Key{key("k", 0), key("k", 1)}
 	release := make(chan struct{})
 	landed := make(chan struct{})
