@@ -108,6 +108,21 @@ func lineWith(text, s string) string {
 	return ""
 }
 
+// unmountGone unmounts mp and waits for its daemon to exit: it writes
+// the blocks still queued, and holds the disk cache directory, after the
+// kernel has let go of the mount, so a remount over the same directory
+// at once would be refused as a second mount.
+func (s *suite) unmountGone(t *testing.T, mp string) {
+	t.Helper()
+	pid := daemonPID(t, mp)
+	s.unmount(t, mp)
+	for deadline := time.Now().Add(30 * time.Second); processAlive(pid); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon %d of %s alive 30s after unmount", pid, mp)
+		}
+	}
+}
+
 // TestDiskCache: blocks read or written land on disk and serve later
 // reads with no GET: past the memory cache, after a remount; a replaced
 // object is read anew; damaged block files are refetched; a second mount
@@ -160,7 +175,7 @@ func TestDiskCache(t *testing.T) {
 		}
 	})
 
-	s.unmount(t, mp)
+	s.unmountGone(t, mp)
 
 	t.Run("remount reads from disk", func(t *testing.T) {
 		log := s.mountAt(t, mp, "s3://"+bkt, flags...)
@@ -181,7 +196,7 @@ func TestDiskCache(t *testing.T) {
 		if d := s.diskStatus(t, mp); d.Hits < 10 || d.Errors != 0 || d.Off != "" {
 			t.Errorf("disk status %+v", d)
 		}
-		s.unmount(t, mp)
+		s.unmountGone(t, mp)
 		if line := lineWith(unmountedLog(t, log), "msg=unmounted"); !strings.Contains(line, " disk_hits=") || !strings.Contains(line, " disk_errors=0") {
 			t.Errorf("unmount log line lacks the disk cache: %q", line)
 		}
@@ -213,7 +228,7 @@ func TestDiskCache(t *testing.T) {
 		if d := s.diskStatus(t, mp); d.Errors != 2 {
 			t.Errorf("disk status %+v, want 2 errors", d)
 		}
-		s.unmount(t, mp)
+		s.unmountGone(t, mp)
 	})
 
 	t.Run("replaced object read anew", func(t *testing.T) {
@@ -230,7 +245,7 @@ func TestDiskCache(t *testing.T) {
 		if n := get(mark); n == 0 {
 			t.Error("replaced object served with no GET")
 		}
-		s.unmount(t, mp)
+		s.unmountGone(t, mp)
 	})
 
 	t.Run("network file system warned about", func(t *testing.T) {
@@ -273,10 +288,15 @@ func TestDiskCache(t *testing.T) {
 // with no GET.
 func (s *suite) writeReadBack(t *testing.T, mp, bkt string, files map[string][]byte) {
 	t.Helper()
+	local := t.TempDir()
 	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(mp, name), data, 0o644); err != nil {
+		// Written by cp, not by this Go process: its close of a file
+		// being uploaded can be interrupted (EINTR) by the runtime's
+		// preemption signals.
+		if err := os.WriteFile(filepath.Join(local, name), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		s.must(t, time.Minute, "cp", filepath.Join(local, name), filepath.Join(mp, name))
 		forgetPages(t, filepath.Join(mp, name))
 	}
 	mark := s.log.mark(t)
@@ -329,7 +349,17 @@ func TestDiskCacheWriteReadBack(t *testing.T) {
 	bkt := s.bucket("diskwrb")
 	s.seedRandom(t, bkt+"/busy.bin:64MiB")
 	dir := filepath.Join(t.TempDir(), "blocks")
-	mp := s.mount(t, "s3://"+bkt, "--disk-cache", dir, "--cache-size", "4MiB")
+	mp := s.mountDir(t)
+	s.mountAt(t, mp, "s3://"+bkt, "--disk-cache", dir, "--cache-size", "4MiB")
+	// The daemon writes its last blocks after the kernel lets go of the
+	// mount: dir (a TempDir) is removed only once it has exited.
+	pid := daemonPID(t, mp)
+	t.Cleanup(func() {
+		s.cleanupMount(t, mp)
+		for deadline := time.Now().Add(30 * time.Second); processAlive(pid) && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
 	stop := make(chan struct{})
 	busy := make(chan struct{})
 	go func() {
