@@ -18,6 +18,24 @@ func (b *blockCache) diskKey(o object, idx int64) disk.Key {
 	return disk.Key{Bucket: o.bucket, Object: o.key, ETag: o.etag, BlockSize: b.cfg.BlockSize, Index: idx}
 }
 
+// onDisk reports whether the disk tier holds (or is writing) every block
+// of [from, to] of o. A read that has not earned whole blocks, which
+// would GET exactly the bytes asked for (Reader.exact), takes blocks the
+// disk holds from there instead: the kernel sends READs in parallel, and
+// one at an offset past the start can arrive first, even on a file read
+// from its beginning.
+func (b *blockCache) onDisk(o object, from, to int64) bool {
+	if b.cfg.Disk == nil || o.etag == "" {
+		return false
+	}
+	for i := from; i <= to; i++ {
+		if !b.cfg.Disk.Has(b.diskKey(o, i)) {
+			return false
+		}
+	}
+	return true
+}
+
 // fromDisk completes the blocks of run the disk tier holds, giving their
 // share of the budget back (held), and returns the first contiguous run
 // still to GET; later runs, split off by blocks found on disk, are
@@ -92,8 +110,8 @@ func (b *blockCache) keep(ctx context.Context, o object, idx int64, blk *block, 
 
 // Landed puts the bytes of an object the mount just stored into the disk
 // tier, block by block, read from r (the staged file), so reading back a
-// file just written costs no GET. o is the stored object (its ETag and
-// size).
+// file just written costs no GET; a read of it meanwhile waits for its
+// block's write (disk.Land). o is the stored object (its ETag and size).
 func (c *Cache) Landed(bucket, key string, o store.Object, r io.ReaderAt) {
 	d := c.cfg.Disk
 	if d == nil || o.ETag == "" || o.Size <= 0 {
@@ -101,14 +119,17 @@ func (c *Cache) Landed(bucket, key string, o store.Object, r io.ReaderAt) {
 	}
 	obj := object{bucket: bucket, key: key, etag: o.ETag, size: o.Size}
 	bs := c.cfg.BlockSize
-	buf := make([]byte, bs)
-	for idx := range obj.blocks(bs) {
-		n := min(bs, o.Size-idx*bs)
-		if m, _ := r.ReadAt(buf[:n], idx*bs); int64(m) < n {
-			return
-		}
-		d.PutNow(c.data.diskKey(obj, idx), buf[:n])
+	ks := make([]disk.Key, obj.blocks(bs))
+	for idx := range ks {
+		ks[idx] = c.data.diskKey(obj, int64(idx))
 	}
+	buf := make([]byte, bs)
+	d.Land(ks, func(j int) ([]byte, bool) {
+		off := int64(j) * bs
+		n := min(bs, o.Size-off)
+		m, _ := r.ReadAt(buf[:n], off)
+		return buf[:n], int64(m) == n
+	})
 }
 
 // DiskBytes bounds the memory the disk tier adds: its write queue holds

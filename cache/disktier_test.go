@@ -205,3 +205,79 @@ func TestDiskQueueHoldsBlock(t *testing.T) {
 		}
 	}
 }
+
+// TestDiskTierFirstReadPastStart: a read that has not earned whole blocks
+// (the first READ of an open, at an offset past the start: the kernel
+// sends READs in parallel, and under load one past the start can arrive
+// first) fetches exactly the bytes asked for when no tier holds them; it
+// must take them from the disk tier when that holds them, whether it got
+// them from an upload (Landed) or from an earlier mount's reads.
+func TestDiskTierFirstReadPastStart(t *testing.T) {
+	size := 6*testBlock + 17
+	for _, tc := range []struct {
+		name string
+		fill func(t *testing.T, f *fixture, d *disk.Cache, data []byte, o store.Object)
+	}{
+		{"landed", func(t *testing.T, f *fixture, d *disk.Cache, data []byte, o store.Object) {
+			f.c.Landed("b", "obj", o, bytes.NewReader(data))
+		}},
+		{"read before", func(t *testing.T, f *fixture, d *disk.Cache, data []byte, o store.Object) {
+			readWhole(t, f.c, o)
+			waitBlocks(t, d, 7)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			d, closeDisk := openDisk(t, dir)
+			f, data, o := newDataFixture(t, Config{Disk: d}, size)
+			tc.fill(t, f, d, data, o)
+			f.c.Close()
+			closeDisk()
+
+			d2, _ := openDisk(t, dir)
+			c2 := New(f.fault, Config{Disk: d2, BlockSize: testBlock})
+			defer c2.Close()
+			gets := f.fault.Count(faultstore.OpReadAt)
+			r := c2.Open("b", o)
+			defer r.Close()
+			for _, off := range []int64{3*testBlock + 4096, testBlock - 10, 6 * testBlock} {
+				got := make([]byte, 4096)
+				n, err := r.ReadAt(context.Background(), got, off)
+				if err != nil && err != io.EOF {
+					t.Fatal(err)
+				}
+				if want := data[off:min(off+4096, int64(size))]; !bytes.Equal(got[:n], want) {
+					t.Fatalf("read at %d differs", off)
+				}
+			}
+			if n := f.fault.Count(faultstore.OpReadAt); n != gets {
+				t.Fatalf("reads past the start of an object the disk tier holds sent %d GETs", n-gets)
+			}
+		})
+	}
+}
+
+// TestDiskQueueServes: a block queued for the disk and let go of by the
+// memory tier is read from the queue, not fetched again, before its file
+// is written. The tier here has no writers until the reads are done.
+func TestDiskQueueServes(t *testing.T) {
+	d, _, err := disk.Open(disk.Config{Dir: t.TempDir(), QueueBytes: 64 * testBlock, Paused: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	f, data, o := newDataFixture(t, Config{Disk: d, DataBytes: 2 * testBlock}, 8*testBlock)
+	readWhole(t, f.c, o)
+	gets := f.fault.Count(faultstore.OpReadAt)
+	if got := readWhole(t, f.c, o); !bytes.Equal(got, data) {
+		t.Fatal("second read differs")
+	}
+	if n := f.fault.Count(faultstore.OpReadAt); n != gets {
+		t.Fatalf("blocks waiting in the disk queue fetched again: %d GETs", n-gets)
+	}
+	if s := d.Stats(); s.Blocks != 0 || s.Hits < 6 {
+		t.Fatalf("disk stats %+v: want the blocks served from the queue, none written yet", s)
+	}
+	d.Resume()
+	waitBlocks(t, d, 8)
+}

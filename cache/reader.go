@@ -210,7 +210,7 @@ func (r *Reader) start(off, end int64) (first, last int64, pend []*pending) {
 	if siblings && r.meta != nil {
 		r.c.prefetchSiblings(r.meta, r.obj.vals, r.obj.bucket, r.pinned)
 	}
-	if !earned && !r.c.data.has(r.obj, first, last) {
+	if !earned && !r.c.data.has(r.obj, first, last) && !r.c.data.onDisk(r.obj, first, last) {
 		return first, last, nil
 	}
 	pend = r.c.data.request(r.obj, first, last, true)

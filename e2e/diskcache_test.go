@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -106,6 +108,21 @@ func lineWith(text, s string) string {
 	return ""
 }
 
+// unmountGone unmounts mp and waits for its daemon to exit: it writes
+// the blocks still queued, and holds the disk cache directory, after the
+// kernel has let go of the mount, so a remount over the same directory
+// at once would be refused as a second mount.
+func (s *suite) unmountGone(t *testing.T, mp string) {
+	t.Helper()
+	pid := daemonPID(t, mp)
+	s.unmount(t, mp)
+	for deadline := time.Now().Add(30 * time.Second); processAlive(pid); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon %d of %s alive 30s after unmount", pid, mp)
+		}
+	}
+}
+
 // TestDiskCache: blocks read or written land on disk and serve later
 // reads with no GET: past the memory cache, after a remount; a replaced
 // object is read anew; damaged block files are refetched; a second mount
@@ -140,22 +157,7 @@ func TestDiskCache(t *testing.T) {
 	written, multi := pseudoRandom(5, 3<<20+17), pseudoRandom(6, 18<<20+5)
 	wsum, msum := sha256.Sum256(written), sha256.Sum256(multi)
 	t.Run("written files land on disk", func(t *testing.T) {
-		for name, data := range map[string][]byte{"w.bin": written, "m.bin": multi} {
-			if err := os.WriteFile(filepath.Join(mp, name), data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			forgetPages(t, filepath.Join(mp, name))
-		}
-		mark := s.log.mark(t)
-		if got := s.sha256Of(t, filepath.Join(mp, "w.bin")); got != hex.EncodeToString(wsum[:]) {
-			t.Fatalf("read back: sha256 %s", got)
-		}
-		if got := s.sha256Of(t, filepath.Join(mp, "m.bin")); got != hex.EncodeToString(msum[:]) {
-			t.Fatalf("read back m.bin: sha256 %s", got)
-		}
-		if n := get(mark); n != 0 {
-			t.Errorf("reading back files just written sent %d GETs", n)
-		}
+		s.writeReadBack(t, mp, bkt, map[string][]byte{"w.bin": written, "m.bin": multi})
 	})
 
 	t.Run("second mount of the directory refused", func(t *testing.T) {
@@ -173,11 +175,12 @@ func TestDiskCache(t *testing.T) {
 		}
 	})
 
-	s.unmount(t, mp)
+	s.unmountGone(t, mp)
 
 	t.Run("remount reads from disk", func(t *testing.T) {
 		log := s.mountAt(t, mp, "s3://"+bkt, flags...)
 		mark := s.log.mark(t)
+		readMiddle(t, filepath.Join(mp, "w.bin"), written)
 		if got := s.sha256Of(t, a); got != sums["a.bin"] {
 			t.Fatalf("a.bin after remount: sha256 %s", got)
 		}
@@ -193,7 +196,7 @@ func TestDiskCache(t *testing.T) {
 		if d := s.diskStatus(t, mp); d.Hits < 10 || d.Errors != 0 || d.Off != "" {
 			t.Errorf("disk status %+v", d)
 		}
-		s.unmount(t, mp)
+		s.unmountGone(t, mp)
 		if line := lineWith(unmountedLog(t, log), "msg=unmounted"); !strings.Contains(line, " disk_hits=") || !strings.Contains(line, " disk_errors=0") {
 			t.Errorf("unmount log line lacks the disk cache: %q", line)
 		}
@@ -225,7 +228,7 @@ func TestDiskCache(t *testing.T) {
 		if d := s.diskStatus(t, mp); d.Errors != 2 {
 			t.Errorf("disk status %+v, want 2 errors", d)
 		}
-		s.unmount(t, mp)
+		s.unmountGone(t, mp)
 	})
 
 	t.Run("replaced object read anew", func(t *testing.T) {
@@ -242,7 +245,7 @@ func TestDiskCache(t *testing.T) {
 		if n := get(mark); n == 0 {
 			t.Error("replaced object served with no GET")
 		}
-		s.unmount(t, mp)
+		s.unmountGone(t, mp)
 	})
 
 	t.Run("network file system warned about", func(t *testing.T) {
@@ -278,6 +281,110 @@ func TestDiskCache(t *testing.T) {
 			t.Error("mounted on an unsafe directory")
 		}
 	})
+}
+
+// writeReadBack writes files (name: bytes) into mp and reads each back
+// at once, its pages dropped first: they must come from the disk cache,
+// with no GET.
+func (s *suite) writeReadBack(t *testing.T, mp, bkt string, files map[string][]byte) {
+	t.Helper()
+	local := t.TempDir()
+	for name, data := range files {
+		// Written by cp, not by this Go process: its close of a file
+		// being uploaded can be interrupted (EINTR) by the runtime's
+		// preemption signals.
+		if err := os.WriteFile(filepath.Join(local, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s.must(t, time.Minute, "cp", filepath.Join(local, name), filepath.Join(mp, name))
+		forgetPages(t, filepath.Join(mp, name))
+	}
+	mark := s.log.mark(t)
+	for name, data := range files {
+		// First a read in the middle: one that has not earned whole
+		// blocks, as a READ past the start that the kernel sends
+		// first under load (it used to GET the bytes exactly).
+		readMiddle(t, filepath.Join(mp, name), data)
+		want := sha256.Sum256(data)
+		if got := s.sha256Of(t, filepath.Join(mp, name)); got != hex.EncodeToString(want[:]) {
+			t.Fatalf("read back %s: sha256 %s", name, got)
+		}
+	}
+	var gets []string
+	for _, r := range s.log.requests(t, mark, bkt) {
+		if _, ours := files[r.key]; ours && r.op == "GetObject" {
+			gets = append(gets, r.key)
+		}
+	}
+	if len(gets) != 0 {
+		t.Errorf("reading back files just written sent %d GETs: %v", len(gets), gets)
+	}
+}
+
+// readMiddle reads 4 KiB from the middle of path, its first read since
+// its pages were dropped, and checks them against data.
+func readMiddle(t *testing.T, path string, data []byte) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	off := int64(len(data)) / 2 &^ 4095
+	got := make([]byte, 4096)
+	if _, err := f.ReadAt(got, off); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data[off:off+4096]) {
+		t.Fatalf("%s at %d: other bytes", path, off)
+	}
+}
+
+// TestDiskCacheWriteReadBack: files read back the moment their close
+// returns come from the disk cache, round after round (a read racing the
+// blocks' way to the disk shows only some of the time), while a reader
+// of another object keeps the daemon and the disk busy.
+func TestDiskCacheWriteReadBack(t *testing.T) {
+	s := need(t)
+	bkt := s.bucket("diskwrb")
+	s.seedRandom(t, bkt+"/busy.bin:64MiB")
+	dir := filepath.Join(t.TempDir(), "blocks")
+	mp := s.mountDir(t)
+	s.mountAt(t, mp, "s3://"+bkt, "--disk-cache", dir, "--cache-size", "4MiB")
+	// The daemon writes its last blocks after the kernel lets go of the
+	// mount: dir (a TempDir) is removed only once it has exited.
+	pid := daemonPID(t, mp)
+	t.Cleanup(func() {
+		s.cleanupMount(t, mp)
+		for deadline := time.Now().Add(30 * time.Second); processAlive(pid) && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	stop := make(chan struct{})
+	busy := make(chan struct{})
+	go func() {
+		defer close(busy)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// Not t's helpers: this goroutine must not end the test.
+			if f, err := os.Open(filepath.Join(mp, "busy.bin")); err == nil {
+				_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+				_, _ = io.Copy(io.Discard, f)
+				f.Close()
+			}
+		}
+	}()
+	defer func() { close(stop); <-busy }()
+	for round := range 8 {
+		s.writeReadBack(t, mp, bkt, map[string][]byte{
+			fmt.Sprintf("w%d.bin", round): pseudoRandom(uint64(50+round), 3<<20+17),
+			fmt.Sprintf("m%d.bin", round): pseudoRandom(uint64(60+round), 18<<20+5),
+		})
+	}
 }
 
 // TestDiskCacheBoundAndKill: the disk cache stays under its size, and a

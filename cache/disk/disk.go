@@ -46,6 +46,9 @@ type Config struct {
 	// into place. Without it a block lost in a crash of the host is only
 	// missing or caught by its checksum.
 	Sync bool
+	// Paused holds the writers back until Resume (tests: blocks stay
+	// queued).
+	Paused bool
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -92,12 +95,16 @@ type Cache struct {
 	room      chan struct{}
 	queue     chan item
 	wg        sync.WaitGroup
+	// pending holds the blocks on their way to a file (pending.go).
+	pending map[id]*onItsWay
+	resume  chan struct{} // closed: the writers may write (Config.Paused)
 
 	off     atomic.Pointer[string]
 	direct  atomic.Bool // block files use O_DIRECT (io.go)
 	corrupt atomic.Bool // the first corrupt block was logged
 
 	hits, misses, bytesRead, bytesWritten, evictions, errs, dropped atomic.Int64
+	landWaits                                                       atomic.Int64 // Gets that waited for a block being landed
 }
 
 type entry struct {
@@ -108,6 +115,7 @@ type entry struct {
 
 type item struct {
 	k    Key
+	i    id // k.id()
 	data []byte
 	sum  uint32 // Sum(data)
 	done func() // the writer is through with data; may be nil
@@ -143,7 +151,7 @@ func Open(cfg Config) (c *Cache, warning string, err error) {
 	if err != nil {
 		return nil, "", err
 	}
-	c = &Cache{cfg: cfg, lock: lock, index: map[id]*list.Element{}, lru: list.New(), queue: make(chan item, 4096), room: make(chan struct{})}
+	c = &Cache{cfg: cfg, lock: lock, index: map[id]*list.Element{}, pending: map[id]*onItsWay{}, lru: list.New(), queue: make(chan item, 4096), room: make(chan struct{})}
 	c.direct.Store(true)
 	t0 := time.Now()
 	if err := c.load(); err != nil {
@@ -158,6 +166,10 @@ func Open(cfg Config) (c *Cache, warning string, err error) {
 		warning = fmt.Sprintf("disk cache directory %s is on a network file system (%s): reads from it are slow and other hosts may share it; use a local directory such as /var/tmp/bucketfs-$USER", cfg.Dir, fs)
 	} else if free, ok := freeBytes(cfg.Dir); ok && free+c.used < cfg.Limit {
 		warning = fmt.Sprintf("disk cache directory %s has %d MiB free, less than --disk-cache-size %d MiB: the disk cache stops when the disk fills", cfg.Dir, (free+c.used)>>20, cfg.Limit>>20)
+	}
+	c.resume = make(chan struct{})
+	if !cfg.Paused {
+		close(c.resume)
 	}
 	for range writers {
 		c.wg.Add(1)
@@ -268,6 +280,11 @@ func (c *Cache) GetInto(k Key, dst []byte) ([]byte, bool) {
 		return nil, false
 	}
 	i := k.id()
+	if data, ok := c.onItsWayInto(i, dst); ok {
+		c.hits.Add(1)
+		c.bytesRead.Add(int64(len(data)))
+		return data, true
+	}
 	now := c.cfg.Now()
 	c.mu.Lock()
 	el, ok := c.index[i]
@@ -353,14 +370,17 @@ func (c *Cache) PutSum(ctx context.Context, k Key, data []byte, sum uint32, done
 	}()
 	for {
 		c.mu.Lock()
-		if _, ok := c.index[i]; ok || c.closed {
+		_, held := c.index[i]
+		_, coming := c.pending[i]
+		if held || coming || c.closed {
 			c.mu.Unlock()
 			return
 		}
 		if c.queued+n <= c.cfg.QueueBytes {
 			select {
-			case c.queue <- item{k: k, data: data, sum: sum, done: done}:
+			case c.queue <- item{k: k, i: i, data: data, sum: sum, done: done}:
 				c.queued += n
+				c.pending[i] = &onItsWay{data: data, done: make(chan struct{})}
 				queued = true
 			default:
 				c.dropped.Add(1)
@@ -393,23 +413,31 @@ func (c *Cache) PutSum(ctx context.Context, k Key, data []byte, sum uint32, done
 	}
 }
 
-// PutNow writes block k before it returns (for the bytes of a file just
-// uploaded, read from its staging file).
+// PutNow writes block k before it returns (Land of one block).
 func (c *Cache) PutNow(k Key, data []byte) {
-	if c.off.Load() != nil || k.ETag == "" || len(data) == 0 {
-		return
+	c.Land([]Key{k}, func(int) ([]byte, bool) { return data, true })
+}
+
+// Resume lets the writers of a tier opened Paused write.
+func (c *Cache) Resume() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.resume:
+	default:
+		close(c.resume)
 	}
-	c.write(k, data, Sum(data))
 }
 
 func (c *Cache) writer() {
 	defer c.wg.Done()
+	<-c.resume
 	for it := range c.queue {
 		c.write(it.k, it.data, it.sum)
-		if it.done != nil {
-			it.done()
-		}
 		c.mu.Lock()
+		// Out of pending before the bytes are let go: a Get copies
+		// them under c.mu.
+		c.writtenLocked(it.i)
 		c.queued -= int64(len(it.data))
 		if c.queued <= c.cfg.QueueBytes/2 {
 			c.congested = false
@@ -417,6 +445,9 @@ func (c *Cache) writer() {
 		close(c.room)
 		c.room = make(chan struct{})
 		c.mu.Unlock()
+		if it.done != nil {
+			it.done()
+		}
 	}
 }
 
@@ -560,6 +591,7 @@ func (c *Cache) Close(ctx context.Context) {
 	c.closed = true
 	close(c.queue)
 	c.mu.Unlock()
+	c.Resume()
 	done := make(chan struct{})
 	go func() { c.wg.Wait(); close(done) }()
 	select {

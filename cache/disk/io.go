@@ -153,7 +153,14 @@ func readOnce(p string, k Key, dst []byte, direct bool) ([]byte, error) {
 	if direct {
 		flags |= unix.O_DIRECT
 	}
-	fd, err := openRetry(p, flags, 0)
+	// No access time: the first read of a file since it was written
+	// would dirty its inode (relatime), a journal entry per block. The
+	// order of eviction is kept in the modification time. O_NOATIME
+	// needs the file's owner, which the mount is, or else is refused.
+	fd, err := openRetry(p, flags|unix.O_NOATIME, 0)
+	if err == unix.EPERM {
+		fd, err = openRetry(p, flags, 0)
+	}
 	if err != nil {
 		if direct && err == unix.EINVAL {
 			return nil, fmt.Errorf("%w: open %s: %v", errDirect, p, err)

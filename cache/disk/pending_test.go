@@ -1,0 +1,77 @@
+package disk
+
+import (
+	"bytes"
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// until polls cond for up to 10 s.
+func until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+	}
+}
+
+// TestLandGetWaits: a Get of a block being landed waits for its write and
+// finds it, where it used to miss (and the memory tier then sent a GET).
+func TestLandGetWaits(t *testing.T) {
+	// A wait long enough for two writes on a loaded machine.
+	c := open(t, Config{Dir: t.TempDir(), PutWait: time.Minute})
+	ks := []Key{key("k", 0), key("k", 1)}
+	release := make(chan struct{})
+	landed := make(chan struct{})
+	go func() {
+		defer close(landed)
+		c.Land(ks, func(j int) ([]byte, bool) {
+			<-release
+			return block(byte(3+j), bs), true
+		})
+	}()
+	until(t, "blocks registered", func() bool { return c.Has(ks[1]) })
+	got := make(chan []byte, 1)
+	go func() {
+		d, _ := c.Get(ks[1])
+		got <- d
+	}()
+	until(t, "the Get waits", func() bool { return c.landWaits.Load() == 1 })
+	close(release)
+	if d := <-got; !bytes.Equal(d, block(4, bs)) {
+		t.Fatalf("Get of a block being landed: %d bytes, want the block", len(d))
+	}
+	<-landed
+	if s := c.Stats(); s.Blocks != 2 || s.Misses != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// TestQueuedServed: a queued block is found (Has, Get) before its file is
+// written, and its bytes are let go (done) only once it is.
+func TestQueuedServed(t *testing.T) {
+	c := open(t, Config{Dir: t.TempDir(), Paused: true})
+	k := key("k", 0)
+	var released atomic.Bool
+	c.Put(context.Background(), k, block(5, 100), func() { released.Store(true) })
+	if !c.Has(k) {
+		t.Fatal("queued block not held")
+	}
+	dst := make([]byte, bs)
+	if d, ok := c.GetInto(k, dst); !ok || !bytes.Equal(d, block(5, 100)) || &d[0] != &dst[0] {
+		t.Fatalf("GetInto of a queued block: ok=%v, %d bytes", ok, len(d))
+	}
+	c.Put(context.Background(), k, block(6, 100), nil) // the same block again: not queued twice
+	if s := c.Stats(); s.Blocks != 0 || s.Hits != 1 || released.Load() {
+		t.Fatalf("before the write: stats %+v, released %v", s, released.Load())
+	}
+	c.Resume()
+	settle(t, c, 1)
+	until(t, "bytes released", released.Load)
+	if d, ok := c.Get(k); !ok || !bytes.Equal(d, block(5, 100)) {
+		t.Fatal("block written from the queue differs")
+	}
+}
