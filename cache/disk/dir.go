@@ -3,11 +3,13 @@ package disk
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // prepare creates dir (0700, parents too) or checks the one there: a
@@ -44,29 +46,51 @@ func prepare(dir string) error {
 // lockDir takes the directory for this mount alone (an flock on DIR/lock,
 // released by the kernel when the process ends, kill -9 included). Two
 // mounts sharing one directory would each bound and evict it blind to the
-// other's files, so the second is refused.
-func lockDir(dir string) (*os.File, error) {
+// other's files, so the second is refused. A holder that is closing (its
+// mount is gone, it writes its last queued blocks: markClosing) is waited
+// for, up to wait, so a restart right after an unmount is not refused.
+func lockDir(dir string, wait time.Duration, log *slog.Logger) (*os.File, error) {
 	p := filepath.Join(dir, "lock")
 	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("disk cache directory %s: %v", dir, errors.Unwrap(err))
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		b := make([]byte, 32)
-		n, _ := f.ReadAt(b, 0)
-		f.Close()
-		who := ""
-		if pid := strings.TrimSpace(string(b[:n])); pid != "" {
-			who = " (pid " + pid + ")"
+	deadline, logged := time.Now().Add(wait), false
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			break
 		}
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		b := make([]byte, 64)
+		n, _ := f.ReadAt(b, 0)
+		pid, state, _ := strings.Cut(strings.TrimSpace(string(b[:n])), " ")
+		if state != "closing" || time.Now().After(deadline) {
+			f.Close()
+			who := ""
+			if pid != "" {
+				who = " (pid " + pid + ")"
+			}
 			return nil, fmt.Errorf("disk cache directory %s is in use by another bucketfs mount%s: give each mount its own --disk-cache directory", dir, who)
 		}
+		if !logged {
+			log.Info("waiting for the previous mount's daemon to finish writing the disk cache", "dir", dir, "pid", pid)
+			logged = true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		f.Close()
 		return nil, fmt.Errorf("disk cache directory %s: cannot lock it: %v", dir, err)
 	}
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return f, nil
+}
+
+// markClosing says in the lock file that its holder is closing: a new
+// mount waits for the lock instead of being refused.
+func markClosing(f *os.File) {
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+" closing\n"), 0)
 }
 
 // networkFS names the network or user-space file system under dir, or ""

@@ -64,6 +64,10 @@ const (
 	// within this.
 	touchEvery = time.Minute
 	writers    = 2
+	// closingWait is how long a mount waits for the directory's lock
+	// while its holder is closing (it writes its queue for at most 10 s at
+	// unmount, cmd/bucketfs closeDiskCache).
+	closingWait = 15 * time.Second
 )
 
 // Stats are the tier's counters.
@@ -147,7 +151,7 @@ func Open(cfg Config) (c *Cache, warning string, err error) {
 	if err := prepare(cfg.Dir); err != nil {
 		return nil, "", err
 	}
-	lock, err := lockDir(cfg.Dir)
+	lock, err := lockDir(cfg.Dir, closingWait, cfg.Logger)
 	if err != nil {
 		return nil, "", err
 	}
@@ -591,6 +595,7 @@ func (c *Cache) Close(ctx context.Context) {
 	c.closed = true
 	close(c.queue)
 	c.mu.Unlock()
+	markClosing(c.lock)
 	c.Resume()
 	done := make(chan struct{})
 	go func() { c.wg.Wait(); close(done) }()

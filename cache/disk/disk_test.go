@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -352,6 +353,48 @@ func TestSecondMountRefused(t *testing.T) {
 	want := fmt.Sprintf("disk cache directory %s is in use by another bucketfs mount (pid %d): give each mount its own --disk-cache directory", dir, os.Getpid())
 	if err == nil || err.Error() != want {
 		t.Fatalf("second open: %v\nwant %s", err, want)
+	}
+}
+
+// TestRemountWhileClosing: a mount whose directory's holder is closing
+// (its unmount is done, it writes its last queued blocks) waits for the
+// lock rather than being refused, and one that waits too long is refused.
+func TestRemountWhileClosing(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		closing bool
+		hold    time.Duration
+		wait    time.Duration
+		ok      bool
+	}{
+		{"closing holder is waited for", true, 200 * time.Millisecond, 5 * time.Second, true},
+		{"closing holder past the wait", true, time.Second, 300 * time.Millisecond, false},
+		{"live holder is refused at once", false, 200 * time.Millisecond, 5 * time.Second, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			held, err := lockDir(dir, 0, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.closing {
+				markClosing(held)
+			}
+			released := make(chan struct{})
+			go func() { time.Sleep(tt.hold); held.Close(); close(released) }()
+			t0 := time.Now()
+			f, err := lockDir(dir, tt.wait, slog.New(slog.DiscardHandler))
+			took := time.Since(t0)
+			if (err == nil) != tt.ok {
+				t.Fatalf("lock after %v: %v, want ok=%v", took, err, tt.ok)
+			}
+			if err == nil {
+				f.Close()
+			} else if !tt.closing && took > 100*time.Millisecond {
+				t.Errorf("refused after %v, want at once", took)
+			}
+			<-released
+		})
 	}
 }
 
