@@ -62,7 +62,16 @@ func lkey(space byte, bucket, key string) string {
 // lkey is the item key of bucket/key in space for this metadata cache's
 // scope (scope.go): the same as the package's lkey when unscoped.
 func (m *metaCache) lkey(space byte, bucket, key string) string {
-	return string(space) + m.scope + bucket + "\x00" + key
+	return string(m.appendKey(make([]byte, 0, 2+len(m.scope)+len(bucket)+len(key)), space, bucket, key))
+}
+
+// appendKey appends the item key of bucket/key in space (lkey) to dst.
+func (m *metaCache) appendKey(dst []byte, space byte, bucket, key string) []byte {
+	dst = append(dst, space)
+	dst = append(dst, m.scope...)
+	dst = append(dst, bucket...)
+	dst = append(dst, 0)
+	return append(dst, key...)
 }
 
 // item returns the item of bucket/key in space for this metadata cache's
@@ -70,12 +79,7 @@ func (m *metaCache) lkey(space byte, bucket, key string) string {
 // per-user mount would otherwise allocate the scoped key every time).
 func (m *metaCache) item(space byte, bucket, key string) *mitem {
 	var buf [192]byte
-	k := append(buf[:0], space)
-	k = append(k, m.scope...)
-	k = append(k, bucket...)
-	k = append(k, 0)
-	k = append(k, key...)
-	return m.lru.getBytes(k)
+	return m.lru.getBytes(m.appendKey(buf[:0], space, bucket, key))
 }
 
 // itemBytes is what one item costs beyond its key and listing: the item

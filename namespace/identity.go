@@ -128,19 +128,15 @@ func (v valuesCtx) Value(key any) any { return v.vals.Value(key) }
 // staged bytes go with the last handle. err (access denied) is what this
 // close and every later write, close or fsync of w return.
 func (w *wfile) refuse(err error) error {
-	w.mu.Lock()
-	bucket, key := w.bucket, w.key
-	w.refused = fmt.Errorf("upload %s/%s refused for this user: %w (%w)", bucket, key, err, ErrDropped)
-	w.dirty = false
-	err = w.refused
-	w.mu.Unlock()
-	w.ns.writes.remove(w)
+	bucket, key := w.name()
+	err = w.dropFor(fmt.Errorf("upload %s/%s refused for this user: %w (%w)", bucket, key, err, ErrDropped))
 	w.ns.log.Warn("upload refused by S3 for the writer's identity: the file is dropped (EACCES)",
 		"bucket", bucket, "key", key, "writer", w.id.Key, "err", err)
 	return err
 }
 
-// refusedErr is refuse's error, nil while w's uploads are not refused.
+// refusedErr is the error w was dropped with (refuse, abandon: dropFor),
+// nil while it is not.
 func (w *wfile) refusedErr() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -73,13 +73,23 @@ func (w *wfile) wrote(off int64, n, want int, err error) {
 func (w *wfile) abandon() error {
 	w.mu.Lock()
 	bucket, key, lost := w.bucket, w.key, w.lost
-	w.refused = fmt.Errorf("%s/%s not uploaded: bytes %d to %d could not be staged and were not written again (%w); %w, the object is unchanged",
-		bucket, key, lost.from, lost.to, lost.err, ErrDropped)
-	w.dirty = false
-	err := w.refused
 	w.mu.Unlock()
-	w.ns.writes.remove(w)
+	err := w.dropFor(fmt.Errorf("%s/%s not uploaded: bytes %d to %d could not be staged and were not written again (%w); %w, the object is unchanged",
+		bucket, key, lost.from, lost.to, lost.err, ErrDropped))
 	w.ns.log.Error("a write failed for want of staging space and was not written again: the file is not uploaded, so no cut-short object replaces the old one (ENOSPC at close)",
 		"bucket", bucket, "key", key, "writer", w.id.Key, "from", lost.from, "to", lost.to)
 	return err
+}
+
+// dropFor drops w for good, why being what this and every later write,
+// close or fsync of w return: nothing more is uploaded, the name leaves
+// the registry (it shows the object as S3 has it, or nothing), and the
+// staged bytes go with the last handle (closeHandle).
+func (w *wfile) dropFor(why error) error {
+	w.mu.Lock()
+	w.refused = why
+	w.dirty = false
+	w.mu.Unlock()
+	w.ns.writes.remove(w)
+	return why
 }
