@@ -56,14 +56,6 @@ var ErrOtherWriter = fmt.Errorf("file being written by another user: %w", store.
 // scoped reports whether the namespace serves many identities.
 func (ns *NS) scoped() bool { return ns.cfg.Identities != nil }
 
-// identity returns the writer of a change ctx asks for: Identity{} on a mount of
-// one identity, or Config.Identities's answer (its error: the caller has no
-// identity, EACCES).
-func (ns *NS) identity(ctx context.Context) (Identity, error) {
-	_, o, err := ns.caller(ctx)
-	return o, err
-}
-
 // caller resolves the caller of ctx once, for a whole request: ctx then
 // carries the resolution (Config.Identities), for the cache's scope and
 // every later call of the request. On a mount of one identity it is ctx
@@ -78,10 +70,7 @@ func (ns *NS) caller(ctx context.Context) (context.Context, Identity, error) {
 // identityKey is the registry key of the caller of ctx ("\x00none" when it
 // has none: it then finds no file being written).
 func (ns *NS) identityKey(ctx context.Context) string {
-	if ns.cfg.Identities == nil {
-		return ""
-	}
-	_, o, err := ns.cfg.Identities(ctx)
+	_, o, err := ns.caller(ctx)
 	if err != nil {
 		return "\x00none"
 	}
