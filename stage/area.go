@@ -67,6 +67,8 @@ type Config struct {
 	// Landed, if set, is handed the bytes of every file uploaded, with the
 	// object they became (the disk cache keeps them: cache.Landed).
 	Landed func(bucket, key string, o store.Object, r io.ReaderAt)
+	// Now is the clock of the "full" log lines' rate limit; nil: time.Now.
+	Now func() time.Time
 }
 
 // DefaultUserShare is the part of Config.Limit one user may take when
@@ -97,7 +99,24 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	return c
+}
+
+// fullLogEvery is how often a full area (or a user's full share) is
+// logged while writes keep failing on it.
+const fullLogEvery = 10 * time.Second
+
+// logFull says whether a refusal at now is to be logged, and if so
+// remembers it in *last.
+func logFull(last *time.Time, now time.Time) bool {
+	if !last.IsZero() && now.Sub(*last) < fullLogEvery {
+		return false
+	}
+	*last = now
+	return true
 }
 
 // Area is the staging directory of one mount, or of one user of a mount
@@ -162,8 +181,7 @@ func (a *Area) reserve(n int64) error {
 	u.mu.Lock() // held across the mount's: both change, or neither
 	defer u.mu.Unlock()
 	if n > 0 && u.used+n > a.cfg.UserLimit {
-		if now := time.Now(); now.Sub(u.lastFull) > 10*time.Second {
-			u.lastFull = now
+		if logFull(&u.lastFull, a.cfg.Now()) {
 			a.cfg.Logger.Error("a user's share of the staging area is full: that user's writes fail with ENOSPC (No space left on device) until their staged files are uploaded and closed; raise --staging-size-per-user or have the user close files",
 				"user", a.own.name, "uid", a.own.uid, "dir", a.cfg.Dir, "used", u.used, "limit", a.cfg.UserLimit, "asked", n)
 		}
@@ -182,8 +200,7 @@ func (a *Area) reserveShared(n int64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if n > 0 && b.used+n > a.cfg.Limit {
-		if now := time.Now(); now.Sub(b.lastFull) > 10*time.Second {
-			b.lastFull = now
+		if logFull(&b.lastFull, a.cfg.Now()) {
 			a.cfg.Logger.Error("staging area full: writes fail with ENOSPC (No space left on device) until staged files are uploaded and closed; raise --staging-size or close files",
 				"dir", a.cfg.Dir, "used", b.used, "limit", a.cfg.Limit, "asked", n)
 		}

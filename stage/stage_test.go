@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -352,4 +354,51 @@ func used(a *Area) (bytes int64, files int) {
 	a.b.mu.Lock()
 	defer a.b.mu.Unlock()
 	return a.b.used, a.b.files
+}
+
+// TestFullLogged: while writes keep failing on a full area, or on a user's
+// full share, the log says so once per fullLogEvery of the clock, not once
+// per refused write.
+func TestFullLogged(t *testing.T) {
+	tests := []struct {
+		name string
+		user bool  // alice's share is what is full, else the area
+		at   []int // seconds of the clock at each refused write
+		want []int // the log's count of the full line after each
+	}{
+		{name: "area", at: []int{0, 1, 9, 10, 11, 30}, want: []int{1, 1, 1, 2, 2, 3}},
+		{name: "user's share", user: true, at: []int{0, 5, 10, 19, 20}, want: []int{1, 1, 2, 2, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var log bytes.Buffer
+			t0 := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+			now := t0
+			fx := newFixture(t, Config{Limit: 1000, UserLimit: 500, Logger: slog.New(slog.NewTextHandler(&log, nil)),
+				Now: func() time.Time { return now }})
+			defer fx.area.Close()
+			area, line := fx.area, "staging area full:"
+			if tt.user {
+				aa, err := fx.area.For(Owner{UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), Name: "alice"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				area, line = aa, "share of the staging area is full"
+			}
+			f, err := area.Create("big.csv")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Remove()
+			for i, s := range tt.at {
+				now = t0.Add(time.Duration(s) * time.Second)
+				if _, err := f.WriteAt(make([]byte, 2000), 0); !errors.Is(err, syscall.ENOSPC) {
+					t.Fatalf("write at %ds: %v, want ENOSPC", s, err)
+				}
+				if got := strings.Count(log.String(), line); got != tt.want[i] {
+					t.Errorf("after the refusal at %ds: %d lines %q, want %d", s, got, line, tt.want[i])
+				}
+			}
+		})
+	}
 }
