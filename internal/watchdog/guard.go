@@ -35,7 +35,7 @@ func (g *Guard) Begin(op string, parts [3]string, uid, pid uint32, errno *syscal
 	}
 	s.g, s.op, s.parts, s.errno = g, op, parts, errno
 	if g.Tracker != nil {
-		s.o = g.Tracker.BeginParts(op, parts, uid, pid)
+		s.o = g.Tracker.Begin(op, parts, uid, pid)
 	}
 	return s.end
 }

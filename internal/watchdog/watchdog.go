@@ -105,19 +105,13 @@ func New(cfg Config) *Tracker {
 	return &Tracker{cfg: cfg}
 }
 
-// Begin records an operation on path starting now on the calling
-// goroutine; pass the result to End, on the same goroutine, when it is
-// answered, and use it no more after that. The goroutine carries the
-// operation's slot as a profiler label until then, so its stack can be
-// found when it is stuck (goroutines it starts inherit the label: their
-// stacks are shown too).
-func (t *Tracker) Begin(name, path string, uid, pid uint32) *Op {
-	return t.BeginParts(name, [3]string{path}, uid, pid)
-}
-
-// BeginParts is Begin for the path bucket/key1+key2 (parts), joined only
-// if a report needs it.
-func (t *Tracker) BeginParts(name string, parts [3]string, uid, pid uint32) *Op {
+// Begin records an operation on the path bucket/key1+key2 (parts, joined
+// only if a report needs it) starting now on the calling goroutine; pass
+// the result to End, on the same goroutine, when it is answered, and use
+// it no more after that. The goroutine carries the operation's slot as a
+// profiler label until then, so its stack can be found when it is stuck
+// (goroutines it starts inherit the label: their stacks are shown too).
+func (t *Tracker) Begin(name string, parts [3]string, uid, pid uint32) *Op {
 	start := t.cfg.Now()
 	t.mu.Lock()
 	var s *slot

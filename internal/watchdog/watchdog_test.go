@@ -39,14 +39,14 @@ func TestTracker(t *testing.T) {
 	tr := New(Config{StuckAfter: 10 * time.Second, Patience: map[string]time.Duration{"flush": time.Hour},
 		Now: clk.Now, Logger: slog.New(slog.NewTextHandler(&log, nil)), Observer: obs})
 
-	read := tr.Begin("read", "b/big.bin", 1000, 42)
+	read := tr.Begin("read", [3]string{"b/big.bin"}, 1000, 42)
 	clk.add(4 * time.Second)
 	// Each operation has its goroutine: the stuck read's is this one.
 	var lookup, flush *Op
 	began := make(chan struct{})
 	go func() {
-		lookup = tr.Begin("lookup", "b/x", 1001, 43)
-		flush = tr.Begin("flush", "b/out.csv", 1000, 44)
+		lookup = tr.Begin("lookup", [3]string{"b/x"}, 1001, 43)
+		flush = tr.Begin("flush", [3]string{"b/out.csv"}, 1000, 44)
 		close(began)
 	}()
 	<-began
@@ -140,6 +140,6 @@ func TestStacksOf(t *testing.T) {
 func BenchmarkBeginEnd(b *testing.B) {
 	tr := New(Config{StuckAfter: time.Minute})
 	for b.Loop() {
-		tr.End(tr.Begin("lookup", "b/k", 1, 2))
+		tr.End(tr.Begin("lookup", [3]string{"b/k"}, 1, 2))
 	}
 }
