@@ -105,13 +105,13 @@ func TestStuckRead(t *testing.T) {
 		}
 		return false
 	})
-	// The stack shows the request's handler and the store call it waits
-	// for: a GET of whole blocks in a fetch the read started (its
-	// goroutine carries the request's label), or an exact GET in the
-	// handler itself, when the kernel's first READ of the file arrives at
-	// an offset past its start (cache.Reader.exact).
+	// The stack shows the request's handler and where it waits: for
+	// whole blocks (cache.blockCache.get; the GET is in a fetch this read
+	// or another one started), or in an exact GET of its own, when the
+	// kernel's first READ of the file arrives at an offset past its start
+	// (cache.Reader.exact).
 	if stack := rec["stack"].(string); rec["op"] != "read" || !strings.Contains(stack, "fusefs.(*handle).Read") ||
-		!strings.Contains(stack, "faultstore.(*Store).ReadRange") {
+		!(strings.Contains(stack, "cache.(*blockCache).get") || strings.Contains(stack, "cache.(*Reader).exact")) {
 		t.Errorf("stuck line: op %v, stack\n%v", rec["op"], rec["stack"])
 	}
 	// The status line, once the read is 5s old.
