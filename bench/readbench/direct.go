@@ -8,9 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
 	"syscall"
-	"time"
 )
 
 // direct reads every regular file under dir with O_DIRECT, bypassing the
@@ -40,50 +38,15 @@ func direct(dir string, readers, bufSize int) (result, error) {
 		return result{}, fmt.Errorf("%s: no files to read", dir)
 	}
 	sort.Strings(paths)
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		total int64
-		errs  []error
-	)
-	work := make(chan string)
-	start := time.Now()
-	for range readers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// Anonymous memory is page-aligned, as O_DIRECT wants.
-			buf, err := syscall.Mmap(-1, 0, bufSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("buffer: %w", err))
-				mu.Unlock()
-				for range work {
-				}
-				return
-			}
-			defer syscall.Munmap(buf)
-			for p := range work {
-				n, err := readDirect(p, buf)
-				mu.Lock()
-				total += n
-				if err != nil {
-					errs = append(errs, err)
-				}
-				mu.Unlock()
-			}
-		}()
+	// Anonymous memory is page-aligned, as O_DIRECT wants.
+	newBuf := func() ([]byte, func(), error) {
+		buf, err := syscall.Mmap(-1, 0, bufSize, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+		if err != nil {
+			return nil, nil, fmt.Errorf("buffer: %w", err)
+		}
+		return buf, func() { syscall.Munmap(buf) }, nil
 	}
-	for _, p := range paths {
-		work <- p
-	}
-	close(work)
-	wg.Wait()
-	elapsed := time.Since(start)
-	if err := errors.Join(errs...); err != nil {
-		return result{}, err
-	}
-	return result{Bytes: total, Seconds: elapsed.Seconds()}, nil
+	return readFiles(paths, readers, newBuf, readDirect)
 }
 
 // readDirect reads path to its end with O_DIRECT into buf.
