@@ -281,3 +281,58 @@ func TestDiskQueueServes(t *testing.T) {
 	d.Resume()
 	waitBlocks(t, d, 8)
 }
+
+// TestDiskTierWindow: a sequential read whose blocks the disk tier holds
+// reads ahead no further than diskWindow; the same read of blocks that
+// must come from the store widens its window past it.
+func TestDiskTierWindow(t *testing.T) {
+	size := 64 * testBlock
+	dir := t.TempDir()
+	d, closeDisk := openDisk(t, dir)
+	f, data, o := newDataFixture(t, Config{Disk: d}, size)
+	readWhole(t, f.c, o)
+	waitBlocks(t, d, 64)
+	f.c.Close()
+	closeDisk()
+
+	cfg := Config{BlockSize: testBlock}
+	tests := []struct {
+		name   string
+		disk   bool
+		within bool // the window stays within diskWindow
+	}{
+		{"from disk", true, true},
+		{"from the store", false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cfg
+			if tc.disk {
+				d2, _ := openDisk(t, dir)
+				c.Disk = d2
+			}
+			c2 := New(f.fault, c)
+			defer c2.Close()
+			r := c2.Open("b", o)
+			defer r.Close()
+			var widest int64
+			buf := make([]byte, testBlock)
+			for off := int64(0); off < int64(size); off += testBlock {
+				n, err := r.ReadAt(context.Background(), buf, off)
+				if err != nil && err != io.EOF {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(buf[:n], data[off:off+int64(n)]) {
+					t.Fatalf("read at %d differs", off)
+				}
+				r.mu.Lock()
+				widest = max(widest, r.window)
+				r.mu.Unlock()
+			}
+			limit := diskWindow(c2.cfg)
+			if within := widest <= limit; within != tc.within {
+				t.Errorf("widest window %d, diskWindow %d: within is %v, want %v", widest, limit, within, tc.within)
+			}
+		})
+	}
+}

@@ -343,6 +343,9 @@ func (r *Reader) plan(off, end int64) (raFrom, raTo int64, earned, siblings bool
 	slack := max(r.window, 2*bs)
 	if off >= r.next-slack && off <= r.next+slack && (r.window > 0 || r.next > 0 || off == 0) {
 		r.window = min(max(2*r.window, bs), r.windowBound())
+		if nb := min(end, r.obj.size-1) / bs; r.c.data.onDisk(r.obj, nb, nb) {
+			r.window = min(r.window, diskWindow(r.c.cfg))
+		}
 		r.next = max(r.next, end)
 	} else {
 		r.window, r.ahead, r.next, r.runStart, r.dropped, r.starved = 0, 0, end, off, 0, 0
@@ -381,6 +384,17 @@ func (r *Reader) plan(off, end int64) (raFrom, raTo int64, earned, siblings bool
 	r.ahead = target
 	return from / bs, (target - 1) / bs, true, siblings
 }
+
+// diskWindow bounds the read-ahead of a run whose next block the disk
+// tier holds: its blocks come from the local disk in a millisecond, not
+// from S3 in tens, so a few runs in flight keep the disk busy (it reads
+// no faster with more than four readers), and every block of a wider
+// window is a buffer the pool fills and faults in for nothing. A run
+// that waits for its read-ahead would otherwise widen the window to
+// maxWindow: a 1 GiB re-read after a remount held 290 MiB (RSS) for it,
+// and 60 MiB within this bound, at the same speed and 0.06-0.26 CPU-s/GiB
+// less (docs/BENCHMARKS.md, seventh session).
+func diskWindow(cfg Config) int64 { return 4 * runBytes(cfg) }
 
 // startShare is the part of maxWindow a sequential run's read-ahead starts
 // bounded to: 64 MiB of the default 256 MiB.

@@ -2,10 +2,13 @@
 // of S3 seen from an EC2 host: every chunk of bytes is forwarded Delay late in
 // each direction (so a request/response round trip costs 2*Delay more) and
 // each direction of each connection is capped at Rate bytes per second, so
-// throughput has to come from many connections, as with S3.
+// throughput has to come from many connections, as with S3. --total-rate
+// caps all connections together, per direction, as the network interface
+// of an EC2 host does (its baseline bandwidth: 0.75-5 Gbit/s on common
+// instance sizes); by default there is no such cap.
 //
 //	delayline --target 127.0.0.1:7070 [--listen 127.0.0.1:0] [--delay 10ms]
-//	          [--rate 100MB] [--addr-file PATH]
+//	          [--rate 100MB] [--total-rate 0] [--addr-file PATH]
 //
 // It prints the address it listens on (one line, "127.0.0.1:PORT") on stdout
 // and, with --addr-file, writes it to that file once it accepts connections.
@@ -45,6 +48,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	target := fl.String("target", "", "loopback `address` to forward to (host:port, required)")
 	delay := fl.Duration("delay", 10*time.Millisecond, "added latency per direction")
 	rateS := fl.String("rate", "100MB", "cap per direction per connection in bytes/s (100MB = 100,000,000; 0 = none)")
+	totalS := fl.String("total-rate", "0", "cap per direction of all connections together in bytes/s (125MB = 1 Gbit/s; 0 = none)")
 	addrFile := fl.String("addr-file", "", "write the listening address to `path` once ready")
 	verbose := fl.Bool("v", false, "log every connection's end")
 	if err := fl.Parse(args); err != nil {
@@ -62,7 +66,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	rate, err := parseRate(*rateS)
 	if err != nil {
-		return err
+		return fmt.Errorf("--rate %w", err)
+	}
+	total, err := parseRate(*totalS)
+	if err != nil {
+		return fmt.Errorf("--total-rate %w", err)
 	}
 	for _, a := range []string{*listen, *target} {
 		if err := requireLoopback(a); err != nil {
@@ -97,7 +105,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	p := &Proxy{Target: *target, Delay: *delay, Rate: rate, Log: log}
+	p := &Proxy{Target: *target, Delay: *delay, Rate: rate, TotalRate: total, Log: log}
 	// SIGUSR1 logs the byte counts, so a benchmark can see how much a
 	// workload fetched (over-fetch by read-ahead shows up here).
 	usr1 := make(chan os.Signal, 1)
@@ -109,7 +117,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			log.Info("stats", "connections", conns, "bytes_to_target", up, "bytes_from_target", down)
 		}
 	}()
-	log.Info("delay line up", "listen", addr, "target", *target, "delay", *delay, "rate_bytes_per_s", rate)
+	log.Info("delay line up", "listen", addr, "target", *target, "delay", *delay, "rate_bytes_per_s", rate, "total_rate_bytes_per_s", total)
 	err = p.Serve(ctx, ln)
 	conns, up, down := p.Stats()
 	log.Info("delay line down", "connections", conns, "bytes_to_target", up, "bytes_from_target", down)
@@ -136,7 +144,7 @@ func parseRate(v string) (int64, error) {
 	}
 	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 	if err != nil || f < 0 {
-		return 0, fmt.Errorf("--rate %q: want bytes per second such as 100MB or 0", v)
+		return 0, fmt.Errorf("%q: want bytes per second such as 100MB or 0", v)
 	}
 	return int64(f * mult), nil
 }

@@ -14,13 +14,19 @@ import (
 
 // Proxy forwards every TCP connection it accepts to Target and gives the
 // path the shape of a long-haul network: each chunk of bytes read from one
-// side is written to the other Delay later, and each direction of each
-// connection carries at most Rate bytes per second.
+// side is written to the other Delay later, each direction of each
+// connection carries at most Rate bytes per second, and all connections
+// together carry at most TotalRate bytes per second in each direction (a
+// host's network interface, which every connection shares).
 type Proxy struct {
-	Target string
-	Delay  time.Duration
-	Rate   int64 // bytes per second per direction per connection; 0 = no cap
-	Log    *slog.Logger
+	Target    string
+	Delay     time.Duration
+	Rate      int64 // bytes per second per direction per connection; 0 = no cap
+	TotalRate int64 // bytes per second per direction, all connections together; 0 = no cap
+	Log       *slog.Logger
+
+	// The shared caps of TotalRate, one per direction; set by Serve.
+	totalUp, totalDown *sharedBucket
 
 	conns    atomic.Int64 // connections accepted so far
 	upload   atomic.Int64 // bytes client -> target
@@ -52,6 +58,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	p.totalUp, p.totalDown = newSharedBucket(p.TotalRate), newSharedBucket(p.TotalRate)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -107,8 +114,8 @@ func (p *Proxy) handle(ctx context.Context, client net.Conn) error {
 	defer stop()
 
 	errc := make(chan error, 2)
-	go func() { errc <- p.pipe(client, server, &p.upload) }()
-	go func() { errc <- p.pipe(server, client, &p.download) }()
+	go func() { errc <- p.pipe(client, server, &p.upload, p.totalUp) }()
+	go func() { errc <- p.pipe(server, client, &p.download, p.totalDown) }()
 	err1 := <-errc
 	if err1 != nil {
 		// One direction broke: the connection is dead, end the other
@@ -133,8 +140,9 @@ type chunk struct {
 // the rate cap allows and stamps each chunk with due = now+Delay; the writer
 // (this goroutine) writes each chunk at its due time, in order. Because the
 // queue holds many chunks, a chunk's delay overlaps with the ones before it:
-// the stream is late by Delay, not by Delay per chunk.
-func (p *Proxy) pipe(src, dst net.Conn, count *atomic.Int64) error {
+// the stream is late by Delay, not by Delay per chunk. total is the cap
+// this direction shares with every other connection.
+func (p *Proxy) pipe(src, dst net.Conn, count *atomic.Int64, total *sharedBucket) error {
 	inFlight := int64(minInFlight)
 	if bdp := 2 * p.Rate * int64(p.Delay) / int64(time.Second); bdp > inFlight {
 		inFlight = bdp
@@ -142,7 +150,7 @@ func (p *Proxy) pipe(src, dst net.Conn, count *atomic.Int64) error {
 	b := newBudget(inFlight)
 	// A chunk is at least a byte, so this many entries always fit the budget.
 	q := make(chan chunk, 1024)
-	go p.read(src, q, b)
+	go p.read(src, q, b, total)
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -185,7 +193,7 @@ func (p *Proxy) pipe(src, dst net.Conn, count *atomic.Int64) error {
 }
 
 // read fills q from src until src ends; it closes q.
-func (p *Proxy) read(src net.Conn, q chan<- chunk, b *budget) {
+func (p *Proxy) read(src net.Conn, q chan<- chunk, b *budget, total *sharedBucket) {
 	defer close(q)
 	tb := newTokenBucket(p.Rate)
 	for {
@@ -195,6 +203,7 @@ func (p *Proxy) read(src net.Conn, q chan<- chunk, b *budget) {
 		b.release(int64(chunkSize - n))
 		if n > 0 {
 			tb.wait(n)
+			total.wait(n)
 			q <- chunk{buf: buf, n: n, due: time.Now().Add(p.Delay)}
 		} else {
 			bufPool.Put(buf)
@@ -259,14 +268,53 @@ func newTokenBucket(rate int64) *tokenBucket {
 }
 
 func (t *tokenBucket) wait(n int) {
-	if t.rate <= 0 {
-		return
+	if d := t.take(time.Now(), n); d > 0 {
+		time.Sleep(d)
 	}
-	now := time.Now()
+}
+
+// take spends n bytes' tokens at now and returns how long the caller must
+// sleep to pay what it borrowed (0 if nothing). The debt stays on the
+// bucket, so whoever takes next waits for it too: takers are served in
+// the order they came, at the rate exactly.
+func (t *tokenBucket) take(now time.Time, n int) time.Duration {
+	if t.rate <= 0 {
+		return 0
+	}
 	t.tokens = min(t.burst, t.tokens+now.Sub(t.last).Seconds()*t.rate)
 	t.last = now
 	t.tokens -= float64(n)
-	if t.tokens < 0 {
-		time.Sleep(time.Duration(-t.tokens / t.rate * float64(time.Second)))
+	if t.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-t.tokens / t.rate * float64(time.Second))
+}
+
+// sharedBucket is a tokenBucket that every connection's reader of one
+// direction takes from: the cap of a host's network interface, which all
+// of its connections share. A nil one caps nothing.
+type sharedBucket struct {
+	mu sync.Mutex
+	tb *tokenBucket
+}
+
+func newSharedBucket(rate int64) *sharedBucket {
+	if rate <= 0 {
+		return nil
+	}
+	return &sharedBucket{tb: newTokenBucket(rate)}
+}
+
+// wait blocks until n more bytes fit under the shared cap. The lock is
+// held only to take the tokens, not for the sleep.
+func (s *sharedBucket) wait(n int) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	d := s.tb.take(time.Now(), n)
+	s.mu.Unlock()
+	if d > 0 {
+		time.Sleep(d)
 	}
 }

@@ -16,11 +16,18 @@ import (
 // startProxy runs a Proxy in front of target and returns its address.
 func startProxy(t testing.TB, target string, delay time.Duration, rate int64) (string, *Proxy) {
 	t.Helper()
+	p := &Proxy{Target: target, Delay: delay, Rate: rate}
+	return serve(t, p), p
+}
+
+// serve runs p on a loopback port until the test ends and returns its
+// address.
+func serve(t testing.TB, p *Proxy) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{Target: target, Delay: delay, Rate: rate}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Serve(ctx, ln) }()
@@ -30,7 +37,7 @@ func startProxy(t testing.TB, target string, delay time.Duration, rate int64) (s
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return ln.Addr().String(), p
+	return ln.Addr().String()
 }
 
 // startServer accepts connections and runs handle on each until the test ends.
@@ -217,6 +224,103 @@ func TestRateCap(t *testing.T) {
 				t.Errorf("proxy counted %d bytes, want %d", moved, size)
 			}
 		})
+	}
+}
+
+// TestTotalRateCap downloads on several connections at once through a
+// proxy whose connections are not capped one by one but together
+// (TotalRate): the aggregate rate must stay at the cap, and every
+// connection must get its share (none starved).
+func TestTotalRateCap(t *testing.T) {
+	const (
+		total = 40e6 // bytes per second, all connections
+		conns = 4
+		size  = 4 << 20 // per connection
+	)
+	payload := make([]byte, size)
+	target := startServer(t, func(c net.Conn) { c.Write(payload) })
+	p := &Proxy{Target: target, TotalRate: total}
+	a := serve(t, p)
+	var wg sync.WaitGroup
+	took := make([]time.Duration, conns)
+	start := time.Now()
+	for i := range conns {
+		c := dial(t, a)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if n, err := io.Copy(io.Discard, c); err != nil || n != size {
+				t.Errorf("connection %d read %d bytes, %v; want %d", i, n, err, size)
+			}
+			took[i] = time.Since(start)
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	got := float64(conns*size) / elapsed.Seconds()
+	if got > total*1.1 {
+		t.Errorf("aggregate %.1f MB/s, total cap is %.1f MB/s", got/1e6, total/1e6)
+	}
+	if got < total*0.4 {
+		t.Errorf("aggregate %.1f MB/s, want near the total cap %.1f MB/s", got/1e6, total/1e6)
+	}
+	// Shared fairly: no connection finishes before it had half the time
+	// the cap allows for its bytes alone at an equal share.
+	for i, d := range took {
+		if least := time.Duration(float64(size) / (total / conns) * 0.5 * float64(time.Second)); d < least {
+			t.Errorf("connection %d done after %v, want at least %v: it took more than its share", i, d, least)
+		}
+	}
+	if _, _, down := p.Stats(); down != conns*size {
+		t.Errorf("proxy counted %d bytes, want %d", down, conns*size)
+	}
+}
+
+// TestTokenBucketTake drives the token bucket with an injected clock: the
+// waits it asks for must add up to the bytes at the rate, whoever takes.
+func TestTokenBucketTake(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	type step struct {
+		at   time.Time
+		n    int
+		want time.Duration
+	}
+	tests := []struct {
+		name  string
+		rate  int64
+		steps []step
+	}{
+		{"no cap", 0, []step{{ms(0), 1 << 30, 0}}},
+		// 1 MB/s: the burst is 32 KiB (rate/250 is smaller), spent at once.
+		{"burst then debt", 1e6, []step{
+			{ms(0), 32 << 10, 0},
+			{ms(0), 1000, time.Millisecond},
+			// A second taker at the same instant waits for both debts.
+			{ms(0), 1000, 2 * time.Millisecond},
+			// 2 ms later the debt is paid.
+			{ms(2), 1000, time.Millisecond},
+		}},
+		{"idle refills only the burst", 1e6, []step{
+			{ms(0), 32 << 10, 0},
+			{ms(10_000), 32 << 10, 0},
+			{ms(10_000), 10_000, 10 * time.Millisecond},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := newTokenBucket(tc.rate)
+			tb.last = t0
+			for i, s := range tc.steps {
+				got := tb.take(s.at, s.n)
+				if d := got - s.want; d < -time.Microsecond || d > time.Microsecond {
+					t.Errorf("step %d: take(%d) waits %v, want %v", i, s.n, got, s.want)
+				}
+			}
+		})
+	}
+	if newSharedBucket(0) != nil {
+		t.Error("newSharedBucket(0) caps something; want nil (no cap)")
 	}
 }
 

@@ -15,6 +15,17 @@ import (
 // block boundary), each with one pread; parallel files at a time, taking
 // the files in the order given.
 func columnar(paths []string, parallel int, footer, chunk int64) (result, error) {
+	newBuf := func() ([]byte, func(), error) { return make([]byte, max(footer, chunk)), func() {}, nil }
+	return readFiles(paths, parallel, newBuf, func(p string, buf []byte) (int64, error) {
+		return readColumns(p, buf, footer, chunk)
+	})
+}
+
+// readFiles calls read on every path, parallel paths at a time in the
+// order given, each worker with a buffer of its own from newBuf (freed by
+// the func it returns), and times the whole: the bytes read, or every
+// error.
+func readFiles(paths []string, parallel int, newBuf func() ([]byte, func(), error), read func(path string, buf []byte) (int64, error)) (result, error) {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -23,13 +34,22 @@ func columnar(paths []string, parallel int, footer, chunk int64) (result, error)
 	)
 	work := make(chan string)
 	start := time.Now()
-	for w := 0; w < parallel; w++ {
+	for range parallel {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, max(footer, chunk))
+			buf, free, err := newBuf()
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				for range work { // the other workers take them
+				}
+				return
+			}
+			defer free()
 			for p := range work {
-				n, err := readColumns(p, buf, footer, chunk)
+				n, err := read(p, buf)
 				mu.Lock()
 				total += n
 				if err != nil {

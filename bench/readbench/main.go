@@ -7,6 +7,7 @@
 //	readbench random [--count 200] [--size 256KiB] [--seed 1] FILE
 //	readbench write [--size 1GiB] [--buffer 1MiB] [--seed 1] FILE
 //	readbench columnar [--parallel 8] [--footer 64KiB] [--chunk 512KiB] FILE...
+//	readbench direct [--readers 1] [--buffer 1MiB] DIR
 //
 //	seq     reads every FILE (or the LEN bytes at OFF) sequentially, all of
 //	        them at once, one goroutine each; --sha256 hashes while reading
@@ -21,6 +22,9 @@
 //	columnar reads each FILE as arrow and duckdb read Parquet: the last
 //	        --footer bytes, then two --chunk ranges at different offsets,
 //	        one pread each, --parallel files at a time in the order given
+//	direct  reads every regular file under DIR whole with O_DIRECT (past
+//	        the page cache), --readers files at a time: the disk's own
+//	        speed on the files of a disk cache
 //
 // It prints one JSON object: bytes, seconds, mib_s and, with --sha256, the
 // digests in argument order.
@@ -58,7 +62,7 @@ type result struct {
 
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: readbench seq|random [flags] FILE...")
+		return errors.New("usage: readbench seq|random|write|columnar|direct [flags] FILE...")
 	}
 	fl := flag.NewFlagSet("readbench "+args[0], flag.ContinueOnError)
 	fl.SetOutput(stderr)
@@ -141,8 +145,21 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if res, err = columnar(fl.Args(), *parallel, footer, chunk); err != nil {
 			return err
 		}
+	case "direct":
+		readers := fl.Int("readers", 1, "files read at a time")
+		bufS := fl.String("buffer", "1MiB", "bytes per read call (a multiple of 4 KiB)")
+		if err := fl.Parse(args[1:]); err != nil {
+			return err
+		}
+		bufSize, err := units.ParseSize(*bufS)
+		if err != nil || *readers < 1 || fl.NArg() != 1 {
+			return errors.New("direct: want one DIR, a positive --readers and a --buffer")
+		}
+		if res, err = direct(fl.Arg(0), *readers, int(bufSize)); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("unknown mode %q: want seq, random, write or columnar", args[0])
+		return fmt.Errorf("unknown mode %q: want seq, random, write, columnar or direct", args[0])
 	}
 	if res.Seconds > 0 {
 		res.MiBs = float64(res.Bytes) / (1 << 20) / res.Seconds

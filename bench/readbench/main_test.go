@@ -121,3 +121,50 @@ func TestWriteMode(t *testing.T) {
 		t.Errorf("write: %+v, file of %d bytes", res, len(data))
 	}
 }
+
+// TestDirectMode reads a tree of files, sizes on and off the 4 KiB
+// alignment, with O_DIRECT: every byte is counted once, whatever the
+// number of readers.
+func TestDirectMode(t *testing.T) {
+	dir := t.TempDir()
+	sizes := map[string]int{"a": 1 << 20, "b": (1 << 20) + 4096, "sub/c": 5000, "sub/d": 0, "sub/e/f": 3 << 20}
+	var want int64
+	for name, size := range sizes {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, make([]byte, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want += int64(size)
+	}
+	tests := []struct {
+		args []string
+		bad  bool
+	}{
+		{[]string{"direct", dir}, false},
+		{[]string{"direct", "--readers", "4", "--buffer", "256KiB", dir}, false},
+		{[]string{"direct", "--buffer", "1000", dir}, true},
+		{[]string{"direct", "--readers", "0", dir}, true},
+		{[]string{"direct", filepath.Join(dir, "sub", "e", "nothing")}, true},
+	}
+	for _, tc := range tests {
+		var out bytes.Buffer
+		err := run(tc.args, &out, io.Discard)
+		if (err != nil) != tc.bad {
+			t.Errorf("%v: error %v, want error %v", tc.args, err, tc.bad)
+			continue
+		}
+		if tc.bad {
+			continue
+		}
+		var res result
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			t.Fatal(err)
+		}
+		if res.Bytes != want || res.Seconds <= 0 {
+			t.Errorf("%v: %+v, want %d bytes", tc.args, res, want)
+		}
+	}
+}

@@ -131,6 +131,7 @@ type Meta struct {
 	Kernel         string            `json:"kernel"`
 	Delay          string            `json:"delay"`
 	Rate           string            `json:"rate"`
+	TotalRate      string            `json:"total_rate"` // all connections together; "" or "0": no cap
 	Commit         string            `json:"bucketfs_commit"`
 	Dirty          bool              `json:"bucketfs_dirty"`
 	Versions       map[string]string `json:"versions"`
@@ -142,7 +143,11 @@ func (m Meta) profileLabel() string {
 	if m.Delay == "" {
 		return m.Profile + " profile, no delay line"
 	}
-	return fmt.Sprintf("%s profile, %s each way, %s/s per connection", m.Profile, m.Delay, m.Rate)
+	label := fmt.Sprintf("%s profile, %s each way, %s/s per connection", m.Profile, m.Delay, m.Rate)
+	if m.TotalRate != "" && m.TotalRate != "0" {
+		label += fmt.Sprintf(", %s/s in all", m.TotalRate)
+	}
+	return label
 }
 
 // Sizes describes the data set of the run.

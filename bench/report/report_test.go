@@ -157,3 +157,20 @@ func TestChartData(t *testing.T) {
 		t.Errorf("chart data =\n%s\nwant\n%s", b.String(), want)
 	}
 }
+
+func TestProfileLabel(t *testing.T) {
+	tests := []struct {
+		meta Meta
+		want string
+	}{
+		{Meta{Profile: "full"}, "full profile, no delay line"},
+		{Meta{Profile: "full", Delay: "10ms", Rate: "100MB"}, "full profile, 10ms each way, 100MB/s per connection"},
+		{Meta{Profile: "full", Delay: "10ms", Rate: "100MB", TotalRate: "0"}, "full profile, 10ms each way, 100MB/s per connection"},
+		{Meta{Profile: "full", Delay: "10ms", Rate: "100MB", TotalRate: "125MB"}, "full profile, 10ms each way, 100MB/s per connection, 125MB/s in all"},
+	}
+	for _, tc := range tests {
+		if got := tc.meta.profileLabel(); got != tc.want {
+			t.Errorf("profileLabel(%+v) = %q, want %q", tc.meta, got, tc.want)
+		}
+	}
+}
