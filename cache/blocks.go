@@ -297,6 +297,11 @@ func (b *blockCache) stream(ctx context.Context, o object, run []blockKey) (int,
 	defer body.Close()
 	var pr io.Reader = &progressReader{r: body, t: stall, d: b.cfg.StallTimeout}
 	sums := b.summer(&pr)
+	var toDisk []kept // handed to the disk tier as one run when the GET ends
+	if b.cfg.Disk != nil && o.etag != "" {
+		toDisk = make([]kept, 0, len(run))
+		defer func() { b.keep(ctx, o, toDisk) }()
+	}
 	for i, k := range run {
 		data := b.pool.get(min(bs, o.size-k.idx*bs))
 		got, err := io.ReadFull(pr, data)
@@ -309,14 +314,11 @@ func (b *blockCache) stream(ctx context.Context, o object, run []blockKey) (int,
 			return i, stalled(err)
 		}
 		blk := newBlock(data)
-		if b.cfg.Disk != nil {
-			blk.refs.Add(1) // ours, until the disk tier has its own
+		if toDisk != nil {
+			blk.refs.Add(1) // the disk tier's (keep)
+			toDisk = append(toDisk, kept{idx: k.idx, blk: blk, sum: sums.Next()})
 		}
 		b.finish(run[i:i+1], blk, nil)
-		if b.cfg.Disk != nil {
-			b.keep(ctx, o, k.idx, blk, sums.Next())
-			blk.release(b.pool)
-		}
 	}
 	return len(run), nil
 }

@@ -90,22 +90,36 @@ func (b *blockCache) summer(r *io.Reader) *disk.SumReader {
 	return s
 }
 
-// keep hands a block just received, and its checksum (summer), to the
-// disk tier by reference: it takes a reference for the writers, released
-// once the block is written (or not queued), so the buffer is not reused
-// for another block while it waits in the queue. It runs once the block's
-// waiters have it: the disk tier may make this fetch wait for room, never
-// the reader of this block. blk must be held by the caller (the cache's
-// reference) while keep takes its own.
-func (b *blockCache) keep(ctx context.Context, o object, idx int64, blk *block, sum uint32) {
-	if b.cfg.Disk == nil || o.etag == "" || !blk.tryRetain() {
+// kept is a block just received, on its way to the disk tier.
+type kept struct {
+	idx int64
+	blk *block
+	sum uint32
+}
+
+// keep hands the blocks one GET brought, and their checksums (summer), to
+// the disk tier by reference, as one run (one file): the caller took a
+// reference on each for the tier, released once the block is written (or
+// not queued), so a buffer is not reused for another block while it
+// waits in the queue. It runs once the blocks' waiters have them: the
+// disk tier may make this fetch wait for room, never a reader of these
+// blocks. Until the GET ends its blocks are held within its share of the
+// in-flight budget, which the fetch releases only after.
+func (b *blockCache) keep(ctx context.Context, o object, run []kept) {
+	if len(run) == 0 {
 		return
 	}
-	// The body is not read while this waits: stay well inside the stall
-	// timeout, which would cut the transfer.
+	ks := make([]disk.Key, len(run))
+	datas := make([][]byte, len(run))
+	sums := make([]uint32, len(run))
+	for j, k := range run {
+		ks[j], datas[j], sums[j] = b.diskKey(o, k.idx), k.blk.data, k.sum
+	}
+	// Bounded well inside the stall timeout: a retry of the GET's rest
+	// waits behind this.
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.StallTimeout/2)
 	defer cancel()
-	b.cfg.Disk.PutSum(ctx, b.diskKey(o, idx), blk.data, sum, func() { blk.release(b.pool) })
+	b.cfg.Disk.PutRun(ctx, ks, datas, sums, func(j int) { run[j].blk.release(b.pool) })
 }
 
 // Landed puts the bytes of an object the mount just stored into the disk
@@ -123,19 +137,19 @@ func (c *Cache) Landed(bucket, key string, o store.Object, r io.ReaderAt) {
 	for idx := range ks {
 		ks[idx] = c.data.diskKey(obj, int64(idx))
 	}
-	buf := make([]byte, bs)
-	d.Land(ks, func(j int) ([]byte, bool) {
+	d.Land(ks, func(j int, dst []byte) ([]byte, bool) {
 		off := int64(j) * bs
 		n := min(bs, o.Size-off)
-		m, _ := r.ReadAt(buf[:n], off)
-		return buf[:n], int64(m) == n
+		m, _ := r.ReadAt(dst[:n], off)
+		return dst[:n], int64(m) == n
 	})
 }
 
 // DiskBytes bounds the memory the disk tier adds: its write queue holds
 // references to blocks, which keep their buffers from reuse after the
 // memory tier evicted them (at most the queue's bytes), and a GET waiting
-// for room in the queue holds one block beyond the receive bound. Call it on a Config
+// for room in the queue holds its run (within its in-flight budget) and
+// one block beyond the receive bound. Call it on a Config
 // with defaults applied (Cache.Config).
 func (c Config) DiskBytes() int64 {
 	if c.Disk == nil {

@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// BenchmarkBlockFiles measures what writing and reading back 1 MiB block
-// files costs, O_DIRECT against the page cache, as CPU seconds (user and
+// BenchmarkBlockFiles measures what writing and reading back 1 MiB blocks
+// costs, in files of one block or of a run of four (as a GET brings them),
+// O_DIRECT against the page cache, as CPU seconds (user and
 // system) per GiB: the figure a cold read with the tier on pays beside the
 // network's. The page cache is dropped before the reads when the
 // benchmark may (root): the reads then come from the disk. The files go
@@ -23,8 +24,12 @@ func BenchmarkBlockFiles(b *testing.B) {
 		data[i] = byte(i * 7)
 	}
 	sum := Sum(data)
-	for _, direct := range []bool{true, false} {
-		b.Run(fmt.Sprintf("direct=%v", direct), func(b *testing.B) {
+	for _, tc := range []struct {
+		direct bool
+		run    int
+	}{{true, 1}, {true, 4}, {false, 1}, {false, 4}} {
+		direct, run := tc.direct, tc.run
+		b.Run(fmt.Sprintf("direct=%v/run=%d", direct, run), func(b *testing.B) {
 			dir := b.TempDir()
 			if d := os.Getenv("BUCKETFS_DISK_BENCH_DIR"); d != "" {
 				var err error
@@ -42,8 +47,13 @@ func BenchmarkBlockFiles(b *testing.B) {
 			k := func(i int) Key { return Key{Bucket: "b", Object: "o", ETag: "e", BlockSize: bsize, Index: int64(i)} }
 			b.SetBytes(bsize)
 			c0 := cpu()
-			for i := range b.N {
-				c.write(k(i), data, sum)
+			for i := 0; i < b.N; i += run {
+				n := min(run, b.N-i)
+				ks, datas, sums := make([]Key, n), make([][]byte, n), make([]uint32, n)
+				for j := range n {
+					ks[j], datas[j], sums[j] = k(i+j), data, sum
+				}
+				c.write(ks, datas, sums)
 			}
 			wrote := cpu() - c0
 			b.StopTimer()

@@ -3,14 +3,17 @@
 // outlive the mount. The memory tier asks it on a miss (Get) and hands it
 // every block it fetched (Put, written in the background).
 //
-// One file per block, named by a hash of its key (bucket, key, ETag, block
-// size, block number) below a fan-out of 256 directories; each file holds a
-// header with the whole key and CRC-32C checksums, checked on every read,
-// and is written under a temporary name then renamed, so a block cut short
-// is never served. At start the index is rebuilt from the directory (names
-// and sizes only); least recently used blocks are evicted past the size
-// bound, the order surviving restarts through the files' modification
-// times. A full or failing disk (ENOSPC, EIO, a read-only file system)
+// One file per run of consecutive blocks of one object (the blocks one GET
+// brought, up to 4 MiB by default), named by a hash of (bucket, key, ETag,
+// block size), the first block's number and the count, below a fan-out of
+// 256 directories: one create, write and rename per run rather than per
+// block. Each block in a file has its own header with the whole key and
+// CRC-32C checksums, checked on every read (of one block: one preadv);
+// a file is written under a temporary name then renamed, so a run cut
+// short is never served, and a block that fails its checks drops its
+// whole file. At start the index is rebuilt from the directory (names and
+// sizes only); least recently used files are evicted past the size bound,
+// the order surviving restarts through the files' modification times. A full or failing disk (ENOSPC, EIO, a read-only file system)
 // turns the tier off for the rest of the mount: reads carry on from memory
 // and the store, never failing because of this cache.
 package disk
@@ -88,8 +91,9 @@ type Cache struct {
 	lock *os.File
 
 	mu    sync.Mutex
-	index map[id]*list.Element // of *entry
-	lru   *list.List           // front: most recently used
+	// index maps every block on disk to its file in lru.
+	index map[bid]*list.Element // of *entry
+	lru   *list.List            // of files; front: most recently used
 	used  int64
 	// queued, closed, congested and room guard Put's hand-off to the
 	// writers; room is closed (and replaced) whenever a writer frees some.
@@ -100,7 +104,7 @@ type Cache struct {
 	queue     chan item
 	wg        sync.WaitGroup
 	// pending holds the blocks on their way to a file (pending.go).
-	pending map[id]*onItsWay
+	pending map[bid]*onItsWay
 	resume  chan struct{} // closed: the writers may write (Config.Paused)
 
 	off     atomic.Pointer[string]
@@ -111,18 +115,22 @@ type Cache struct {
 	landWaits                                                       atomic.Int64 // Gets that waited for a block being landed
 }
 
+// entry is one file.
 type entry struct {
-	id      id
-	size    int64 // of the file, header included
+	f       fileID
+	size    int64 // of the file, headers included
 	touched time.Time
+	gone    bool // out of the index
 }
 
+// item is a run of blocks of one object queued for the writers.
 type item struct {
-	k    Key
-	i    id // k.id()
-	data []byte
-	sum  uint32 // Sum(data)
-	done func() // the writer is through with data; may be nil
+	ks    []Key
+	bids  []bid
+	datas [][]byte
+	sums  []uint32 // Sum(datas[j])
+	done  func(j int) // the writer is through with datas[j]; may be nil
+	bytes int64
 }
 
 // Open prepares the directory (refusing one that is not safe to serve
@@ -155,7 +163,7 @@ func Open(cfg Config) (c *Cache, warning string, err error) {
 	if err != nil {
 		return nil, "", err
 	}
-	c = &Cache{cfg: cfg, lock: lock, index: map[id]*list.Element{}, pending: map[id]*onItsWay{}, lru: list.New(), queue: make(chan item, 4096), room: make(chan struct{})}
+	c = &Cache{cfg: cfg, lock: lock, index: map[bid]*list.Element{}, pending: map[bid]*onItsWay{}, lru: list.New(), queue: make(chan item, 4096), room: make(chan struct{})}
 	c.direct.Store(true)
 	t0 := time.Now()
 	if err := c.load(); err != nil {
@@ -165,7 +173,7 @@ func Open(cfg Config) (c *Cache, warning string, err error) {
 	c.mu.Lock()
 	c.evict(0) // a limit lowered since the last mount
 	c.mu.Unlock()
-	cfg.Logger.Info("disk cache ready", "dir", cfg.Dir, "blocks", c.lru.Len(), "bytes", c.used, "limit", cfg.Limit, "indexed_in", time.Since(t0).Round(time.Millisecond))
+	cfg.Logger.Info("disk cache ready", "dir", cfg.Dir, "blocks", len(c.index), "files", c.lru.Len(), "bytes", c.used, "limit", cfg.Limit, "indexed_in", time.Since(t0).Round(time.Millisecond))
 	if fs := networkFS(cfg.Dir); fs != "" {
 		warning = fmt.Sprintf("disk cache directory %s is on a network file system (%s): reads from it are slow and other hosts may share it; use a local directory such as /var/tmp/bucketfs-$USER", cfg.Dir, fs)
 	} else if free, ok := freeBytes(cfg.Dir); ok && free+c.used < cfg.Limit {
@@ -182,9 +190,10 @@ func Open(cfg Config) (c *Cache, warning string, err error) {
 	return c, warning, nil
 }
 
-// load indexes the block files in the directory, oldest first, and removes
-// the temporary files of writes an earlier mount did not finish. It reads
-// names and sizes only, four directories at a time.
+// load indexes the files in the directory, oldest first, and removes the
+// temporary files of writes an earlier mount did not finish and the files
+// of an earlier format. It reads names and sizes only, four directories at
+// a time.
 func (c *Cache) load() error {
 	tops, err := os.ReadDir(c.cfg.Dir)
 	if err != nil {
@@ -193,6 +202,7 @@ func (c *Cache) load() error {
 	var (
 		mu   sync.Mutex
 		es   []*entry
+		old  int
 		errs []error
 		wg   sync.WaitGroup
 		sem  = make(chan struct{}, 4)
@@ -205,9 +215,10 @@ func (c *Cache) load() error {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			got, err := loadDir(filepath.Join(c.cfg.Dir, t.Name()), t.Name())
+			got, n, err := loadDir(filepath.Join(c.cfg.Dir, t.Name()), t.Name())
 			mu.Lock()
 			es = append(es, got...)
+			old += n
 			if err != nil {
 				errs = append(errs, err)
 			}
@@ -218,40 +229,75 @@ func (c *Cache) load() error {
 	if len(errs) > 0 {
 		return errs[0]
 	}
+	if old > 0 {
+		c.cfg.Logger.Info("disk cache: removed the block files of an earlier bucketfs (another format)", "dir", c.cfg.Dir, "files", old)
+	}
 	sortByTouched(es)
 	for _, e := range es {
-		c.index[e.id] = c.lru.PushFront(e)
-		c.used += e.size
+		if c.claimed(e.f) {
+			// Two files holding one block: never two answers. The
+			// writers never make such a pair; keep the older.
+			_ = os.Remove(e.f.path(c.cfg.Dir))
+			continue
+		}
+		c.add(e)
 	}
 	return nil
 }
 
-// loadDir reads one fan-out directory.
-func loadDir(sub, prefix string) ([]*entry, error) {
+// claimed says whether a block of f is indexed. Callers hold c.mu (or
+// are alone, at load).
+func (c *Cache) claimed(f fileID) bool {
+	for j := range f.n {
+		if _, ok := c.index[bid{o: f.o, idx: f.first + j}]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// add indexes the file e as the most recently used. Callers hold c.mu.
+func (c *Cache) add(e *entry) {
+	el := c.lru.PushFront(e)
+	for j := range e.f.n {
+		c.index[bid{o: e.f.o, idx: e.f.first + j}] = el
+	}
+	c.used += e.size
+}
+
+// loadDir reads one fan-out directory; old counts the files of an
+// earlier format it removed.
+func loadDir(sub, prefix string) (es []*entry, old int, err error) {
 	files, err := os.ReadDir(sub)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	es := make([]*entry, 0, len(files))
-	for _, f := range files {
-		name := f.Name()
+	es = make([]*entry, 0, len(files))
+	for _, fe := range files {
+		name := fe.Name()
 		if base, _, tmp := strings.Cut(name, ".tmp"); tmp {
-			if _, ok := parseID(base); ok {
+			if _, ok := parseName(base); ok || oldName(base) {
 				_ = os.Remove(filepath.Join(sub, name))
 			}
 			continue
 		}
-		i, ok := parseID(name)
-		if !ok || !strings.HasPrefix(name, prefix) {
+		if oldName(name) {
+			if os.Remove(filepath.Join(sub, name)) == nil {
+				old++
+			}
 			continue
 		}
-		fi, err := f.Info()
+		f, ok := parseName(name)
+		if !ok || f.fanout() != prefix {
+			continue
+		}
+		fi, err := fe.Info()
 		if err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
-		es = append(es, &entry{id: i, size: fi.Size(), touched: fi.ModTime()})
+		es = append(es, &entry{f: f, size: fi.Size(), touched: fi.ModTime()})
 	}
-	return es, nil
+	return es, old, nil
 }
 
 // isFanout says whether s names one of the 256 directories ("00".."ff").
@@ -283,19 +329,27 @@ func (c *Cache) GetInto(k Key, dst []byte) ([]byte, bool) {
 	if c.off.Load() != nil || k.ETag == "" {
 		return nil, false
 	}
-	i := k.id()
-	if data, ok := c.onItsWayInto(i, dst); ok {
-		c.hits.Add(1)
-		c.bytesRead.Add(int64(len(data)))
-		return data, true
-	}
+	b := k.bid()
 	now := c.cfg.Now()
 	c.mu.Lock()
-	el, ok := c.index[i]
+	if p, ok := c.pending[b]; ok {
+		if data, ok := c.queuedLocked(p, dst); ok {
+			c.mu.Unlock()
+			c.hits.Add(1)
+			c.bytesRead.Add(int64(len(data)))
+			return data, true
+		}
+		c.landWaits.Add(1)
+		c.mu.Unlock()
+		c.waitLanded(p)
+		c.mu.Lock()
+	}
+	el, ok := c.index[b]
+	var e *entry
 	touch := false
 	if ok {
 		c.lru.MoveToFront(el)
-		e := el.Value.(*entry)
+		e = el.Value.(*entry)
 		if now.Sub(e.touched) > touchEvery {
 			e.touched, touch = now, true
 		}
@@ -305,21 +359,23 @@ func (c *Cache) GetInto(k Key, dst []byte) ([]byte, bool) {
 		c.misses.Add(1)
 		return nil, false
 	}
-	p := i.path(c.cfg.Dir)
-	data, err := c.readFile(p, k, dst)
+	p := e.f.path(c.cfg.Dir)
+	data, err := c.readFile(p, e.f, k, dst)
 	if err != nil {
 		c.misses.Add(1)
 		switch {
 		case errors.Is(err, errCorrupt):
 			c.errs.Add(1)
-			c.drop(i, p)
+			c.drop(el, p)
 			if c.corrupt.CompareAndSwap(false, true) {
-				c.cfg.Logger.Warn("disk cache: dropped a corrupt block file; it is fetched again (further ones are logged at debug level)", "file", p, "err", err)
+				c.cfg.Logger.Warn("disk cache: dropped a corrupt block file; its blocks are fetched again (further ones are logged at debug level)", "file", p, "err", err)
 			} else {
 				c.cfg.Logger.Debug("disk cache: dropped a corrupt block file", "file", p, "err", err)
 			}
 		case errors.Is(err, os.ErrNotExist):
-			c.forget(i)
+			c.mu.Lock()
+			c.forgetLocked(el)
+			c.mu.Unlock()
 		default:
 			c.errs.Add(1)
 			c.fail(err)
@@ -339,33 +395,54 @@ func (c *Cache) Put(ctx context.Context, k Key, data []byte, done func()) {
 	c.PutSum(ctx, k, data, Sum(data), done)
 }
 
-// PutSum hands block k to the writers by reference, with sum, its
-// checksum (Sum: a SumReader computes it as the bytes arrive, while they
-// are still in the CPU's cache; a pass over them later reads them from
-// memory again). A wrong sum only makes the block fail its check when
-// read: it is never served. The caller must not change or reuse data
-// until done runs (once: after the block is written, or at once when it
-// is not queued; done may be nil). When the queue is full it waits for
-// room, for at most PutWait or until ctx ends (the caller's bound): a
-// disk a little slower than the network slows the fetch that called it
-// (never a reader's own block, which the caller hands out first) rather
-// than losing blocks. A wait that runs out marks the disk congested:
-// until the queue has drained to half, blocks are dropped (counted) at
-// once. With the tier off nothing is kept. Blocks of objects without an
-// ETag are never kept: nothing could tell, after a restart, that the
-// object did not change.
+// PutSum is PutRun of one block.
 func (c *Cache) PutSum(ctx context.Context, k Key, data []byte, sum uint32, done func()) {
-	queued := false
+	var d func(int)
+	if done != nil {
+		d = func(int) { done() }
+	}
+	c.PutRun(ctx, []Key{k}, [][]byte{data}, []uint32{sum}, d)
+}
+
+// PutRun hands blocks ks of one object (in order, as a GET brought them;
+// written as one file where they are consecutive) to the writers by
+// reference, with datas their bytes and sums their checksums (Sum: a
+// SumReader computes them as the bytes arrive, while they are still in the
+// CPU's cache; a pass over them later reads them from memory again). A
+// wrong sum only makes the block fail its check when read: it is never
+// served. The caller must not change or reuse datas[j] until done(j) runs
+// (once per block: after it is written, or at once when it is not queued;
+// done may be nil). Blocks the tier holds or is writing already are not
+// queued again. When the queue is full it waits for room, for at most
+// PutWait or until ctx ends (the caller's bound): a disk a little slower
+// than the network slows the fetch that called it (never a reader's own
+// block, which the caller hands out first) rather than losing blocks. A
+// wait that runs out marks the disk congested: until the queue has
+// drained to half, blocks are dropped (counted) at once. With the tier
+// off nothing is kept. Blocks of objects without an ETag are never kept:
+// nothing could tell, after a restart, that the object did not change.
+func (c *Cache) PutRun(ctx context.Context, ks []Key, datas [][]byte, sums []uint32, done func(j int)) {
+	var mine []int // the blocks queued
 	defer func() {
-		if !queued && done != nil {
-			done()
+		if done == nil {
+			return
+		}
+		for j, m := 0, 0; j < len(ks); j++ {
+			if m < len(mine) && mine[m] == j {
+				m++
+				continue
+			}
+			done(j)
 		}
 	}()
-	if c.off.Load() != nil || k.ETag == "" || len(data) == 0 {
+	if c.off.Load() != nil || len(ks) == 0 || ks[0].ETag == "" {
 		return
 	}
-	i := k.id()
-	n := int64(len(data))
+	bids := make([]bid, len(ks))
+	o := ks[0].oid()
+	for j, k := range ks {
+		bids[j] = bid{o: o, idx: k.Index}
+	}
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -373,28 +450,51 @@ func (c *Cache) PutSum(ctx context.Context, k Key, data []byte, sum uint32, done
 		}
 	}()
 	for {
+		var n int64
+		mine = mine[:0]
 		c.mu.Lock()
-		_, held := c.index[i]
-		_, coming := c.pending[i]
-		if held || coming || c.closed {
+		if c.closed {
 			c.mu.Unlock()
 			return
 		}
-		if c.queued+n <= c.cfg.QueueBytes {
+		for j, b := range bids {
+			_, held := c.index[b]
+			_, coming := c.pending[b]
+			if !held && !coming && len(datas[j]) > 0 {
+				mine = append(mine, j)
+				n += int64(len(datas[j]))
+			}
+		}
+		if len(mine) == 0 {
+			c.mu.Unlock()
+			return
+		}
+		if c.queued+n <= c.cfg.QueueBytes || c.queued == 0 {
+			it := item{ks: make([]Key, len(mine)), bids: make([]bid, len(mine)), datas: make([][]byte, len(mine)), sums: make([]uint32, len(mine)), bytes: n}
+			for m, j := range mine {
+				it.ks[m], it.bids[m], it.datas[m], it.sums[m] = ks[j], bids[j], datas[j], sums[j]
+			}
+			if done != nil {
+				idx := slices.Clone(mine)
+				it.done = func(m int) { done(idx[m]) }
+			}
 			select {
-			case c.queue <- item{k: k, i: i, data: data, sum: sum, done: done}:
+			case c.queue <- it:
 				c.queued += n
-				c.pending[i] = &onItsWay{data: data, done: make(chan struct{})}
-				queued = true
+				for m, b := range it.bids {
+					c.pending[b] = &onItsWay{data: it.datas[m], done: make(chan struct{})}
+				}
 			default:
-				c.dropped.Add(1)
+				c.dropped.Add(int64(len(mine)))
+				mine = mine[:0]
 			}
 			c.mu.Unlock()
 			return
 		}
 		if c.congested {
 			c.mu.Unlock()
-			c.dropped.Add(1)
+			c.dropped.Add(int64(len(mine)))
+			mine = mine[:0]
 			return
 		}
 		room := c.room
@@ -412,14 +512,15 @@ func (c *Cache) PutSum(ctx context.Context, k Key, data []byte, sum uint32, done
 		c.congested = true
 		c.mu.Unlock()
 		c.cfg.Logger.Debug("disk cache: the disk is slower than the network; blocks are dropped until the queue drains", "dir", c.cfg.Dir)
-		c.dropped.Add(1)
+		c.dropped.Add(int64(len(mine)))
+		mine = mine[:0]
 		return
 	}
 }
 
 // PutNow writes block k before it returns (Land of one block).
 func (c *Cache) PutNow(k Key, data []byte) {
-	c.Land([]Key{k}, func(int) ([]byte, bool) { return data, true })
+	c.Land([]Key{k}, func(int, []byte) ([]byte, bool) { return data, true })
 }
 
 // Resume lets the writers of a tier opened Paused write.
@@ -437,12 +538,14 @@ func (c *Cache) writer() {
 	defer c.wg.Done()
 	<-c.resume
 	for it := range c.queue {
-		c.write(it.k, it.data, it.sum)
+		c.writeRun(it.ks, it.datas, it.sums)
 		c.mu.Lock()
 		// Out of pending before the bytes are let go: a Get copies
 		// them under c.mu.
-		c.writtenLocked(it.i)
-		c.queued -= int64(len(it.data))
+		for _, b := range it.bids {
+			c.writtenLocked(b)
+		}
+		c.queued -= it.bytes
 		if c.queued <= c.cfg.QueueBytes/2 {
 			c.congested = false
 		}
@@ -450,49 +553,76 @@ func (c *Cache) writer() {
 		c.room = make(chan struct{})
 		c.mu.Unlock()
 		if it.done != nil {
-			it.done()
+			for m := range it.ks {
+				it.done(m)
+			}
 		}
 	}
 }
 
-// write stores one block file: room first (evicting), then a temporary
-// file renamed into place, then the index.
-func (c *Cache) write(k Key, data []byte, sum uint32) {
+// writeRun stores blocks ks of one object, in files of consecutive
+// blocks: a file ends where the numbers jump, after a block shorter than
+// BlockSize (the object's last) and at maxRun blocks.
+func (c *Cache) writeRun(ks []Key, datas [][]byte, sums []uint32) {
+	for len(ks) > 0 {
+		n := 1
+		for n < len(ks) && n < maxRun && ks[n].Index == ks[n-1].Index+1 && int64(len(datas[n-1])) == ks[n-1].BlockSize {
+			n++
+		}
+		c.write(ks[:n], datas[:n], sums[:n])
+		ks, datas, sums = ks[n:], datas[n:], sums[n:]
+	}
+}
+
+// write stores consecutive blocks ks as one file: room first (evicting),
+// then a temporary file renamed into place, then the index. Blocks the
+// index holds already are left out (the file is split around them), so
+// no block is in two files.
+func (c *Cache) write(ks []Key, datas [][]byte, sums []uint32) {
 	if c.off.Load() != nil {
 		return
 	}
-	i := k.id()
-	size := fileSize(int64(len(data)))
-	if size > c.cfg.Limit {
-		return
+	f := ks[0].file(int64(len(ks)))
+	var size, n int64
+	for _, d := range datas {
+		size += fileSize(int64(len(d)))
+		n += int64(len(d))
 	}
 	c.mu.Lock()
-	if _, ok := c.index[i]; ok {
+	for j := range ks {
+		if _, ok := c.index[bid{o: f.o, idx: f.first + int64(j)}]; ok {
+			c.mu.Unlock()
+			if j > 0 {
+				c.write(ks[:j], datas[:j], sums[:j])
+			}
+			if j+1 < len(ks) {
+				c.write(ks[j+1:], datas[j+1:], sums[j+1:])
+			}
+			return
+		}
+	}
+	if size > c.cfg.Limit {
 		c.mu.Unlock()
 		return
 	}
 	c.evict(size)
 	c.used += size // reserved while the file is written
 	c.mu.Unlock()
-	p := i.path(c.cfg.Dir)
-	err := c.writeFile(p, k, data, sum)
+	p := f.path(c.cfg.Dir)
+	err := c.writeFile(p, ks, datas, sums)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.used -= size
 	if err != nil {
-		c.used -= size
 		c.errs.Add(1)
 		c.failLocked(err)
 		return
 	}
-	if _, ok := c.index[i]; ok {
-		c.used -= size
-		return
-	}
-	c.index[i] = c.lru.PushFront(&entry{id: i, size: size, touched: c.cfg.Now()})
-	c.bytesWritten.Add(int64(len(data)))
+	c.add(&entry{f: f, size: size, touched: c.cfg.Now()})
+	c.bytesWritten.Add(n)
 }
 
-// evict removes least recently used blocks until size more bytes fit.
+// evict removes least recently used files until size more bytes fit.
 // Callers hold c.mu.
 func (c *Cache) evict(size int64) {
 	for c.used+size > c.cfg.Limit {
@@ -501,38 +631,43 @@ func (c *Cache) evict(size int64) {
 			return
 		}
 		e := el.Value.(*entry)
-		c.lru.Remove(el)
-		delete(c.index, e.id)
-		c.used -= e.size
-		c.evictions.Add(1)
-		if err := os.Remove(e.id.path(c.cfg.Dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.forgetLocked(el)
+		c.evictions.Add(e.f.n)
+		if err := os.Remove(e.f.path(c.cfg.Dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			c.failLocked(err)
 		}
 	}
 }
 
-// drop removes a block file that failed its checks.
-func (c *Cache) drop(i id, p string) {
+// drop removes a file that failed its checks, and all its blocks.
+func (c *Cache) drop(el *list.Element, p string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.forgetLocked(i)
+	if el.Value.(*entry).gone {
+		return // dropped, or evicted, since it was read
+	}
+	c.forgetLocked(el)
 	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 		c.failLocked(err)
 	}
 }
 
-func (c *Cache) forget(i id) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.forgetLocked(i)
-}
-
-func (c *Cache) forgetLocked(i id) {
-	if el, ok := c.index[i]; ok {
-		c.lru.Remove(el)
-		delete(c.index, i)
-		c.used -= el.Value.(*entry).size
+// forgetLocked takes a file and its blocks out of the index. Callers hold
+// c.mu.
+func (c *Cache) forgetLocked(el *list.Element) {
+	e := el.Value.(*entry)
+	if e.gone {
+		return
 	}
+	e.gone = true
+	for j := range e.f.n {
+		b := bid{o: e.f.o, idx: e.f.first + j}
+		if c.index[b] == el {
+			delete(c.index, b)
+		}
+	}
+	c.lru.Remove(el)
+	c.used -= e.size
 }
 
 func (c *Cache) fail(err error) {
@@ -564,7 +699,7 @@ func (c *Cache) failLocked(err error) {
 // Stats returns the counters.
 func (c *Cache) Stats() Stats {
 	c.mu.Lock()
-	blocks, used := int64(c.lru.Len()), c.used
+	blocks, used := int64(len(c.index)), c.used
 	c.mu.Unlock()
 	s := Stats{
 		Hits: c.hits.Load(), Misses: c.misses.Load(),

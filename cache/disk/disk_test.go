@@ -135,7 +135,7 @@ func TestNoETagNotKept(t *testing.T) {
 // TestDamage damages a block file between two mounts: every damage is
 // caught, the file removed, the block a miss.
 func TestDamage(t *testing.T) {
-	other := key("other", 5).id().path("")
+	other := key("other", 5).file(1).path("")
 	for _, tc := range []struct {
 		name   string
 		damage func(t *testing.T, p string)
@@ -173,7 +173,7 @@ func TestDamage(t *testing.T) {
 			c.Put(context.Background(), key("other", 5), block(4, bs), nil)
 			settle(t, c, 2)
 			c.Close(context.Background())
-			p := key("k", 0).id().path(dir)
+			p := key("k", 0).file(1).path(dir)
 			tc.damage(t, p)
 
 			c = open(t, Config{Dir: dir})
@@ -286,7 +286,7 @@ func TestLeftovers(t *testing.T) {
 	}
 	c.PutNow(key("k", 0), block(1, bs))
 	c.Close(context.Background())
-	p := key("k", 1).id().path(dir)
+	p := key("k", 1).file(1).path(dir)
 	tmp := p + ".tmp7"                            // a write killed before its rename
 	mine := filepath.Join(dir, "00", "notes.txt") // not ours: left alone
 	os.MkdirAll(filepath.Dir(tmp), 0o700)
@@ -336,12 +336,12 @@ func TestRefusedDirectories(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "blocks")
 	c := open(t, Config{Dir: dir})
 	c.PutNow(key("k", 0), block(1, bs))
-	for _, p := range []string{dir, filepath.Dir(dir), filepath.Dir(key("k", 0).id().path(dir))} {
+	for _, p := range []string{dir, filepath.Dir(dir), filepath.Dir(key("k", 0).file(1).path(dir))} {
 		if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o700 {
 			t.Errorf("%s: mode %v", p, fi.Mode())
 		}
 	}
-	if fi, _ := os.Stat(key("k", 0).id().path(dir)); fi.Mode().Perm() != 0o600 {
+	if fi, _ := os.Stat(key("k", 0).file(1).path(dir)); fi.Mode().Perm() != 0o600 {
 		t.Errorf("block file mode %v", fi.Mode())
 	}
 }
@@ -497,7 +497,7 @@ func TestIndex100k(t *testing.T) {
 // fill makes n small block files (the index reads names and sizes only).
 func fill(tb testing.TB, dir string, n int) {
 	for i := range n {
-		p := key("k", int64(i)).id().path(dir)
+		p := key("k", int64(i)).file(1).path(dir)
 		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
 			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 				tb.Fatal(err)

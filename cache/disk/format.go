@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"path/filepath"
+	"strconv"
+	"strings"
 )
 
 // Key names one block of one version of one object, exactly as the memory
@@ -19,12 +22,15 @@ type Key struct {
 	BlockSize, Index     int64
 }
 
-// id is the name of a block's file: the first 16 bytes of the SHA-256 of
-// its key. The file's header holds the whole key, checked on every read,
-// so even a collision could not serve another block.
-type id [16]byte
+// oid names one version of one object at one block size: the first 16
+// bytes of the SHA-256 of (bucket, key, ETag, block size). A block is an
+// oid and its number (bid); a file holds a run of consecutive blocks of
+// one oid (fileID). Every block's header in the file holds the whole key,
+// checked on every read, so even a collision could not serve another
+// block.
+type oid [16]byte
 
-func (k Key) id() id {
+func (k Key) oid() oid {
 	h := sha256.New()
 	var n [8]byte
 	for _, s := range []string{k.Bucket, k.Object, k.ETag} {
@@ -34,40 +40,86 @@ func (k Key) id() id {
 	}
 	binary.BigEndian.PutUint64(n[:], uint64(k.BlockSize))
 	h.Write(n[:])
-	binary.BigEndian.PutUint64(n[:], uint64(k.Index))
-	h.Write(n[:])
-	var i id
-	copy(i[:], h.Sum(nil))
-	return i
+	var o oid
+	copy(o[:], h.Sum(nil))
+	return o
 }
 
-func (i id) String() string { return hex.EncodeToString(i[:]) }
-
-// path is where the block lives below dir: a fan-out of 256 directories
-// named by the first byte, so no directory grows past a few thousand
-// files at the sizes a local disk holds.
-func (i id) path(dir string) string {
-	s := i.String()
-	return filepath.Join(dir, s[:2], s)
+// bid names one block: what the index and the blocks on their way are
+// keyed by.
+type bid struct {
+	o   oid
+	idx int64
 }
 
-// parseID reads a block file's name back; ok is false for any other name.
-func parseID(name string) (i id, ok bool) {
-	if len(name) != 2*len(i) {
-		return i, false
+func (k Key) bid() bid { return bid{o: k.oid(), idx: k.Index} }
+
+// fileID names a file: n consecutive blocks of o from first on. Its name
+// says all of it, so the index is rebuilt from names alone.
+type fileID struct {
+	o        oid
+	first, n int64
+}
+
+// file is the file that holds k and the n-1 blocks after it.
+func (k Key) file(n int64) fileID { return fileID{o: k.oid(), first: k.Index, n: n} }
+
+// maxRun is the most blocks one file holds (a GET brings 4 by default).
+const maxRun = 64
+
+// name is "OID-FIRST-N", the oid in hex, the numbers in decimal.
+func (f fileID) name() string {
+	return hex.EncodeToString(f.o[:]) + "-" + strconv.FormatInt(f.first, 10) + "-" + strconv.FormatInt(f.n, 10)
+}
+
+// fanout is the directory of the file: one of 256, named by a byte of its
+// oid mixed with its first block, so that neither many objects nor the
+// runs of one large object crowd one directory.
+func (f fileID) fanout() string {
+	return hex.EncodeToString([]byte{f.o[0] ^ byte(f.first) ^ byte(f.first>>8)})
+}
+
+// path is where the file lives below dir.
+func (f fileID) path(dir string) string { return filepath.Join(dir, f.fanout(), f.name()) }
+
+// parseName reads a file's name back; ok is false for any other name.
+func parseName(name string) (f fileID, ok bool) {
+	h, rest, ok1 := strings.Cut(name, "-")
+	a, b, ok2 := strings.Cut(rest, "-")
+	if !ok1 || !ok2 || len(h) != 2*len(f.o) {
+		return f, false
 	}
-	if _, err := hex.Decode(i[:], []byte(name)); err != nil {
-		return i, false
+	if _, err := hex.Decode(f.o[:], []byte(h)); err != nil {
+		return f, false
 	}
-	return i, hex.EncodeToString(i[:]) == name // lower case only
+	var err1, err2 error
+	f.first, err1 = strconv.ParseInt(a, 10, 64)
+	f.n, err2 = strconv.ParseInt(b, 10, 64)
+	if err1 != nil || err2 != nil || f.first < 0 || f.n < 1 || f.n > maxRun || f.first > math.MaxInt64-f.n {
+		return f, false
+	}
+	return f, f.name() == name // one spelling only
 }
 
-// A block file is a header page, then the block's bytes, padded with
-// zeros to a whole number of pages, so that both can be written and read
-// with O_DIRECT (io.go) in one system call, straight from and into the
-// block's buffer:
+// oldName says whether name is a block file of format 1 or 2 (one block
+// per file, named by 32 hex digits): a later mount removes them.
+func oldName(name string) bool {
+	if len(name) != 32 {
+		return false
+	}
+	var b [16]byte
+	_, err := hex.Decode(b[:], []byte(name))
+	return err == nil && hex.EncodeToString(b[:]) == name
+}
+
+// A file is, for each of its blocks in order, a header page, then the
+// block's bytes, padded with zeros to a whole number of pages, so that a
+// file can be written, and one block of it read, with O_DIRECT (io.go) in
+// one system call, straight from and into the blocks' buffers. Every block
+// but the last of its object is BlockSize long, so block j of a file
+// starts at j * stride(BlockSize). A block's header:
 //
-//	magic    "BFSBLK2\n" (8 bytes; the 2 is the format version)
+//	magic    "BFSBLK3\n" (8 bytes; the 3 is the format version)
 //	size     uint64: the block's length in bytes
 //	bsize    uint64: block size
 //	index    uint64: block number
@@ -77,14 +129,16 @@ func parseID(name string) (i id, ok bool) {
 //	hdrcrc   uint32: CRC-32C of the header before it
 //	zeros    to the end of the page (page bytes)
 //
-// Integers are big-endian. A file is valid only if it is exactly as long
-// as its header says (page + size rounded up to a page), both checksums
-// match and the key is the one asked for: a write cut short (kill -9, a
-// full disk) or a flipped byte is dropped, never served. The padding is
-// not checked: it is never served.
+// Integers are big-endian. A block is served only if its file is as long
+// as its name and the block's header say (the blocks before the last
+// whole, the last's header page + its size rounded up to a page), both
+// checksums match and the key is the one asked for: a write cut short
+// (kill -9, a full disk) or a flipped byte drops the file, never served.
+// The padding is not checked: it is never served.
 const (
-	magic   = "BFSBLK2\n"
+	magic   = "BFSBLK3\n"
 	magicV1 = "BFSBLK1\n" // one header of any length, then the bytes
+	magicV2 = "BFSBLK2\n" // one block per file
 	// page is the header's length, the data's offset and the unit files
 	// are padded to: the alignment O_DIRECT asks for on any local disk.
 	page = 4096
@@ -124,6 +178,9 @@ func padded(n int64) int64 { return (n + page - 1) / page * page }
 // fileSize is the length of a valid file holding a block of n bytes.
 func fileSize(n int64) int64 { return page + padded(n) }
 
+// stride is the room a whole block of bsize bytes takes in a file.
+func stride(bsize int64) int64 { return page + padded(bsize) }
+
 // putHeader writes the header of a block of key k of n bytes whose
 // checksum is sum into hdr
 // (page bytes, zeroed past the header). A key too long for one page (S3
@@ -161,8 +218,8 @@ type parsed struct {
 // parseHeader checks the header at the start of b against k.
 func parseHeader(b []byte, k Key) (parsed, error) {
 	fixed := len(magic) + 3*8 + 3*2
-	if len(b) >= len(magicV1) && string(b[:len(magicV1)]) == magicV1 {
-		return parsed{}, fmt.Errorf("%w: written by an earlier bucketfs (format 1)", errCorrupt)
+	if len(b) >= len(magic) && (string(b[:len(magic)]) == magicV1 || string(b[:len(magic)]) == magicV2) {
+		return parsed{}, fmt.Errorf("%w: written by an earlier bucketfs (format %c)", errCorrupt, b[len(magic)-2])
 	}
 	if len(b) < fixed || string(b[:len(magic)]) != magic {
 		return parsed{}, fmt.Errorf("%w: no header", errCorrupt)

@@ -21,8 +21,9 @@ import (
 // (fio, docs/BENCHMARKS.md). The tier keeps its own hot blocks in memory,
 // so the page cache would only hold a second copy of them.
 //
-// One system call moves a whole file: pwritev/preadv of the header page
-// and the block's buffer, which O_DIRECT takes when both are aligned to a
+// One system call moves a whole file, or one block of it: pwritev of each
+// block's header page and buffer in turn, preadv of one block's header
+// page and buffer, which O_DIRECT takes when they are aligned to a
 // page (buffers of a block pool are: the Go runtime allocates large
 // objects on page boundaries) and the data is padded to a page. A buffer
 // that is not aligned goes through an aligned copy. A file system that
@@ -66,17 +67,25 @@ func body(data []byte, direct bool) []byte {
 // errDirect marks an O_DIRECT refusal: the caller goes on without it.
 var errDirect = errors.New("O_DIRECT refused")
 
-// writeFile stores the block data of k in a temporary file renamed to p
-// once complete.
-func (c *Cache) writeFile(p string, k Key, data []byte, sum uint32) error {
-	hdr := headers.Get().([]byte)
-	defer headers.Put(hdr)
-	if err := putHeader(hdr, k, len(data), sum); err != nil {
-		return err
+// writeFile stores blocks ks (consecutive blocks of one object; every
+// one but the last BlockSize long), their bytes datas and checksums sums,
+// as the file p: a temporary file renamed to p once complete.
+func (c *Cache) writeFile(p string, ks []Key, datas [][]byte, sums []uint32) error {
+	iov := make([][]byte, 2*len(ks))
+	for j, k := range ks {
+		hdr := headers.Get().([]byte)
+		defer headers.Put(hdr)
+		if err := putHeader(hdr, k, len(datas[j]), sums[j]); err != nil {
+			return err
+		}
+		iov[2*j] = hdr
 	}
 	for {
 		direct := c.direct.Load()
-		err := writeOnce(p, hdr, body(data, direct), direct, c.cfg.Sync)
+		for j, data := range datas {
+			iov[2*j+1] = body(data, direct)
+		}
+		err := writeOnce(p, iov, direct, c.cfg.Sync)
 		if errors.Is(err, errDirect) {
 			c.noDirect(err)
 			continue
@@ -85,7 +94,7 @@ func (c *Cache) writeFile(p string, k Key, data []byte, sum uint32) error {
 	}
 }
 
-func writeOnce(p string, hdr, body []byte, direct, sync bool) error {
+func writeOnce(p string, iov [][]byte, direct, sync bool) error {
 	tmp := p + ".tmp" + strconv.FormatUint(tmpSeq.Add(1), 36)
 	flags := unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_CLOEXEC
 	if direct {
@@ -105,8 +114,11 @@ func writeOnce(p string, hdr, body []byte, direct, sync bool) error {
 		}
 		return &os.PathError{Op: "open", Path: tmp, Err: err}
 	}
-	want := len(hdr) + len(body)
-	n, err := unix.Pwritev(fd, [][]byte{hdr, body}, 0)
+	want := 0
+	for _, b := range iov {
+		want += len(b)
+	}
+	n, err := unix.Pwritev(fd, iov, 0)
 	switch {
 	case direct && err == unix.EINVAL:
 		err = fmt.Errorf("%w: write %s: %v", errDirect, tmp, err)
@@ -134,12 +146,12 @@ func writeOnce(p string, hdr, body []byte, direct, sync bool) error {
 	return err
 }
 
-// readFile returns the checked bytes of the block file p for k, in dst
-// when they fit in its capacity (and, with O_DIRECT, it is aligned).
-func (c *Cache) readFile(p string, k Key, dst []byte) ([]byte, error) {
+// readFile returns the checked bytes of block k from file f (at p), in
+// dst when they fit in its capacity (and, with O_DIRECT, it is aligned).
+func (c *Cache) readFile(p string, f fileID, k Key, dst []byte) ([]byte, error) {
 	for {
 		direct := c.direct.Load()
-		data, err := readOnce(p, k, dst, direct)
+		data, err := readOnce(p, f, k, dst, direct)
 		if errors.Is(err, errDirect) {
 			c.noDirect(err)
 			continue
@@ -148,13 +160,13 @@ func (c *Cache) readFile(p string, k Key, dst []byte) ([]byte, error) {
 	}
 }
 
-func readOnce(p string, k Key, dst []byte, direct bool) ([]byte, error) {
+func readOnce(p string, f fileID, k Key, dst []byte, direct bool) ([]byte, error) {
 	flags := unix.O_RDONLY | unix.O_CLOEXEC
 	if direct {
 		flags |= unix.O_DIRECT
 	}
 	// No access time: the first read of a file since it was written
-	// would dirty its inode (relatime), a journal entry per block. The
+	// would dirty its inode (relatime), a journal entry per file. The
 	// order of eviction is kept in the modification time. O_NOATIME
 	// needs the file's owner, which the mount is, or else is refused.
 	fd, err := openRetry(p, flags|unix.O_NOATIME, 0)
@@ -172,10 +184,15 @@ func readOnce(p string, k Key, dst []byte, direct bool) ([]byte, error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, &os.PathError{Op: "fstat", Path: p, Err: err}
 	}
-	size := st.Size - page
-	if size <= 0 || size > padded(k.BlockSize) || size%page != 0 {
-		return nil, fmt.Errorf("%w: %d bytes long", errCorrupt, st.Size)
+	// The blocks before the last are whole; the last has its header and
+	// at least a page of bytes.
+	s := stride(k.BlockSize)
+	if st.Size%page != 0 || st.Size < (f.n-1)*s+page+page || st.Size > f.n*s {
+		return nil, fmt.Errorf("%w: %d bytes long for %d blocks", errCorrupt, st.Size, f.n)
 	}
+	j := k.Index - f.first
+	off := j * s
+	size := min(padded(k.BlockSize), st.Size-off-page)
 	var buf []byte
 	if int64(cap(dst)) >= size && (!direct || isAligned(dst)) {
 		buf = dst[:size]
@@ -185,22 +202,22 @@ func readOnce(p string, k Key, dst []byte, direct bool) ([]byte, error) {
 	hdr := headers.Get().([]byte)
 	defer headers.Put(hdr)
 	// One read: a local file is read short only at its end.
-	n, err := preadv(fd, [][]byte{hdr, buf})
+	n, err := preadv(fd, [][]byte{hdr, buf}, off)
 	if err != nil {
 		if direct && err == unix.EINVAL {
 			return nil, fmt.Errorf("%w: read %s: %v", errDirect, p, err)
 		}
 		return nil, &os.PathError{Op: "read", Path: p, Err: err}
 	}
-	if int64(n) < st.Size {
+	if int64(n) < page+size {
 		return nil, fmt.Errorf("%w: cut short", errCorrupt)
 	}
 	h, err := parseHeader(hdr, k)
 	if err != nil {
 		return nil, err
 	}
-	if want := fileSize(h.size); st.Size != want {
-		return nil, fmt.Errorf("%w: %d bytes, want %d", errCorrupt, st.Size, want)
+	if last := j == f.n-1; (!last && h.size != k.BlockSize) || (last && st.Size != off+fileSize(h.size)) {
+		return nil, fmt.Errorf("%w: %d bytes long, block %d of %d holds %d bytes", errCorrupt, st.Size, j+1, f.n, h.size)
 	}
 	data := buf[:h.size]
 	if Sum(data) != h.dataCRC {
@@ -209,11 +226,11 @@ func readOnce(p string, k Key, dst []byte, direct bool) ([]byte, error) {
 	return data, nil
 }
 
-// preadv reads bufs from offset 0 of fd, again when a signal
+// preadv reads bufs from offset off of fd, again when a signal
 // interrupted it.
-func preadv(fd int, bufs [][]byte) (int, error) {
+func preadv(fd int, bufs [][]byte, off int64) (int, error) {
 	for {
-		n, err := unix.Preadv(fd, bufs, 0)
+		n, err := unix.Preadv(fd, bufs, off)
 		if err != unix.EINTR {
 			return n, err
 		}

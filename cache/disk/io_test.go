@@ -59,7 +59,7 @@ func TestRoundTrip(t *testing.T) {
 				if !bytes.Equal(src, want) {
 					t.Fatalf("%d bytes: the caller's bytes changed", n)
 				}
-				p := k.id().path(dir)
+				p := k.file(1).path(dir)
 				raw, err := os.ReadFile(p)
 				if err != nil {
 					t.Fatalf("%d bytes: %v", n, err)
@@ -83,25 +83,36 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// TestFormat1Dropped: a block file of the earlier format is not served,
-// and is dropped.
-func TestFormat1Dropped(t *testing.T) {
+// TestEarlierFormats: the files of format 1 and 2 (one block per file,
+// named by 32 hex digits) are removed at start; a file under a name of
+// today whose header is of an earlier format is not served, and dropped.
+func TestEarlierFormats(t *testing.T) {
 	dir := t.TempDir()
-	k := key("old", 0)
-	p := k.id().path(dir)
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	old := append([]byte(magicV1), make([]byte, 2*page-len(magicV1))...)
-	if err := os.WriteFile(p, old, 0o600); err != nil {
-		t.Fatal(err)
+	oldPath := filepath.Join(dir, "01", "0123456789abcdef0123456789abcdef")
+	k := key("k", 0)
+	p := k.file(1).path(dir)
+	for _, f := range []struct {
+		path, magic string
+	}{{oldPath, magicV1}, {oldPath + ".tmp3", magicV2}, {p, magicV2}} {
+		if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		old := append([]byte(f.magic), make([]byte, 2*page-len(f.magic))...)
+		if err := os.WriteFile(f.path, old, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c := open(t, Config{Dir: dir})
+	for _, q := range []string{oldPath, oldPath + ".tmp3"} {
+		if _, err := os.Stat(q); !os.IsNotExist(err) {
+			t.Fatalf("file of an earlier format left: %v", err)
+		}
+	}
 	if _, ok := c.Get(k); ok {
-		t.Fatal("a format 1 file was served")
+		t.Fatal("a format 2 block was served")
 	}
 	if _, err := os.Stat(p); !os.IsNotExist(err) {
-		t.Fatalf("format 1 file left: %v", err)
+		t.Fatalf("format 2 file left: %v", err)
 	}
 }
 

@@ -23,100 +23,121 @@ func (c *Cache) Has(k Key) bool {
 	if c.off.Load() != nil || k.ETag == "" {
 		return false
 	}
-	i := k.id()
+	b := k.bid()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.index[i]; ok {
+	if _, ok := c.index[b]; ok {
 		return true
 	}
-	_, ok := c.pending[i]
+	_, ok := c.pending[b]
 	return ok
 }
 
-// onItsWayInto returns block i while it is on its way to the disk: a
-// queued block's bytes copied into dst (a new buffer if they do not fit),
-// found true; for a block being landed it waits until it is written, and
-// returns found false (the caller reads the file). The copy is made under
-// c.mu: the writer releases the bytes only after taking the block out of
-// pending under the same lock.
-func (c *Cache) onItsWayInto(i id, dst []byte) (data []byte, found bool) {
-	c.mu.Lock()
-	p, ok := c.pending[i]
-	if !ok {
-		c.mu.Unlock()
+// queuedLocked returns the bytes of p, a queued block, copied into dst (a
+// new buffer if they do not fit); ok is false for a block being landed.
+// The copy is made under c.mu, which callers hold: the writer releases
+// the bytes only after taking the block out of pending under it.
+func (c *Cache) queuedLocked(p *onItsWay, dst []byte) (data []byte, ok bool) {
+	if p.data == nil {
 		return nil, false
 	}
-	if p.data != nil {
-		data = dst
-		if cap(dst) < len(p.data) {
-			data = make([]byte, len(p.data))
-		}
-		data = data[:len(p.data)]
-		copy(data, p.data)
-		c.mu.Unlock()
-		return data, true
+	data = dst
+	if cap(dst) < len(p.data) {
+		data = make([]byte, len(p.data))
 	}
-	c.landWaits.Add(1)
-	c.mu.Unlock()
+	data = data[:len(p.data)]
+	copy(data, p.data)
+	return data, true
+}
+
+// waitLanded waits until p, a block being landed, is written or given
+// up, at most PutWait.
+func (c *Cache) waitLanded(p *onItsWay) {
 	t := time.NewTimer(c.cfg.PutWait)
 	defer t.Stop()
 	select {
 	case <-p.done:
 	case <-t.C:
 	}
-	return nil, false
 }
 
-// written takes block i out of pending once its write is over (written or
+// written takes block b out of pending once its write is over (written or
 // not). Callers hold c.mu.
-func (c *Cache) writtenLocked(i id) {
-	if p, ok := c.pending[i]; ok {
-		delete(c.pending, i)
+func (c *Cache) writtenLocked(b bid) {
+	if p, ok := c.pending[b]; ok {
+		delete(c.pending, b)
 		close(p.done)
 	}
 }
 
-// Land writes the blocks ks before it returns, block j's bytes returned
-// by fill(j) (false: none, and none after it). Blocks the tier holds or
-// is writing already are skipped. While it runs, a Get of any of them
-// waits for its write rather than missing: reading back a file just
-// uploaded, even from another process that sees the new object at once,
-// costs no GET.
-func (c *Cache) Land(ks []Key, fill func(j int) ([]byte, bool)) {
-	if c.off.Load() != nil {
+// landRun is the most blocks Land writes as one file, as a GET brings
+// them by default; it reads them into buffers of its own first.
+const landRun = 4
+
+// Land writes the blocks ks (of one object, in order) before it returns,
+// in files of up to landRun consecutive blocks. fill(j, dst) returns
+// block j's bytes, read into dst (BlockSize long) or in a buffer of the
+// caller's, unchanged until Land returns; false: none, and none after it.
+// Blocks the tier holds or is writing already are skipped. While it runs,
+// a Get of any of them waits for its write rather than missing: reading
+// back a file just uploaded, even from another process that sees the new
+// object at once, costs no GET.
+func (c *Cache) Land(ks []Key, fill func(j int, dst []byte) ([]byte, bool)) {
+	if c.off.Load() != nil || len(ks) == 0 {
 		return
 	}
 	mine := make([]bool, len(ks))
-	ids := make([]id, len(ks))
+	bids := make([]bid, len(ks))
+	o := ks[0].oid()
 	c.mu.Lock()
 	for j, k := range ks {
-		ids[j] = k.id()
+		bids[j] = bid{o: o, idx: k.Index}
 		if k.ETag == "" || c.closed {
 			continue
 		}
-		if _, ok := c.index[ids[j]]; ok {
+		if _, ok := c.index[bids[j]]; ok {
 			continue
 		}
-		if _, ok := c.pending[ids[j]]; ok {
+		if _, ok := c.pending[bids[j]]; ok {
 			continue
 		}
-		c.pending[ids[j]] = &onItsWay{done: make(chan struct{})}
+		c.pending[bids[j]] = &onItsWay{done: make(chan struct{})}
 		mine[j] = true
 	}
 	c.mu.Unlock()
+	var bufs [landRun][]byte
 	failed := false
-	for j, k := range ks {
+	for j := 0; j < len(ks); {
 		if !mine[j] {
+			j++
 			continue
 		}
-		if !failed {
-			data, ok := fill(j)
+		e := j + 1
+		for e < len(ks) && e-j < landRun && mine[e] && ks[e].Index == ks[e-1].Index+1 {
+			e++
+		}
+		var (
+			run   []Key
+			datas [][]byte
+			sums  []uint32
+		)
+		for m := j; m < e && !failed; m++ {
+			if bufs[m-j] == nil {
+				bufs[m-j] = aligned(padded(ks[m].BlockSize))[:ks[m].BlockSize]
+			}
+			data, ok := fill(m, bufs[m-j])
 			if failed = !ok; ok && len(data) > 0 {
-				c.write(k, data, Sum(data))
+				run, datas, sums = append(run, ks[m]), append(datas, data), append(sums, Sum(data))
 			}
 		}
+		if len(run) > 0 {
+			c.writeRun(run, datas, sums)
+		}
 		c.mu.Lock()
-		c.writtenLocked(ids[j])
+		for m := j; m < e; m++ {
+			c.writtenLocked(bids[m])
+		}
 		c.mu.Unlock()
+		j = e
 	}
 }

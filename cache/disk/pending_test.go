@@ -28,7 +28,7 @@ func TestLandGetWaits(t *testing.T) {
 	landed := make(chan struct{})
 	go func() {
 		defer close(landed)
-		c.Land(ks, func(j int) ([]byte, bool) {
+		c.Land(ks, func(j int, _ []byte) ([]byte, bool) {
 			<-release
 			return block(byte(3+j), bs), true
 		})
