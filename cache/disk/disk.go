@@ -90,7 +90,7 @@ type Cache struct {
 	cfg  Config
 	lock *os.File
 
-	mu    sync.Mutex
+	mu sync.Mutex
 	// index maps every block on disk to its file in lru.
 	index map[bid]*list.Element // of *entry
 	lru   *list.List            // of files; front: most recently used
@@ -128,7 +128,7 @@ type item struct {
 	ks    []Key
 	bids  []bid
 	datas [][]byte
-	sums  []uint32 // Sum(datas[j])
+	sums  []uint32    // Sum(datas[j])
 	done  func(j int) // the writer is through with datas[j]; may be nil
 	bytes int64
 }
