@@ -227,7 +227,7 @@ func (b *blockCache) fetch(o object, run []blockKey, demand bool) {
 	}
 	held := n
 	defer func() { b.budget.release(held) }()
-	if run = b.fromDisk(o, run, &held, demand); len(run) == 0 {
+	if run = b.fromDisk(ctx, o, run, &held, demand); len(run) == 0 {
 		return
 	}
 

@@ -39,8 +39,9 @@ func (b *blockCache) onDisk(o object, from, to int64) bool {
 // fromDisk completes the blocks of run the disk tier holds, giving their
 // share of the budget back (held), and returns the first contiguous run
 // still to GET; later runs, split off by blocks found on disk, are
-// fetched by fetches of their own.
-func (b *blockCache) fromDisk(o object, run []blockKey, held *int64, demand bool) []blockKey {
+// fetched by fetches of their own. ctx bounds a wait for a block the disk
+// tier is still landing.
+func (b *blockCache) fromDisk(ctx context.Context, o object, run []blockKey, held *int64, demand bool) []blockKey {
 	if b.cfg.Disk == nil {
 		return run
 	}
@@ -50,7 +51,7 @@ func (b *blockCache) fromDisk(o object, run []blockKey, held *int64, demand bool
 	for _, k := range run {
 		size := min(bs, o.size-k.idx*bs)
 		buf := b.pool.get(size)
-		if data, ok := b.cfg.Disk.GetInto(b.diskKey(o, k.idx), buf); ok && int64(len(data)) == size {
+		if data, ok := b.cfg.Disk.GetInto(ctx, b.diskKey(o, k.idx), buf); ok && int64(len(data)) == size {
 			b.finish([]blockKey{k}, newBlock(data), nil)
 			b.budget.release(size)
 			*held -= size

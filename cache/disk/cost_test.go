@@ -63,7 +63,7 @@ func BenchmarkBlockFiles(b *testing.B) {
 			c0 = cpu()
 			b.StartTimer()
 			for i := range b.N {
-				if _, ok := c.GetInto(k(i), dst); !ok {
+				if _, ok := c.GetInto(b.Context(), k(i), dst); !ok {
 					b.Fatalf("block %d not read back: %+v", i, c.Stats())
 				}
 			}

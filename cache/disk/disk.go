@@ -319,13 +319,14 @@ var tmpSeq atomic.Uint64
 // Get returns the block k if the tier holds a valid copy. A copy that
 // fails its checks is removed; a disk that fails turns the tier off.
 func (c *Cache) Get(k Key) ([]byte, bool) {
-	return c.GetInto(k, nil)
+	return c.GetInto(context.Background(), k, nil)
 }
 
 // GetInto is Get reading into dst when the block fits in its capacity (a
 // recycled buffer: no allocation per block), else into a new buffer. dst's
-// bytes are undefined afterwards whatever it returns.
-func (c *Cache) GetInto(k Key, dst []byte) ([]byte, bool) {
+// bytes are undefined afterwards whatever it returns. A block being landed
+// is waited for until its write ends, at most PutWait, or until ctx ends.
+func (c *Cache) GetInto(ctx context.Context, k Key, dst []byte) ([]byte, bool) {
 	if c.off.Load() != nil || k.ETag == "" {
 		return nil, false
 	}
@@ -341,7 +342,7 @@ func (c *Cache) GetInto(k Key, dst []byte) ([]byte, bool) {
 		}
 		c.landWaits.Add(1)
 		c.mu.Unlock()
-		c.waitLanded(p)
+		c.waitLanded(ctx, p)
 		c.mu.Lock()
 	}
 	el, ok := c.index[b]
@@ -516,11 +517,6 @@ func (c *Cache) PutRun(ctx context.Context, ks []Key, datas [][]byte, sums []uin
 		mine = mine[:0]
 		return
 	}
-}
-
-// PutNow writes block k before it returns (Land of one block).
-func (c *Cache) PutNow(k Key, data []byte) {
-	c.Land([]Key{k}, func(int, []byte) ([]byte, bool) { return data, true })
 }
 
 // Resume lets the writers of a tier opened Paused write.

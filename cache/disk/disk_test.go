@@ -20,6 +20,11 @@ func key(obj string, idx int64) Key {
 	return Key{Bucket: "b", Object: obj, ETag: `"e1"`, BlockSize: bs, Index: idx}
 }
 
+// PutNow writes block k before it returns (Land of one block).
+func (c *Cache) PutNow(k Key, data []byte) {
+	c.Land([]Key{k}, func(int, []byte) ([]byte, bool) { return data, true })
+}
+
 func block(seed byte, n int) []byte {
 	b := make([]byte, n)
 	for i := range b {
@@ -92,7 +97,7 @@ func TestSurvivesReopen(t *testing.T) {
 		dst   []byte
 		inDst bool
 	}{{make([]byte, 0, bs), true}, {make([]byte, 0, bs-1), false}} {
-		got, ok := c.GetInto(key("k", 0), tc.dst)
+		got, ok := c.GetInto(context.Background(), key("k", 0), tc.dst)
 		if !ok || !bytes.Equal(got, block(1, bs)) {
 			t.Fatalf("GetInto: ok=%v, %d bytes", ok, len(got))
 		}

@@ -70,7 +70,7 @@ func TestRoundTrip(t *testing.T) {
 				}
 				for _, d := range dsts {
 					c.direct.Store(m.readDir)
-					got, ok := c.GetInto(k, d.dst(n))
+					got, ok := c.GetInto(context.Background(), k, d.dst(n))
 					if !ok || !bytes.Equal(got, want) {
 						t.Fatalf("%d bytes into %s: got %d bytes, ok=%v", n, d.name, len(got), ok)
 					}

@@ -1,6 +1,9 @@
 package disk
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // A block handed to the tier is in no file until it has been written:
 // queued for the writers (PutSum, its bytes held by reference) or being
@@ -51,13 +54,14 @@ func (c *Cache) queuedLocked(p *onItsWay, dst []byte) (data []byte, ok bool) {
 }
 
 // waitLanded waits until p, a block being landed, is written or given
-// up, at most PutWait.
-func (c *Cache) waitLanded(p *onItsWay) {
+// up, at most PutWait or until ctx ends.
+func (c *Cache) waitLanded(ctx context.Context, p *onItsWay) {
 	t := time.NewTimer(c.cfg.PutWait)
 	defer t.Stop()
 	select {
 	case <-p.done:
 	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 

@@ -61,7 +61,7 @@ func TestQueuedServed(t *testing.T) {
 		t.Fatal("queued block not held")
 	}
 	dst := make([]byte, bs)
-	if d, ok := c.GetInto(k, dst); !ok || !bytes.Equal(d, block(5, 100)) || &d[0] != &dst[0] {
+	if d, ok := c.GetInto(context.Background(), k, dst); !ok || !bytes.Equal(d, block(5, 100)) || &d[0] != &dst[0] {
 		t.Fatalf("GetInto of a queued block: ok=%v, %d bytes", ok, len(d))
 	}
 	c.Put(context.Background(), k, block(6, 100), nil) // the same block again: not queued twice
@@ -74,4 +74,39 @@ func TestQueuedServed(t *testing.T) {
 	if d, ok := c.Get(k); !ok || !bytes.Equal(d, block(5, 100)) {
 		t.Fatal("block written from the queue differs")
 	}
+}
+
+// TestLandGetCancelled: a Get of a block being landed gives up when its
+// ctx ends, well before PutWait.
+func TestLandGetCancelled(t *testing.T) {
+	c := open(t, Config{Dir: t.TempDir(), PutWait: time.Minute})
+	ks := []Key{key("k", 0)}
+	release := make(chan struct{})
+	landed := make(chan struct{})
+	go func() {
+		defer close(landed)
+		c.Land(ks, func(int, []byte) ([]byte, bool) {
+			<-release
+			return block(3, bs), true
+		})
+	}()
+	until(t, "block registered", func() bool { return c.Has(ks[0]) })
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan bool, 1)
+	go func() {
+		_, ok := c.GetInto(ctx, ks[0], nil)
+		got <- ok
+	}()
+	until(t, "the Get waits", func() bool { return c.landWaits.Load() == 1 })
+	cancel()
+	select {
+	case ok := <-got:
+		if ok {
+			t.Fatal("a block still being landed was served")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Get did not give up when its ctx ended")
+	}
+	close(release)
+	<-landed
 }
