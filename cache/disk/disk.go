@@ -599,6 +599,11 @@ func (c *Cache) write(ks []Key, datas [][]byte, sums []uint32) {
 	}
 	if size > c.cfg.Limit {
 		c.mu.Unlock()
+		if len(ks) > 1 { // a bound smaller than a run: a file per block
+			for j := range ks {
+				c.write(ks[j:j+1], datas[j:j+1], sums[j:j+1])
+			}
+		}
 		return
 	}
 	c.evict(size)

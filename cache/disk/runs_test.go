@@ -244,3 +244,19 @@ func TestLandRuns(t *testing.T) {
 		t.Fatalf("files %v", got)
 	}
 }
+
+// TestRunOverBound: under a bound smaller than a run, the run's blocks
+// are kept a file each, as many as fit.
+func TestRunOverBound(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, Config{Dir: dir, Limit: 2 * stride(bs)})
+	putRun(t, c, "k", 0, 4, 0)
+	if s := c.Stats(); s.Blocks != 2 || s.Bytes > 2*stride(bs) {
+		t.Fatalf("stats %+v", s)
+	}
+	for i := range int64(4) {
+		if got, ok := c.Get(key("k", i)); ok != (i >= 2) || (ok && !bytes.Equal(got, blockOf("k", i, bs))) {
+			t.Fatalf("block %d served=%v", i, ok)
+		}
+	}
+}
