@@ -398,8 +398,9 @@ func TestDiskCacheBoundAndKill(t *testing.T) {
 	sums := s.seedRandom(t, bkt+"/big.bin:24MiB")
 	dir := filepath.Join(t.TempDir(), "blocks")
 
-	// GETs of the first 4 MiB go through; every later one stalls after
-	// 1.5 MiB (its first block lands on disk, the rest waits), and the
+	// GETs of the first 4 MiB go through (their blocks land on disk as
+	// one file); every later one stalls after 1.5 MiB (its blocks wait
+	// for the rest of the run, the writers may be mid-file), and the
 	// daemon is killed meanwhile.
 	p := s.startProxy(t, faultproxy.Config{Rate: 1, Kinds: []faultproxy.Kind{faultproxy.Stall}, AfterBytes: 3 << 19, StallFor: 20 * time.Second,
 		Match: func(r *http.Request) bool {
