@@ -182,15 +182,19 @@ func TestLanded(t *testing.T) {
 // queue. A memory tier of two blocks evicts (and recycles) every buffer
 // long before slow (fsync) writers get to it; every block on disk must
 // still hold its own bytes (and -race sees a reuse as a data race).
+// Reads ahead, GETs in flight and the queue are bounded to a few blocks
+// each, so buffers must be reused however slow the machine is: unbounded,
+// a busy machine had all 48 blocks in flight or queued at once, and
+// nothing was reused.
 func TestDiskQueueHoldsBlock(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "blocks")
-	d, _, err := disk.Open(disk.Config{Dir: dir, Sync: true, QueueBytes: 256 * testBlock})
+	d, _, err := disk.Open(disk.Config{Dir: dir, Sync: true, QueueBytes: 8 * testBlock, PutWait: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close(context.Background())
 	const blocks = 48
-	f, data, o := newDataFixture(t, Config{Disk: d, DataBytes: 2 * testBlock}, blocks*testBlock)
+	f, data, o := newDataFixture(t, Config{Disk: d, DataBytes: 2 * testBlock, MaxInflightBytes: 4 * testBlock, MaxReadAhead: 4 * testBlock}, blocks*testBlock)
 	if got := readWhole(t, f.c, o); !bytes.Equal(got, data) {
 		t.Fatal("read differs")
 	}
@@ -198,6 +202,7 @@ func TestDiskQueueHoldsBlock(t *testing.T) {
 	if s := d.Stats(); s.Dropped != 0 {
 		t.Fatalf("%d blocks dropped: the test needs them all queued", s.Dropped)
 	}
+	t.Logf("%d buffers allocated for %d blocks", f.c.data.pool.allocated.Load(), blocks)
 	if f.c.data.pool.allocated.Load() >= blocks {
 		t.Fatalf("%d buffers allocated for %d blocks: no reuse to test", f.c.data.pool.allocated.Load(), blocks)
 	}
