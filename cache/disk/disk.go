@@ -391,20 +391,6 @@ func (c *Cache) GetInto(ctx context.Context, k Key, dst []byte) ([]byte, bool) {
 	return data, true
 }
 
-// Put is PutSum with the checksum computed here.
-func (c *Cache) Put(ctx context.Context, k Key, data []byte, done func()) {
-	c.PutSum(ctx, k, data, Sum(data), done)
-}
-
-// PutSum is PutRun of one block.
-func (c *Cache) PutSum(ctx context.Context, k Key, data []byte, sum uint32, done func()) {
-	var d func(int)
-	if done != nil {
-		d = func(int) { done() }
-	}
-	c.PutRun(ctx, []Key{k}, [][]byte{data}, []uint32{sum}, d)
-}
-
 // PutRun hands blocks ks of one object (in order, as a GET brought them;
 // written as one file where they are consecutive) to the writers by
 // reference, with datas their bytes and sums their checksums (Sum: a

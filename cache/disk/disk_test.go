@@ -20,6 +20,20 @@ func key(obj string, idx int64) Key {
 	return Key{Bucket: "b", Object: obj, ETag: `"e1"`, BlockSize: bs, Index: idx}
 }
 
+// Put is PutSum with the checksum computed here.
+func (c *Cache) Put(ctx context.Context, k Key, data []byte, done func()) {
+	c.PutSum(ctx, k, data, Sum(data), done)
+}
+
+// PutSum is PutRun of one block.
+func (c *Cache) PutSum(ctx context.Context, k Key, data []byte, sum uint32, done func()) {
+	var d func(int)
+	if done != nil {
+		d = func(int) { done() }
+	}
+	c.PutRun(ctx, []Key{k}, [][]byte{data}, []uint32{sum}, d)
+}
+
 // PutNow writes block k before it returns (Land of one block).
 func (c *Cache) PutNow(k Key, data []byte) {
 	c.Land([]Key{k}, func(int, []byte) ([]byte, bool) { return data, true })

@@ -6,7 +6,7 @@ import (
 )
 
 // A block handed to the tier is in no file until it has been written:
-// queued for the writers (PutSum, its bytes held by reference) or being
+// queued for the writers (PutRun, its bytes held by reference) or being
 // landed (Land, its bytes read from a staging file one block after
 // another). Meanwhile Get finds it here rather than missing: a queued
 // block is copied from its bytes, and a block being landed is waited for
