@@ -78,7 +78,7 @@ type Stats struct {
 	Hits, Misses          int64 // blocks asked for: found and valid, or not
 	BytesRead, BytesWrite int64 // bytes served from disk, written to it
 	Evictions             int64 // blocks removed to stay under Limit
-	Errors                int64 // blocks dropped as corrupt, failed writes and reads
+	Errors                int64 // files dropped as corrupt (once each), failed writes and reads
 	Dropped               int64 // blocks not written because the queue was full
 	Blocks, Bytes, Limit  int64 // held now, and the bound
 	// Off is why the tier stopped ("" while it works).
@@ -366,8 +366,10 @@ func (c *Cache) GetInto(ctx context.Context, k Key, dst []byte) ([]byte, bool) {
 		c.misses.Add(1)
 		switch {
 		case errors.Is(err, errCorrupt):
+			if !c.drop(el, p) {
+				break // another read of the file's blocks found it first
+			}
 			c.errs.Add(1)
-			c.drop(el, p)
 			if c.corrupt.CompareAndSwap(false, true) {
 				c.cfg.Logger.Warn("disk cache: dropped a corrupt block file; its blocks are fetched again (further ones are logged at debug level)", "file", p, "err", err)
 			} else {
@@ -626,17 +628,20 @@ func (c *Cache) evict(size int64) {
 	}
 }
 
-// drop removes a file that failed its checks, and all its blocks.
-func (c *Cache) drop(el *list.Element, p string) {
+// drop removes a file that failed its checks, and all its blocks. It
+// reports whether this call dropped it: reads of several of its blocks
+// at once each find it damaged, and it counts as one error.
+func (c *Cache) drop(el *list.Element, p string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el.Value.(*entry).gone {
-		return // dropped, or evicted, since it was read
+		return false // dropped, or evicted, since it was read
 	}
 	c.forgetLocked(el)
 	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 		c.failLocked(err)
 	}
+	return true
 }
 
 // forgetLocked takes a file and its blocks out of the index. Callers hold

@@ -5,6 +5,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"testing"
 )
 
@@ -257,6 +259,40 @@ func TestRunOverBound(t *testing.T) {
 	for i := range int64(4) {
 		if got, ok := c.Get(key("k", i)); ok != (i >= 2) || (ok && !bytes.Equal(got, blockOf("k", i, bs))) {
 			t.Fatalf("block %d served=%v", i, ok)
+		}
+	}
+}
+
+// TestDamagedRunReadAtOnce: reads of several blocks of one damaged file
+// at once (a read and its read-ahead) all find it damaged; it is dropped
+// once and counted as one error.
+func TestDamagedRunReadAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	c := open(t, Config{Dir: dir})
+	for round := range int64(40) {
+		obj := "k" + strconv.FormatInt(round, 10)
+		putRun(t, c, obj, 0, 4, 0)
+		trunc(t, key(obj, 0).file(4).path(dir), 100)
+		before := c.Stats().Errors
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range int64(4) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if _, ok := c.Get(key(obj, i)); ok {
+					t.Errorf("round %d: block %d of a damaged file served", round, i)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if got := c.Stats().Errors - before; got != 1 {
+			t.Fatalf("round %d: a damaged file read 4 ways at once counted %d errors, want 1", round, got)
+		}
+		if c.Stats().Blocks != 0 {
+			t.Fatalf("round %d: stats %+v after the drop", round, c.Stats())
 		}
 	}
 }
