@@ -292,9 +292,7 @@ func (s *suite) writeReadBack(t *testing.T, mp, bkt string, files map[string][]b
 	t.Helper()
 	local := t.TempDir()
 	for name, data := range files {
-		// Written by cp, not by this Go process: its close of a file
-		// being uploaded can be interrupted (EINTR) by the runtime's
-		// preemption signals.
+		// Written by cp, as a user would.
 		if err := os.WriteFile(filepath.Join(local, name), data, 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -42,13 +42,13 @@ func (n *controlFile) stat(ctx context.Context) namespace.Stat {
 }
 
 func (n *controlFile) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
-	defer n.fs.op(ctx, "getattr", "", n.c.Path(), &errno)()
+	defer n.fs.op(&ctx, "getattr", "", n.c.Path(), &errno)()
 	attrOut(out, n.stat(ctx))
 	return 0
 }
 
 func (n *controlFile) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
-	defer n.fs.op(ctx, "setattr", "", n.c.Path(), &errno)()
+	defer n.fs.op(&ctx, "setattr", "", n.c.Path(), &errno)()
 	sz, ok := in.GetSize()
 	if err := n.c.Setattr(sz, ok && in.Valid&^(fuse.FATTR_SIZE|fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == 0); err != nil {
 		return n.fs.fail("setattr", "", n.c.Path(), err)
@@ -60,7 +60,7 @@ func (n *controlFile) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.Se
 // Open of a file that is read makes its content: each open sees the mount
 // as it is then, and keeps that one snapshot however it reads it.
 func (n *controlFile) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
-	defer n.fs.op(ctx, "open", "", n.c.Path(), &errno)()
+	defer n.fs.op(&ctx, "open", "", n.c.Path(), &errno)()
 	if err := n.c.Open(flags); err != nil {
 		return nil, 0, n.fs.fail("open", "", n.c.Path(), err)
 	}
@@ -77,7 +77,7 @@ func (h *controlHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.
 
 // Write refreshes each line as it completes (namespace.RefreshFile).
 func (h *controlHandle) Write(ctx context.Context, data []byte, off int64) (_ uint32, errno syscall.Errno) {
-	defer h.n.fs.op(ctx, "write", "", h.n.c.Path(), &errno)()
+	defer h.n.fs.op(&ctx, "write", "", h.n.c.Path(), &errno)()
 	if err := h.lines.Write(data, h.n.refresh); err != nil {
 		return 0, h.n.fs.fail("refresh", "", h.n.c.Path(), err)
 	}
@@ -86,6 +86,6 @@ func (h *controlHandle) Write(ctx context.Context, data []byte, off int64) (_ ui
 
 // Flush refreshes a last line written without a newline.
 func (h *controlHandle) Flush(ctx context.Context) (errno syscall.Errno) {
-	defer h.n.fs.op(ctx, "flush", "", h.n.c.Path(), &errno)()
+	defer h.n.fs.op(&ctx, "flush", "", h.n.c.Path(), &errno)()
 	return h.n.fs.fail("refresh", "", h.n.c.Path(), h.lines.Flush(h.n.refresh))
 }

@@ -37,13 +37,13 @@ var (
 )
 
 func (d *dirNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
-	defer d.fs.op(ctx, "getattr", d.d.Bucket(), d.d.Prefix(), &errno)()
+	defer d.fs.op(&ctx, "getattr", d.d.Bucket(), d.d.Prefix(), &errno)()
 	attrOut(out, d.fs.show.Dir(d.d, caller(ctx)))
 	return 0
 }
 
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
-	defer d.fs.opIn(ctx, "lookup", d.d.Bucket(), d.d.Prefix(), name, &errno)()
+	defer d.fs.opIn(&ctx, "lookup", d.d.Bucket(), d.d.Prefix(), name, &errno)()
 	e, err := d.d.Lookup(ctx, name)
 	if err != nil {
 		return nil, d.fs.fail("lookup", d.d.Bucket(), d.d.Prefix()+name, err)
@@ -55,7 +55,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 }
 
 func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
-	defer d.fs.op(ctx, "opendir", d.d.Bucket(), d.d.Prefix(), &errno)()
+	defer d.fs.op(&ctx, "opendir", d.d.Bucket(), d.d.Prefix(), &errno)()
 	return &dirHandle{fs: d.fs, in: d.EmbeddedInode(), bucket: d.d.Bucket(), prefix: d.d.Prefix(), l: d.d.List()}, 0, 0
 }
 
@@ -71,7 +71,7 @@ type dirHandle struct {
 }
 
 func (h *dirHandle) Readdirent(ctx context.Context) (_ *fuse.DirEntry, errno syscall.Errno) {
-	defer h.fs.op(ctx, "readdir", h.bucket, h.prefix, &errno)()
+	defer h.fs.op(&ctx, "readdir", h.bucket, h.prefix, &errno)()
 	if de := dots(&h.dots, h.in); de != nil {
 		return de, 0
 	}
@@ -110,7 +110,7 @@ func dots(n *int, in *fs.Inode) *fuse.DirEntry {
 // Lookup serves READDIRPLUS from the entry just produced, without a
 // request; past Config.PlusFiles a file goes as its name only.
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
-	defer h.fs.op(ctx, "readdirplus", h.bucket, h.prefix+name, &errno)()
+	defer h.fs.op(&ctx, "readdirplus", h.bucket, h.prefix+name, &errno)()
 	if h.last.File != nil && !h.fs.plus.File() {
 		// Zero node ID: the kernel takes the name without attributes.
 		return nil, syscall.EAGAIN
@@ -120,7 +120,7 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 
 // Seekdir supports rewinddir; go-fuse itself replays an interrupted read.
 func (h *dirHandle) Seekdir(ctx context.Context, off uint64) (errno syscall.Errno) {
-	defer h.fs.op(ctx, "seekdir", h.bucket, h.prefix, &errno)()
+	defer h.fs.op(&ctx, "seekdir", h.bucket, h.prefix, &errno)()
 	if off != 0 {
 		return syscall.ENOTSUP
 	}
@@ -131,7 +131,7 @@ func (h *dirHandle) Seekdir(ctx context.Context, off uint64) (errno syscall.Errn
 
 // Create makes a new file; nothing reaches S3 until it is closed.
 func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (_ *fs.Inode, _ fs.FileHandle, _ uint32, errno syscall.Errno) {
-	defer d.fs.op(ctx, "create", d.d.Bucket(), d.d.Prefix()+name, &errno)()
+	defer d.fs.op(&ctx, "create", d.d.Bucket(), d.d.Prefix()+name, &errno)()
 	f, h, err := d.d.Create(ctx, name, flags)
 	if err != nil {
 		return nil, nil, 0, d.fs.fail("create", d.d.Bucket(), d.d.Prefix()+name, err)
@@ -142,7 +142,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 }
 
 func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (_ *fs.Inode, errno syscall.Errno) {
-	defer d.fs.op(ctx, "mkdir", d.d.Bucket(), d.d.Prefix()+name, &errno)()
+	defer d.fs.op(&ctx, "mkdir", d.d.Bucket(), d.d.Prefix()+name, &errno)()
 	nd, err := d.d.Mkdir(ctx, name)
 	if err != nil {
 		return nil, d.fs.fail("mkdir", d.d.Bucket(), d.d.Prefix()+name, err)
@@ -151,18 +151,18 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 }
 
 func (d *dirNode) Unlink(ctx context.Context, name string) (errno syscall.Errno) {
-	defer d.fs.op(ctx, "unlink", d.d.Bucket(), d.d.Prefix()+name, &errno)()
+	defer d.fs.op(&ctx, "unlink", d.d.Bucket(), d.d.Prefix()+name, &errno)()
 	return d.fs.fail("unlink", d.d.Bucket(), d.d.Prefix()+name, d.d.Unlink(ctx, name))
 }
 
 func (d *dirNode) Rmdir(ctx context.Context, name string) (errno syscall.Errno) {
-	defer d.fs.op(ctx, "rmdir", d.d.Bucket(), d.d.Prefix()+name, &errno)()
+	defer d.fs.op(&ctx, "rmdir", d.d.Bucket(), d.d.Prefix()+name, &errno)()
 	return d.fs.fail("rmdir", d.d.Bucket(), d.d.Prefix()+name, d.d.Rmdir(ctx, name))
 }
 
 // Rename moves a file or a directory (namespace.Dir.Rename).
 func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) (errno syscall.Errno) {
-	defer d.fs.op(ctx, "rename", d.d.Bucket(), d.d.Prefix()+name, &errno)()
+	defer d.fs.op(&ctx, "rename", d.d.Bucket(), d.d.Prefix()+name, &errno)()
 	np, ok := newParent.(*dirNode)
 	if !ok {
 		return syscall.EXDEV
@@ -203,7 +203,7 @@ func moveTree(in *fs.Inode, mv *namespace.Move) {
 
 // Setattr: S3 keeps no times or modes for prefixes (namespace.Dir.SetTimes).
 func (d *dirNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
-	defer d.fs.op(ctx, "setattr", d.d.Bucket(), d.d.Prefix(), &errno)()
+	defer d.fs.op(&ctx, "setattr", d.d.Bucket(), d.d.Prefix(), &errno)()
 	if err := d.d.SetTimes(); err != nil {
 		return d.fs.fail("setattr", d.d.Bucket(), d.d.Prefix(), err)
 	}

@@ -68,7 +68,7 @@ var (
 // the name now means another is for the next LOOKUP to say.
 func (n *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := n.f.Name()
-	defer n.fs.op(ctx, "getattr", b, k, &errno)()
+	defer n.fs.op(&ctx, "getattr", b, k, &errno)()
 	attrOut(out, n.fs.show.File(n.f.AttrWith(ctx, handleOf(fh)), caller(ctx)))
 	return 0
 }
@@ -83,7 +83,7 @@ func handleOf(fh fs.FileHandle) *namespace.Handle {
 
 func (n *fileNode) Open(ctx context.Context, flags uint32) (_ fs.FileHandle, _ uint32, errno syscall.Errno) {
 	b, k := n.f.Name()
-	defer n.fs.op(ctx, "open", b, k, &errno)()
+	defer n.fs.op(&ctx, "open", b, k, &errno)()
 	h, err := n.f.Open(ctx, flags)
 	if err != nil {
 		return nil, 0, n.fs.fail("open", b, k, err)
@@ -105,7 +105,7 @@ var openFlags = [...]uint32{namespace.PagesKeep: fuse.FOPEN_KEEP_CACHE, namespac
 // owners are ignored, as S3 keeps none.
 func (n *fileNode) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
 	b, k := n.f.Name()
-	defer n.fs.op(ctx, "setattr", b, k, &errno)()
+	defer n.fs.op(&ctx, "setattr", b, k, &errno)()
 	sz, set := in.GetSize()
 	a, err := n.f.SetSize(ctx, handleOf(fh), int64(sz), set)
 	if err != nil {
@@ -123,7 +123,7 @@ type handle struct {
 
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadResult, errno syscall.Errno) {
 	b, k := h.h.Name()
-	defer h.n.fs.op(ctx, "read", b, k, &errno)()
+	defer h.n.fs.op(&ctx, "read", b, k, &errno)()
 	head, tail, hold, err := h.h.ReadSpan(ctx, dest, off)
 	if err != nil {
 		if h.h.Stale(err) {
@@ -136,7 +136,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (_ fuse.ReadR
 
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (_ uint32, errno syscall.Errno) {
 	b, k := h.h.Name()
-	defer h.n.fs.op(ctx, "write", b, k, &errno)()
+	defer h.n.fs.op(&ctx, "write", b, k, &errno)()
 	n, err := h.h.Write(ctx, data, off)
 	return uint32(n), h.n.fs.fail("write", b, k, err)
 }
@@ -144,7 +144,7 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (_ uint32, e
 // Flush runs at every close(2), and its failure is close's.
 func (h *handle) Flush(ctx context.Context) (errno syscall.Errno) {
 	b, k := h.h.Name()
-	defer h.n.fs.op(ctx, "flush", b, k, &errno)()
+	defer h.n.fs.op(&ctx, "flush", b, k, &errno)()
 	err := h.h.Flush(ctx)
 	if h.h.Stale(err) {
 		h.n.forgetAfter()
@@ -154,7 +154,7 @@ func (h *handle) Flush(ctx context.Context) (errno syscall.Errno) {
 
 func (h *handle) Fsync(ctx context.Context, flags uint32) (errno syscall.Errno) {
 	b, k := h.h.Name()
-	defer h.n.fs.op(ctx, "fsync", b, k, &errno)()
+	defer h.n.fs.op(&ctx, "fsync", b, k, &errno)()
 	err := h.h.Fsync(ctx)
 	if h.h.Stale(err) {
 		h.n.forgetAfter()
@@ -164,7 +164,7 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) (errno syscall.Errno) 
 
 func (h *handle) Release(ctx context.Context) (errno syscall.Errno) {
 	b, k := h.h.Name()
-	defer h.n.fs.op(ctx, "release", b, k, &errno)()
+	defer h.n.fs.op(&ctx, "release", b, k, &errno)()
 	h.h.Release(ctx)
 	h.n.open.Add(-1)
 	return 0

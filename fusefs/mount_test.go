@@ -59,6 +59,10 @@ var oddKeys = map[string]string{
 }
 
 func TestMain(m *testing.M) {
+	if p := os.Getenv(statEnv); p != "" {
+		statForTest(p)
+		os.Exit(0)
+	}
 	if mp := os.Getenv(serveEnv); mp != "" {
 		if err := serveForTest(mp, os.Getenv(scenarioEnv)); err != nil {
 			fmt.Fprintln(os.Stderr, "serve:", err)

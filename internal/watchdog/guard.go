@@ -26,14 +26,15 @@ type Guard struct {
 
 // Begin starts the request op on bucket/key1+key2 (parts; joined only for
 // a report) for process pid of user uid. Defer what it returns, first
-// thing: it ends the request, and on a panic sets *errno to EIO.
-func (g *Guard) Begin(op string, parts [3]string, uid, pid uint32, errno *syscall.Errno) func() {
+// thing: it ends the request, and on a panic sets *errno to EIO; then it
+// calls release, if not nil (what the request held to its end).
+func (g *Guard) Begin(op string, parts [3]string, uid, pid uint32, errno *syscall.Errno, release func()) func() {
 	s, _ := g.states.Get().(*request)
 	if s == nil {
 		s = &request{}
 		s.end = s.done
 	}
-	s.g, s.op, s.parts, s.errno = g, op, parts, errno
+	s.g, s.op, s.parts, s.errno, s.after = g, op, parts, errno, release
 	if g.Tracker != nil {
 		s.o = g.Tracker.Begin(op, parts, uid, pid)
 	}
@@ -46,6 +47,7 @@ type request struct {
 	parts [3]string
 	errno *syscall.Errno
 	o     *Op
+	after func() // Begin's release
 	end   func()
 }
 
@@ -69,6 +71,9 @@ func (s *request) done() {
 // release ends the request with the tracker and puts s back.
 func (s *request) release() {
 	g := s.g
+	if s.after != nil {
+		s.after()
+	}
 	if s.o != nil {
 		g.Tracker.End(s.o)
 	}

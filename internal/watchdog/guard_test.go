@@ -15,8 +15,10 @@ import (
 func TestGuard(t *testing.T) {
 	var log bytes.Buffer
 	g := &Guard{Tracker: New(Config{StuckAfter: time.Minute}), Logger: slog.New(slog.NewTextHandler(&log, nil))}
+	released := 0
+	release := func() { released++ }
 	serve := func(op string, panics bool) (errno syscall.Errno, inFlight int) {
-		defer g.Begin(op, [3]string{"bkt", "dir/", "f.csv"}, 1000, 42, &errno)()
+		defer g.Begin(op, [3]string{"bkt", "dir/", "f.csv"}, 1000, 42, &errno, release)()
 		inFlight = g.Tracker.InFlight()
 		if panics {
 			panic("injected")
@@ -36,7 +38,11 @@ func TestGuard(t *testing.T) {
 	}
 	for i, tt := range tests {
 		log.Reset()
+		released = 0
 		errno, inFlight := serve(tt.op, tt.panics)
+		if released != 1 {
+			t.Errorf("%d %s: release called %d times, want once", i, tt.op, released)
+		}
 		if errno != tt.errno {
 			t.Errorf("%d %s: errno %v, want %v", i, tt.op, errno, tt.errno)
 		}
