@@ -150,13 +150,14 @@ func (c *Cache) Landed(bucket, key string, o store.Object, r io.ReaderAt) {
 // references to blocks, which keep their buffers from reuse after the
 // memory tier evicted them (at most the queue's bytes), and a GET waiting
 // for room in the queue holds its run (within its in-flight budget) and
-// one block beyond the receive bound. Call it on a Config
+// one block beyond the receive bound; files just uploaded are read into
+// buffers of its own (disk.LandBytes). Call it on a Config
 // with defaults applied (Cache.Config).
 func (c Config) DiskBytes() int64 {
 	if c.Disk == nil {
 		return 0
 	}
-	return c.Disk.QueueBytes() + c.ReceiveBytes()
+	return c.Disk.QueueBytes() + c.ReceiveBytes() + disk.LandBytes(c.BlockSize)
 }
 
 // DiskStats returns the disk tier's counters; ok is false without one.

@@ -105,6 +105,7 @@ type Cache struct {
 	wg        sync.WaitGroup
 	// pending holds the blocks on their way to a file (pending.go).
 	pending map[bid]*onItsWay
+	landing chan struct{} // a slot per Land reading blocks (pending.go)
 	resume  chan struct{} // closed: the writers may write (Config.Paused)
 
 	off     atomic.Pointer[string]
@@ -163,7 +164,7 @@ func Open(cfg Config) (c *Cache, warning string, err error) {
 	if err != nil {
 		return nil, "", err
 	}
-	c = &Cache{cfg: cfg, lock: lock, index: map[bid]*list.Element{}, pending: map[bid]*onItsWay{}, lru: list.New(), queue: make(chan item, 4096), room: make(chan struct{})}
+	c = &Cache{cfg: cfg, lock: lock, index: map[bid]*list.Element{}, pending: map[bid]*onItsWay{}, landing: make(chan struct{}, landAtOnce), lru: list.New(), queue: make(chan item, 4096), room: make(chan struct{})}
 	c.direct.Store(true)
 	t0 := time.Now()
 	if err := c.load(); err != nil {
@@ -707,6 +708,10 @@ func (c *Cache) Stats() Stats {
 
 // QueueBytes is the most the blocks waiting to be written may take.
 func (c *Cache) QueueBytes() int64 { return c.cfg.QueueBytes }
+
+// LandBytes is the most the buffers of Land take at once, for blocks of
+// blockSize bytes.
+func LandBytes(blockSize int64) int64 { return landAtOnce * landRun * padded(blockSize) }
 
 // Dir is the directory of the tier.
 func (c *Cache) Dir() string { return c.cfg.Dir }

@@ -75,8 +75,13 @@ func (c *Cache) writtenLocked(b bid) {
 }
 
 // landRun is the most blocks Land writes as one file, as a GET brings
-// them by default; it reads them into buffers of its own first.
-const landRun = 4
+// them by default; it reads them into buffers of its own first. At most
+// landAtOnce Lands read at once (the others wait), so many files closed
+// together hold at most LandBytes of buffers.
+const (
+	landRun    = 4
+	landAtOnce = 4
+)
 
 // Land writes the blocks ks (of one object, in order) before it returns,
 // in files of up to landRun consecutive blocks. fill(j, dst) returns
@@ -109,6 +114,11 @@ func (c *Cache) Land(ks []Key, fill func(j int, dst []byte) ([]byte, bool)) {
 		mine[j] = true
 	}
 	c.mu.Unlock()
+	// A slot, once the blocks are marked on their way: a Get of them
+	// meanwhile waits for this Land (at most PutWait) rather than
+	// missing. The slots' holders only read and write files.
+	c.landing <- struct{}{}
+	defer func() { <-c.landing }()
 	var bufs [landRun][]byte
 	failed := false
 	for j := 0; j < len(ks); {

@@ -110,3 +110,49 @@ func TestLandGetCancelled(t *testing.T) {
 	close(release)
 	<-landed
 }
+
+// TestLandsAtOnce: however many files are closed together, at most
+// landAtOnce Lands hold buffers at once; the others wait, and every block
+// lands.
+func TestLandsAtOnce(t *testing.T) {
+	c := open(t, Config{Dir: t.TempDir(), PutWait: time.Minute})
+	const files = 3 * landAtOnce
+	var inFill, most atomic.Int64
+	release := make(chan struct{})
+	done := make(chan struct{}, files)
+	for f := range files {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			obj := "f" + string(rune('a'+f))
+			c.Land([]Key{key(obj, 0), key(obj, 1)}, func(j int, dst []byte) ([]byte, bool) {
+				n := inFill.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				<-release
+				inFill.Add(-1)
+				return blockOf(obj, int64(j), bs), true
+			})
+		}()
+	}
+	until(t, "the first Lands fill", func() bool { return inFill.Load() == landAtOnce })
+	time.Sleep(50 * time.Millisecond) // the rest, if unbounded, would be in too
+	if n := most.Load(); n != landAtOnce {
+		t.Fatalf("%d Lands reading at once, want %d", n, landAtOnce)
+	}
+	close(release)
+	for range files {
+		<-done
+	}
+	if n := most.Load(); n != landAtOnce {
+		t.Fatalf("%d Lands reading at once, want at most %d", n, landAtOnce)
+	}
+	if s := c.Stats(); s.Blocks != 2*files {
+		t.Fatalf("stats %+v, want %d blocks", s, 2*files)
+	}
+	for f := range files {
+		obj := "f" + string(rune('a'+f))
+		if d, ok := c.Get(key(obj, 1)); !ok || !bytes.Equal(d, blockOf(obj, 1, bs)) {
+			t.Fatalf("%s block 1 not landed", obj)
+		}
+	}
+}
